@@ -1,1 +1,60 @@
-//! placeholder
+//! The HTTP face of Ember: axum routers for the FHIR REST API and the operations
+//! endpoints. Handlers translate HTTP into calls on the domain (`ember-repo`) and
+//! domain results back into HTTP; all error responses are `OperationOutcome`s built
+//! in [`error`].
+
+mod capabilities;
+mod error;
+mod fhir;
+mod negotiate;
+mod ops;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use ember_platform::Lifecycle;
+use ember_repo::Repo;
+
+pub use error::ApiError;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `""` or `/fhir`: where the FHIR API is mounted.
+    pub base_path: String,
+    /// The public base URL of the FHIR API, when configured.
+    pub public_base_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: Repo,
+    pub lifecycle: Lifecycle,
+    pub settings: Arc<ApiSettings>,
+}
+
+/// The complete HTTP application: the FHIR API under its base path plus `/livez`,
+/// `/readyz` and `/healthz`.
+pub fn router(state: AppState) -> Router {
+    let base_path = state.settings.base_path.clone();
+    let fhir = fhir::routes(&state);
+    let app = if base_path.is_empty() {
+        fhir
+    } else {
+        Router::new().nest(&base_path, fhir)
+    };
+    app.merge(ops::routes())
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::guard,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+        .with_state(state)
+}

@@ -1,1 +1,361 @@
-//! placeholder
+//! `ember-bench`: the load generator behind `ember bench --url URL`. It drives
+//! any FHIR R4 server over plain HTTP/1.1 with a deterministic
+//! create/read/update/delete workload and compares the results with an
+//! HTTP ceiling and an optional storage ceiling measured in the same run.
+
+mod http;
+mod phase;
+mod report;
+mod rng;
+mod rss;
+mod stats;
+mod storage;
+mod workload;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+
+use crate::http::{CeilingServer, Conn, Target};
+use crate::phase::{Entry, PhaseCtx, Work, run_http_phase, setup_create};
+use crate::report::{Report, ReportArgs, RssReport};
+use crate::rng::Rng;
+use crate::stats::PhaseStats;
+use crate::storage::{Db, StorageOpts};
+use crate::workload::{Refs, ResourceType};
+
+/// Number of Patients / Practitioners created before the timed phases.
+const SETUP_PATIENTS: usize = 10;
+const SETUP_PRACTITIONERS: usize = 5;
+
+/// One timed phase against the FHIR server.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Read,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Read => "read",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// Arguments of `ember bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// FHIR base URL of the server under test, e.g. http://127.0.0.1:8080/fhir
+    #[arg(long, env = "EMBER_BENCH_URL")]
+    pub url: String,
+
+    /// Concurrent HTTP/1.1 connections (one worker each)
+    #[arg(long, env = "EMBER_BENCH_CONNECTIONS", default_value_t = 32)]
+    pub connections: usize,
+
+    /// Recorded seconds per phase
+    #[arg(long, env = "EMBER_BENCH_DURATION", default_value_t = 10)]
+    pub duration: u64,
+
+    /// Unrecorded warmup seconds before each phase
+    #[arg(long, env = "EMBER_BENCH_WARMUP", default_value_t = 2)]
+    pub warmup: u64,
+
+    /// Seed of the deterministic workload
+    #[arg(long, env = "EMBER_BENCH_SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Phases to run (always executed in the order create, read, update, delete)
+    #[arg(
+        long,
+        env = "EMBER_BENCH_OPS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "create,read,update,delete"
+    )]
+    pub ops: Vec<Op>,
+
+    /// Storage-ceiling baseline database: postgres://... or sqlite://path
+    /// (SQLite uses a scratch file <path>.bench-baseline)
+    #[arg(long, env = "EMBER_BENCH_DB")]
+    pub db: Option<String>,
+
+    /// Skip the HTTP-ceiling baseline
+    #[arg(long, env = "EMBER_BENCH_NO_HTTP_BASELINE")]
+    pub no_http_baseline: bool,
+
+    /// Server process id: report its peak RSS from /proc/PID/status
+    #[arg(long, env = "EMBER_BENCH_PID")]
+    pub pid: Option<u32>,
+
+    /// Also write the full report as JSON to this file
+    #[arg(long, env = "EMBER_BENCH_JSON")]
+    pub json: Option<PathBuf>,
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    stats::round2(kib as f64 / 1024.0)
+}
+
+/// Runs the benchmark described by `args` and prints the report.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    if args.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    if args.duration == 0 {
+        bail!("--duration must be at least 1 second");
+    }
+    let target = Arc::new(Target::parse(&args.url)?);
+    let db = args.db.as_deref().map(Db::parse).transpose()?;
+    if let Some(pid) = args.pid {
+        rss::read_status(pid)?;
+    }
+    let warmup = Duration::from_secs(args.warmup);
+    let duration = Duration::from_secs(args.duration);
+    let mut notes = Vec::new();
+
+    // Preflight: is anything listening, and does it look like FHIR?
+    let mut conn = Conn::new(target.clone());
+    let metadata = target.path("metadata");
+    match conn.send(::http::Method::GET, &metadata, None).await {
+        Ok(reply) if reply.status.is_success() => {}
+        Ok(reply) => notes.push(format!("GET {metadata} returned {}", reply.status)),
+        Err(e) => bail!("FHIR server at {} is not reachable: {e:#}", args.url),
+    }
+
+    // Setup: Patients and Practitioners the clinical resources reference.
+    eprintln!(
+        "setup: creating {SETUP_PATIENTS} Patients and {SETUP_PRACTITIONERS} Practitioners at {}",
+        args.url
+    );
+    let mut setup_rng = Rng::for_worker(args.seed, 0, 0);
+    let empty = Refs::default();
+    let patients = setup_create(
+        &mut conn,
+        &target,
+        ResourceType::Patient,
+        SETUP_PATIENTS,
+        &mut setup_rng,
+        &empty,
+    )
+    .await?;
+    let practitioners = setup_create(
+        &mut conn,
+        &target,
+        ResourceType::Practitioner,
+        SETUP_PRACTITIONERS,
+        &mut setup_rng,
+        &empty,
+    )
+    .await?;
+    drop(conn);
+    let setup_entries: Vec<Entry> = patients
+        .iter()
+        .map(|id| (ResourceType::Patient, id.clone()))
+        .chain(
+            practitioners
+                .iter()
+                .map(|id| (ResourceType::Practitioner, id.clone())),
+        )
+        .collect();
+    let refs = Arc::new(Refs {
+        patients,
+        practitioners,
+    });
+
+    let sampler = args.pid.map(rss::RssSampler::start).transpose()?;
+
+    // Timed phases, always in CRUD order.
+    let mut phases: Vec<PhaseStats> = Vec::new();
+    let mut pool: Vec<Entry> = Vec::new();
+    for op in [Op::Create, Op::Read, Op::Update, Op::Delete] {
+        if !args.ops.contains(&op) {
+            continue;
+        }
+        let mut ctx = PhaseCtx::new(target.clone(), refs.clone(), args.seed);
+        let work = match op {
+            Op::Create => Work::Create,
+            Op::Read | Op::Update => {
+                if pool.is_empty() {
+                    notes.push(format!(
+                        "{}: no resources from a create phase, using the {} setup resources",
+                        op.name(),
+                        setup_entries.len()
+                    ));
+                    ctx.pool = Arc::new(setup_entries.clone());
+                } else {
+                    ctx.pool = Arc::new(pool.clone());
+                }
+                if op == Op::Read {
+                    Work::Read
+                } else {
+                    Work::Update
+                }
+            }
+            Op::Delete => {
+                if pool.is_empty() {
+                    notes.push("delete: skipped, nothing was created to delete".into());
+                    continue;
+                }
+                let mut queue = std::mem::take(&mut pool);
+                Rng::for_worker(args.seed, 4, usize::MAX).shuffle(&mut queue);
+                ctx.delete_queue = Mutex::new(queue);
+                Work::Delete
+            }
+        };
+        eprintln!(
+            "{}: {}s warmup + {}s measured, {} connections...",
+            op.name(),
+            args.warmup,
+            args.duration,
+            args.connections
+        );
+        let (stats, created) = run_http_phase(
+            op.name(),
+            work,
+            Arc::new(ctx),
+            args.connections,
+            warmup,
+            duration,
+        )
+        .await?;
+        pool.extend(created);
+        if stats.errors > 0 {
+            notes.push(format!(
+                "{}: {} of {} requests failed; its numbers are not comparable",
+                op.name(),
+                stats.errors,
+                stats.requests
+            ));
+        }
+        phases.push(stats);
+    }
+
+    let rss = match (sampler, args.pid) {
+        (Some(s), Some(pid)) => {
+            let (peak, hwm) = s.finish();
+            let peak_mib = kib_to_mib(peak.max(hwm.unwrap_or(0)));
+            Some(RssReport {
+                pid,
+                peak_sampled_mib: kib_to_mib(peak),
+                vm_hwm_mib: hwm.map(kib_to_mib),
+                peak_mib,
+            })
+        }
+        _ => None,
+    };
+
+    // HTTP ceiling.
+    let http_ceiling = if args.no_http_baseline {
+        notes.push("http ceiling: skipped (--no-http-baseline)".into());
+        None
+    } else {
+        eprintln!(
+            "http ceiling: {}s warmup + {}s measured...",
+            args.warmup, args.duration
+        );
+        Some(run_http_ceiling(args.connections, warmup, duration, args.seed, &refs).await?)
+    };
+
+    // Storage ceiling.
+    let storage = match &db {
+        None => {
+            let msg = "storage ceiling: skipped (no --db postgres://... or sqlite://path given)";
+            eprintln!("note: {msg}");
+            notes.push(msg.into());
+            None
+        }
+        Some(db) => {
+            let opts = StorageOpts {
+                connections: args.connections,
+                warmup,
+                duration,
+                seed: args.seed,
+                refs: refs.clone(),
+            };
+            match storage::run(db, &opts).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let msg = format!("storage ceiling ({}) failed: {e:#}", db.backend());
+                    eprintln!("error: {msg}");
+                    notes.push(msg);
+                    None
+                }
+            }
+        }
+    };
+
+    let mut report = Report {
+        timestamp: report::now_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        args: ReportArgs {
+            url: args.url.clone(),
+            connections: args.connections,
+            duration_secs: args.duration,
+            warmup_secs: args.warmup,
+            seed: args.seed,
+            ops: args.ops.iter().map(|o| o.name().to_owned()).collect(),
+            db_backend: db.as_ref().map(|d| d.backend().to_owned()),
+            http_baseline: !args.no_http_baseline,
+            pid: args.pid,
+        },
+        phases,
+        http_ceiling,
+        storage,
+        ratios: Vec::new(),
+        rss,
+        notes,
+    };
+    report.compute_ratios();
+    print!("{}", report.render());
+
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("serializing the JSON report")?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing the JSON report to {}", path.display()))?;
+        eprintln!("JSON report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Starts the ceiling server and drives it with GETs.
+async fn run_http_ceiling(
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+    seed: u64,
+    refs: &Arc<Refs>,
+) -> Result<PhaseStats> {
+    let body = workload::generate_string(
+        ResourceType::Patient,
+        &mut Rng::for_worker(seed, 5, 0),
+        refs,
+        Some("ceiling"),
+    );
+    let server = CeilingServer::start(Bytes::from(body))?;
+    let target = Arc::new(Target::parse(&server.url())?);
+    let ctx = Arc::new(PhaseCtx::new(target, refs.clone(), seed));
+    let (stats, _) = run_http_phase(
+        "http ceiling",
+        Work::Ceiling,
+        ctx,
+        connections,
+        warmup,
+        duration,
+    )
+    .await?;
+    drop(server);
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,177 @@
-fn main(){}
+//! `ember`: the command line that wires the platform, storage, domain and HTTP layers
+//! into one binary (`serve`, `migrate`, `bench`).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ember_api::{ApiSettings, AppState};
+use ember_platform::{Lifecycle, ServeConfig};
+use ember_repo::{Limits, Repo};
+use ember_store::{StoreError, StoreOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "ember",
+    version,
+    about = "Ember: a FHIR R4 server for telemedicine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the FHIR API.
+    Serve(ServeConfig),
+    /// Apply database migrations and exit (safe to run from several pods at once).
+    Migrate(MigrateArgs),
+    /// Drive a FHIR server with a CRUD workload and compare against HTTP and storage ceilings.
+    Bench(ember_bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// `postgres://…` or `sqlite://path`.
+    #[arg(
+        long,
+        env = "EMBER_DATABASE_URL",
+        default_value = "sqlite://ember-data/ember.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ember: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(config) => serve(config).await,
+            Command::Migrate(args) => migrate(args).await,
+            Command::Bench(args) => ember_bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "ember stopped");
+            eprintln!("ember: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    ember_platform::logging::init("info");
+    let options = StoreOptions {
+        url: args.database_url,
+        pool_size: 1,
+        acquire_timeout: Duration::from_secs(30),
+    };
+    let applied = ember_store::migrate(&options).await?;
+    tracing::info!(applied, "migrations done");
+    Ok(())
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let started_at = Instant::now();
+    ember_platform::logging::init(&config.log);
+    let lifecycle = Lifecycle::new();
+    let store = open_store(&config).await?;
+    let limits = Limits {
+        max_json_depth: config.max_json_depth,
+        max_bundle_entries: config.max_bundle_entries,
+        max_count: config.max_count,
+        ..Limits::default()
+    };
+    let state = AppState {
+        repo: Repo::new(store, limits),
+        lifecycle: lifecycle.clone(),
+        settings: Arc::new(ApiSettings {
+            base_path: config.normalized_base_path(),
+            public_base_url: config.public_base_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout(),
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    lifecycle.mark_started();
+    tracing::info!(
+        listen = %local,
+        startup_ms = started_at.elapsed().as_millis() as u64,
+        "ember is ready"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, ember_api::router(state)).with_graceful_shutdown(async {
+        let _ = stop_rx.await;
+    });
+    let mut server = tokio::spawn(async move { server.await });
+
+    tokio::select! {
+        result = &mut server => return Ok(result??),
+        () = ember_platform::shutdown::signal() => {}
+    }
+    // Draining: readiness fails at once while requests are still served, then the
+    // listener closes and requests in flight finish, all within the grace period.
+    let deadline = Instant::now() + config.shutdown_grace();
+    lifecycle.mark_draining();
+    tracing::info!(
+        delay_ms = config.shutdown_delay_ms,
+        "shutdown requested; draining"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(config.shutdown_delay().min(config.shutdown_grace())) => {}
+        () = ember_platform::shutdown::signal() => return Ok(()),
+    }
+    let _ = stop_tx.send(());
+    tokio::select! {
+        result = tokio::time::timeout_at(deadline.into(), &mut server) => match result {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("requests still in flight at the end of the grace period"),
+        },
+        () = ember_platform::shutdown::signal() => {}
+    }
+    tracing::info!("ember stopped");
+    Ok(())
+}
+
+/// Opens the store, waiting for the database while it is unreachable.
+async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn ember_store::Store>> {
+    let options = StoreOptions {
+        url: config.database_url.clone(),
+        pool_size: config.db_pool_size,
+        acquire_timeout: config.db_acquire_timeout(),
+    };
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match ember_store::open(&options).await {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "database unavailable; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = ember_platform::shutdown::signal() => anyhow::bail!("stopped while waiting for the database"),
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("cannot open the database"),
+        }
+    }
+}

@@ -1,1 +1,10 @@
-//! placeholder
+//! Platform concerns every other layer uses: configuration, logging, the instance
+//! lifecycle (readiness, draining) and shutdown signals.
+
+pub mod config;
+pub mod lifecycle;
+pub mod logging;
+pub mod shutdown;
+
+pub use config::ServeConfig;
+pub use lifecycle::Lifecycle;

@@ -1,0 +1,251 @@
+//! The benchmark report: table on stdout and optional JSON file.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::stats::{PhaseStats, round2};
+use crate::storage::StorageResult;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportArgs {
+    pub url: String,
+    pub connections: usize,
+    pub duration_secs: u64,
+    pub warmup_secs: u64,
+    pub seed: u64,
+    pub ops: Vec<String>,
+    pub db_backend: Option<String>,
+    pub http_baseline: bool,
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub name: String,
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RssReport {
+    pub pid: u32,
+    /// Highest VmRSS seen while sampling every 200 ms during the phases.
+    pub peak_sampled_mib: f64,
+    /// VmHWM (kernel-tracked peak) read at the end, if available.
+    pub vm_hwm_mib: Option<f64>,
+    /// max(peak_sampled, VmHWM).
+    pub peak_mib: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub timestamp: String,
+    pub version: String,
+    pub args: ReportArgs,
+    pub phases: Vec<PhaseStats>,
+    pub http_ceiling: Option<PhaseStats>,
+    pub storage: Option<StorageResult>,
+    pub ratios: Vec<Ratio>,
+    pub rss: Option<RssReport>,
+    pub notes: Vec<String>,
+}
+
+fn find<'a>(phases: &'a [PhaseStats], name: &str) -> Option<&'a PhaseStats> {
+    phases.iter().find(|p| p.name == name)
+}
+
+/// `a / b` in percent of requests/s, when both sides have throughput.
+fn ratio(name: &str, a: Option<&PhaseStats>, b: Option<&PhaseStats>) -> Option<Ratio> {
+    let (a, b) = (a?, b?);
+    if b.requests_per_sec <= 0.0 || a.requests == 0 {
+        return None;
+    }
+    Some(Ratio {
+        name: name.to_owned(),
+        percent: round2(a.requests_per_sec / b.requests_per_sec * 100.0),
+    })
+}
+
+impl Report {
+    pub fn compute_ratios(&mut self) {
+        let http = self.http_ceiling.as_ref();
+        let ins = self.storage.as_ref().map(|s| &s.insert);
+        let sel = self.storage.as_ref().map(|s| &s.select);
+        let ph = &self.phases;
+        self.ratios = [
+            ratio("read / http ceiling", find(ph, "read"), http),
+            ratio("create / storage insert", find(ph, "create"), ins),
+            ratio("read / storage select", find(ph, "read"), sel),
+            ratio("update / storage insert", find(ph, "update"), ins),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+    }
+
+    fn rows(&self) -> Vec<&PhaseStats> {
+        let mut rows: Vec<&PhaseStats> = self.phases.iter().collect();
+        rows.extend(self.http_ceiling.iter());
+        if let Some(s) = &self.storage {
+            rows.push(&s.insert);
+            rows.push(&s.select);
+        }
+        rows
+    }
+
+    /// Human-readable table.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let a = &self.args;
+        let _ = writeln!(
+            s,
+            "\nEmber bench {}  {}  connections={} duration={}s warmup={}s seed={}",
+            self.version, a.url, a.connections, a.duration_secs, a.warmup_secs, a.seed
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:>10} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
+            "phase", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+        );
+        let _ = writeln!(s, "{}", "-".repeat(88));
+        for p in self.rows() {
+            let _ = writeln!(
+                s,
+                "{:<16} {:>10} {:>11.2} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>8}{}",
+                p.name,
+                p.requests,
+                p.requests_per_sec,
+                p.p50_ms,
+                p.p90_ms,
+                p.p99_ms,
+                p.max_ms,
+                p.errors,
+                if p.ended_early {
+                    format!("  (ended early after {:.2}s)", p.elapsed_secs)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let with_errors: Vec<&PhaseStats> = self
+            .rows()
+            .into_iter()
+            .filter(|p| !p.error_samples.is_empty())
+            .collect();
+        if !with_errors.is_empty() {
+            let _ = writeln!(s, "\nfirst errors:");
+            for p in with_errors {
+                for e in &p.error_samples {
+                    let _ = writeln!(s, "  [{}] {e}", p.name);
+                }
+            }
+        }
+        if !self.ratios.is_empty() {
+            let _ = writeln!(s, "\nratios (requests/s):");
+            for r in &self.ratios {
+                let _ = writeln!(s, "  {:<26} {:>8.2} %", r.name, r.percent);
+            }
+        }
+        if let Some(r) = &self.rss {
+            let hwm = r
+                .vm_hwm_mib
+                .map(|h| format!(", VmHWM {h:.1} MiB"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "\nserver peak RSS (pid {}): {:.1} MiB (sampled peak {:.1} MiB{hwm})",
+                r.pid, r.peak_mib, r.peak_sampled_mib
+            );
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "\nnotes:");
+            for n in &self.notes {
+                let _ = writeln!(s, "  - {n}");
+            }
+        }
+        s
+    }
+}
+
+/// RFC 3339 UTC timestamp of the current time (second precision).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339_from_unix(secs)
+}
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+pub fn rfc3339_from_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_unix(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_from_unix(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn ratios_only_where_both_sides_exist() {
+        let p = |name: &str, n: u64| {
+            PhaseStats::from_latencies(
+                name,
+                vec![1000; n as usize],
+                0,
+                Duration::from_secs(1),
+                false,
+                vec![],
+            )
+        };
+        let mut r = Report {
+            timestamp: String::new(),
+            version: String::new(),
+            args: ReportArgs {
+                url: "u".into(),
+                connections: 1,
+                duration_secs: 1,
+                warmup_secs: 0,
+                seed: 1,
+                ops: vec![],
+                db_backend: None,
+                http_baseline: true,
+                pid: None,
+            },
+            phases: vec![p("create", 50), p("read", 200)],
+            http_ceiling: Some(p("http ceiling", 400)),
+            storage: None,
+            ratios: vec![],
+            rss: None,
+            notes: vec![],
+        };
+        r.compute_ratios();
+        assert_eq!(r.ratios.len(), 1);
+        assert_eq!(r.ratios[0].name, "read / http ceiling");
+        assert_eq!(r.ratios[0].percent, 50.0);
+        assert!(r.render().contains("read / http ceiling"));
+    }
+}

@@ -1,0 +1,222 @@
+//! End-to-end tests against servers on 127.0.0.1 only.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_ceiling_short_phase() {
+    let server = CeilingServer::start(Bytes::from_static(
+        br#"{"resourceType":"Patient","id":"x"}"#,
+    ))
+    .expect("start ceiling server");
+    let target = Arc::new(Target::parse(&server.url()).expect("url"));
+    let ctx = Arc::new(PhaseCtx::new(target, Arc::new(Refs::default()), 42));
+    let (stats, _) = run_http_phase(
+        "http ceiling",
+        Work::Ceiling,
+        ctx,
+        2,
+        Duration::ZERO,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("phase");
+    assert!(stats.requests > 0);
+    assert_eq!(stats.errors, 0, "{:?}", stats.error_samples);
+    assert!(stats.p50_ms <= stats.p99_ms && stats.p99_ms <= stats.max_ms);
+}
+
+/// A tiny in-memory FHIR server: enough REST for the bench phases.
+struct MockFhir {
+    store: Mutex<HashMap<String, String>>,
+    next_id: AtomicU64,
+}
+
+impl MockFhir {
+    fn handle(&self, method: &::http::Method, path: &str, body: Bytes) -> Response<Full<Bytes>> {
+        let segs: Vec<&str> = path.trim_start_matches("/fhir/").split('/').collect();
+        let reply = |status: StatusCode, body: String| {
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = status;
+            r
+        };
+        let mut store = match self.store.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match (method.as_str(), segs.as_slice()) {
+            ("GET", ["metadata"]) => reply(
+                StatusCode::OK,
+                r#"{"resourceType":"CapabilityStatement"}"#.into(),
+            ),
+            ("POST", [rtype]) => {
+                let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => return reply(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                if parsed["resourceType"] != *rtype {
+                    return reply(StatusCode::BAD_REQUEST, "type mismatch".into());
+                }
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                store.insert(
+                    format!("{rtype}/{id}"),
+                    String::from_utf8_lossy(&body).into_owned(),
+                );
+                let mut r = reply(StatusCode::CREATED, String::new());
+                if id % 2 == 0 {
+                    r.headers_mut().insert(
+                        ::http::header::LOCATION,
+                        ::http::HeaderValue::from_str(&format!(
+                            "http://127.0.0.1/fhir/{rtype}/{id}/_history/1"
+                        ))
+                        .expect("header"),
+                    );
+                } else {
+                    *r.body_mut() = Full::new(Bytes::from(format!(
+                        r#"{{"resourceType":"{rtype}","id":"{id}"}}"#
+                    )));
+                }
+                r
+            }
+            ("GET", [rtype, id]) => match store.get(&format!("{rtype}/{id}")) {
+                Some(b) => reply(StatusCode::OK, b.clone()),
+                None => reply(StatusCode::NOT_FOUND, "gone".into()),
+            },
+            ("PUT", [rtype, id]) => {
+                let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if parsed["id"] != *id {
+                    return reply(StatusCode::BAD_REQUEST, "id mismatch".into());
+                }
+                store.insert(
+                    format!("{rtype}/{id}"),
+                    String::from_utf8_lossy(&body).into_owned(),
+                );
+                reply(StatusCode::OK, String::from_utf8_lossy(&body).into_owned())
+            }
+            ("DELETE", [rtype, id]) => match store.remove(&format!("{rtype}/{id}")) {
+                Some(_) => reply(StatusCode::NO_CONTENT, String::new()),
+                None => reply(StatusCode::NOT_FOUND, "double delete".into()),
+            },
+            _ => reply(StatusCode::NOT_FOUND, format!("no route {method} {path}")),
+        }
+    }
+}
+
+async fn start_mock() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mock = Arc::new(MockFhir {
+        store: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+    });
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mock = mock.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let mock = mock.clone();
+                    async move {
+                        let method = req.method().clone();
+                        let path = req.uri().path().to_owned();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        Ok::<_, Infallible>(mock.handle(&method, &path, body))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn args(url: String) -> BenchArgs {
+    BenchArgs {
+        url,
+        connections: 2,
+        duration: 1,
+        warmup: 0,
+        seed: 7,
+        ops: vec![Op::Create, Op::Read, Op::Update, Op::Delete],
+        db: None,
+        no_http_baseline: false,
+        pid: None,
+        json: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_run_against_mock_server() {
+    let addr = start_mock().await;
+    let dir = std::env::temp_dir().join(format!("ember-bench-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let json_path = dir.join("report.json");
+    let mut a = args(format!("http://{addr}/fhir"));
+    a.db = Some(format!("sqlite://{}", dir.join("server.db").display()));
+    a.pid = Some(std::process::id());
+    a.json = Some(json_path.clone());
+    run(a).await.expect("bench run");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("json written"))
+            .expect("valid json");
+    let phases = report["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 4);
+    for p in phases {
+        assert!(p["requests"].as_u64().unwrap_or(0) > 0, "{p}");
+        assert_eq!(p["errors"], 0, "{p}");
+    }
+    assert!(report["http_ceiling"]["requests"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(report["storage"]["backend"], "sqlite");
+    assert_eq!(report["args"]["connections"], 2);
+    assert_eq!(report["ratios"].as_array().map(Vec::len), Some(4));
+    assert!(report["rss"]["peak_mib"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(!dir.join("server.db.bench-baseline").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn server_down_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let err = run(args(format!("http://{addr}/fhir")))
+        .await
+        .expect_err("must fail");
+    assert!(format!("{err:#}").contains("not reachable"), "{err:#}");
+}
+
+#[test]
+fn args_parse_with_defaults() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+    let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir", "--ops", "read,create"])
+        .expect("parse");
+    assert_eq!(cli.bench.connections, 32);
+    assert_eq!(cli.bench.duration, 10);
+    assert_eq!(cli.bench.warmup, 2);
+    assert_eq!(cli.bench.seed, 42);
+    assert_eq!(cli.bench.ops, vec![Op::Read, Op::Create]);
+    assert!(!cli.bench.no_http_baseline);
+    let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir"]).expect("parse");
+    assert_eq!(cli.bench.ops.len(), 4);
+}

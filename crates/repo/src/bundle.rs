@@ -1,0 +1,629 @@
+//! Batch and transaction Bundles.
+//!
+//! A transaction is all or nothing: its writes are planned against the current
+//! versions and committed in one storage transaction, in the order the spec gives
+//! (DELETE, POST, PUT/PATCH), and its reads (GET) run afterwards. `urn:uuid:` and
+//! relative references between entries are rewritten to the ids the server assigns.
+//! A batch runs each entry on its own and reports a status per entry.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::Engine;
+use ember_fhir::{IssueType, OperationOutcome, Severity, id, instant};
+use ember_store::StoreError;
+use serde_json::{Value, json};
+
+use crate::write::{
+    Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch, plan_put,
+};
+use crate::{Repo, RepoError, Result, check_id, check_type};
+
+/// Whether entries succeed or fail together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleKind {
+    Batch,
+    Transaction,
+}
+
+/// What a client asked to get back from a write (`Prefer: return=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prefer {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    /// Processing order within a transaction: DELETE, POST, PUT/PATCH, GET.
+    fn rank(self) -> u8 {
+        match self {
+            Method::Delete => 0,
+            Method::Post => 1,
+            Method::Put | Method::Patch => 2,
+            Method::Get => 3,
+        }
+    }
+}
+
+/// One request entry, parsed.
+#[derive(Debug, Clone)]
+struct Entry {
+    method: Method,
+    res_type: String,
+    id: Option<String>,
+    version: Option<String>,
+    full_url: Option<String>,
+    resource: Option<Value>,
+    if_match: Option<i64>,
+}
+
+/// What one entry did, for the response Bundle.
+enum Outcome {
+    Written(Stored),
+    Deleted(Option<i64>),
+    Read(Stored),
+    Failed(RepoError),
+}
+
+impl Repo {
+    /// Processes a `batch` or `transaction` Bundle and returns the response Bundle.
+    pub async fn process_bundle(&self, bundle: Value, base: &str, prefer: Prefer) -> Result<Value> {
+        let kind = match bundle.get("type").and_then(Value::as_str) {
+            Some("transaction") => BundleKind::Transaction,
+            Some("batch") => BundleKind::Batch,
+            other => {
+                return Err(RepoError::Invalid(format!(
+                    "only batch and transaction Bundles can be processed here, not {:?}; store other Bundles with POST [base]/Bundle",
+                    other.unwrap_or("(no type)")
+                )));
+            }
+        };
+        let raw_entries = match bundle.get("entry") {
+            None => Vec::new(),
+            Some(Value::Array(entries)) => entries.clone(),
+            Some(_) => return Err(RepoError::Invalid("Bundle.entry must be an array".into())),
+        };
+        if raw_entries.len() > self.limits.max_bundle_entries {
+            return Err(RepoError::Invalid(format!(
+                "the Bundle has {} entries; at most {} are accepted",
+                raw_entries.len(),
+                self.limits.max_bundle_entries
+            )));
+        }
+        let parsed: Vec<Result<Entry>> = raw_entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| parse_entry(e, base).map_err(|err| at_entry(i, err)))
+            .collect();
+        let outcomes = match kind {
+            BundleKind::Transaction => {
+                let entries = parsed.into_iter().collect::<Result<Vec<_>>>()?;
+                self.transaction(entries).await?
+            }
+            BundleKind::Batch => self.batch(parsed).await,
+        };
+        let response_type = match kind {
+            BundleKind::Transaction => "transaction-response",
+            BundleKind::Batch => "batch-response",
+        };
+        let entries: Vec<Value> = outcomes
+            .into_iter()
+            .map(|o| response_entry(o, base, prefer))
+            .collect();
+        Ok(json!({"resourceType": "Bundle", "type": response_type, "entry": entries}))
+    }
+
+    async fn batch(&self, entries: Vec<Result<Entry>>) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| entries[i].as_ref().map_or(0, |e| e.method.rank()));
+        for i in order {
+            let outcome = match &entries[i] {
+                Err(e) => Outcome::Failed(RepoError::Invalid(e.to_string())),
+                Ok(entry) => self
+                    .run_single(entry.clone())
+                    .await
+                    .unwrap_or_else(Outcome::Failed),
+            };
+            outcomes[i] = Some(outcome);
+        }
+        outcomes.into_iter().flatten().collect()
+    }
+
+    /// Runs one entry as its own interaction (batch semantics).
+    async fn run_single(&self, e: Entry) -> Result<Outcome> {
+        let id = e.id.as_deref().unwrap_or_default();
+        Ok(match e.method {
+            Method::Post => Outcome::Written(
+                self.create(&e.res_type, e.resource.unwrap_or_default())
+                    .await?,
+            ),
+            Method::Put => Outcome::Written(
+                self.update(&e.res_type, id, e.resource.unwrap_or_default(), e.if_match)
+                    .await?,
+            ),
+            Method::Patch => {
+                let patch = patch_document(e.resource.as_ref())?;
+                Outcome::Written(self.patch(&e.res_type, id, &patch, e.if_match).await?)
+            }
+            Method::Delete => {
+                Outcome::Deleted(self.delete(&e.res_type, id, e.if_match).await?.version)
+            }
+            Method::Get => Outcome::Read(self.get(&e).await?),
+        })
+    }
+
+    async fn get(&self, e: &Entry) -> Result<Stored> {
+        let id = e.id.as_deref().unwrap_or_default();
+        match &e.version {
+            Some(v) => self.vread(&e.res_type, id, v).await,
+            None => self.read(&e.res_type, id).await,
+        }
+    }
+
+    async fn transaction(&self, mut entries: Vec<Entry>) -> Result<Vec<Outcome>> {
+        let references = assign_ids(&mut entries)?;
+        for entry in &mut entries {
+            if let Some(resource) = entry
+                .resource
+                .as_mut()
+                .filter(|_| matches!(entry.method, Method::Post | Method::Put))
+            {
+                rewrite_references(resource, &references);
+            }
+        }
+        let patches: Vec<Option<Value>> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match e.method {
+                Method::Patch => patch_document(e.resource.as_ref())
+                    .map(Some)
+                    .map_err(|err| at_entry(i, err)),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by_key(|&i| entries[i].method.rank());
+
+        let mut attempt = 0;
+        let mut outcomes: Vec<Option<Outcome>> = loop {
+            let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
+            let mut plans: Vec<(usize, Plan)> = Vec::new();
+            for &i in &order {
+                let e = &entries[i];
+                if e.method == Method::Get {
+                    continue;
+                }
+                let (planned, outcome) = self
+                    .plan_entry(e, patches[i].as_ref())
+                    .await
+                    .map_err(|err| at_entry(i, err))?;
+                outcomes[i] = Some(outcome);
+                if let Some(plan) = planned {
+                    plans.push((i, plan));
+                }
+            }
+            let writes = plans.iter().map(|(_, p)| p.write.clone()).collect();
+            match self.store.commit(writes).await {
+                Ok(()) => break outcomes,
+                Err(StoreError::Conflict { index }) => {
+                    let entry = &entries[plans[index].0];
+                    if let Some(expected) = entry.if_match {
+                        let id = entry.id.as_deref().unwrap_or_default();
+                        let current = self.store.read(&entry.res_type, id).await?;
+                        check_if_match(&entry.res_type, id, Some(expected), current.as_ref())?;
+                    }
+                    if attempt >= self.limits.write_retries {
+                        return Err(RepoError::Conflict(
+                            "the transaction kept conflicting with concurrent writes".into(),
+                        ));
+                    }
+                    crate::write::backoff(attempt).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        for &i in order.iter().filter(|&&i| entries[i].method == Method::Get) {
+            outcomes[i] = Some(match self.get(&entries[i]).await {
+                Ok(stored) => Outcome::Read(stored),
+                Err(e) => Outcome::Failed(e),
+            });
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Plans one write entry of a transaction against the current version.
+    async fn plan_entry(
+        &self,
+        e: &Entry,
+        patch: Option<&Value>,
+    ) -> Result<(Option<Plan>, Outcome)> {
+        let id = e.id.as_deref().unwrap_or_default();
+        let current = match e.method {
+            Method::Post => None,
+            _ => self.store.read(&e.res_type, id).await?,
+        };
+        check_if_match(&e.res_type, id, e.if_match, current.as_ref())?;
+        let plan = match e.method {
+            Method::Post => {
+                self.plan_create(&e.res_type, id, e.resource.clone().unwrap_or_default())?
+            }
+            Method::Put => {
+                let body = e.resource.clone().unwrap_or_default();
+                check_body(&e.res_type, &body)?;
+                if body.get("id").and_then(Value::as_str) != Some(id) {
+                    return Err(RepoError::Invalid(format!(
+                        "the resource id must be {id:?}, as in the request URL"
+                    )));
+                }
+                plan_put(
+                    &e.res_type,
+                    id,
+                    body,
+                    current.as_ref(),
+                    ember_store::Change::Update,
+                )
+            }
+            Method::Patch => {
+                let patch = patch.ok_or_else(|| {
+                    RepoError::Invalid("a PATCH entry needs a patch document".into())
+                })?;
+                plan_patch(
+                    &e.res_type,
+                    id,
+                    patch,
+                    current.as_ref(),
+                    self.limits.max_json_depth,
+                )?
+            }
+            Method::Delete => {
+                return Ok(match plan_delete(&e.res_type, id, current.as_ref())? {
+                    Some(plan) => {
+                        let version = plan.stored.version;
+                        (Some(plan), Outcome::Deleted(Some(version)))
+                    }
+                    None => (None, Outcome::Deleted(None)),
+                });
+            }
+            Method::Get => unreachable!("GET entries are not planned"),
+        };
+        let outcome = Outcome::Written(plan.stored.clone());
+        Ok((Some(plan), outcome))
+    }
+}
+
+/// Gives every POST entry a new id and maps each entry's `fullUrl` (and, for absolute
+/// URLs, its `Type/id` tail) to the reference it will have on this server. Fails when
+/// two entries write the same resource.
+fn assign_ids(entries: &mut [Entry]) -> Result<HashMap<String, String>> {
+    let mut references = HashMap::new();
+    let mut written = HashSet::new();
+    for (i, e) in entries.iter_mut().enumerate() {
+        if e.method == Method::Post {
+            e.id = Some(id::new_id());
+        }
+        let Some(id) = e.id.clone() else { continue };
+        let reference = format!("{}/{id}", e.res_type);
+        if e.method != Method::Get && !written.insert(reference.clone()) {
+            return Err(at_entry(
+                i,
+                RepoError::Invalid(format!("{reference} is written by more than one entry")),
+            ));
+        }
+        if let Some(full_url) = &e.full_url {
+            if matches!(e.method, Method::Post | Method::Put) {
+                references.insert(full_url.clone(), reference.clone());
+                if !full_url.starts_with("urn:") {
+                    let tail: Vec<&str> = full_url.rsplitn(3, '/').collect();
+                    if let [old_id, res_type, _] = tail.as_slice() {
+                        if *res_type == e.res_type {
+                            references.insert(format!("{res_type}/{old_id}"), reference.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(references)
+}
+
+/// Replaces references (and `urn:uuid:` URIs) that point at other entries.
+fn rewrite_references(value: &mut Value, references: &HashMap<String, String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(s) if key == "reference" || s.starts_with("urn:uuid:") => {
+                        if let Some(new) = references.get(s.as_str()) {
+                            *s = new.clone();
+                        }
+                    }
+                    _ => rewrite_references(v, references),
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| rewrite_references(v, references)),
+        _ => {}
+    }
+}
+
+/// The JSON Patch document carried by a PATCH entry (a Binary of `application/json-patch+json`).
+fn patch_document(resource: Option<&Value>) -> Result<Value> {
+    let resource =
+        resource.ok_or_else(|| RepoError::Invalid("a PATCH entry needs a resource".into()))?;
+    match resource.get("resourceType").and_then(Value::as_str) {
+        Some("Binary") => {
+            let content_type = resource
+                .get("contentType")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !content_type.starts_with("application/json-patch+json") {
+                return Err(RepoError::NotSupported(format!(
+                    "a PATCH entry's Binary must have contentType application/json-patch+json, not {content_type:?}"
+                )));
+            }
+            let data = resource
+                .get("data")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|e| RepoError::Invalid(format!("the Binary data is not base64: {e}")))?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| RepoError::Invalid(format!("the JSON Patch is not valid JSON: {e}")))
+        }
+        Some("Parameters") => Err(RepoError::NotSupported(
+            "FHIRPath Patch is not supported yet; use JSON Patch".into(),
+        )),
+        _ => Err(RepoError::Invalid(
+            "a PATCH entry's resource must be a Binary holding a JSON Patch".into(),
+        )),
+    }
+}
+
+fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
+    let request = raw
+        .get("request")
+        .ok_or_else(|| RepoError::Invalid("the entry has no request".into()))?;
+    let method = match request.get("method").and_then(Value::as_str) {
+        Some("GET") | Some("HEAD") => Method::Get,
+        Some("POST") => Method::Post,
+        Some("PUT") => Method::Put,
+        Some("PATCH") => Method::Patch,
+        Some("DELETE") => Method::Delete,
+        other => {
+            return Err(RepoError::Invalid(format!(
+                "unsupported request.method {other:?}"
+            )));
+        }
+    };
+    let url = request
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RepoError::Invalid("the entry has no request.url".into()))?;
+    if request.get("ifNoneExist").is_some()
+        || request.get("ifNoneMatch").is_some()
+        || request.get("ifModifiedSince").is_some()
+    {
+        return Err(RepoError::NotSupported(
+            "conditional requests in Bundles are not supported yet".into(),
+        ));
+    }
+    let path = url
+        .strip_prefix(base)
+        .map(|p| p.trim_start_matches('/'))
+        .unwrap_or(url);
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return Err(RepoError::Invalid(format!("{url:?} is not on this server")));
+    }
+    let path = path.trim_start_matches('/');
+    if path.contains('?') {
+        return Err(RepoError::NotSupported(format!(
+            "search and conditional URLs in Bundles ({url:?}) are not supported yet"
+        )));
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    let (res_type, id, version) = match segments.as_slice() {
+        [t] => (*t, None, None),
+        [t, id] => (*t, Some(*id), None),
+        [t, id, "_history", v] => (*t, Some(*id), Some(*v)),
+        _ => {
+            return Err(RepoError::NotSupported(format!(
+                "the request URL {url:?} is not supported in a Bundle"
+            )));
+        }
+    };
+    check_type(res_type)?;
+    if let Some(id) = id {
+        check_id(id)?;
+    }
+    let shape_ok = match method {
+        Method::Post => id.is_none(),
+        Method::Put | Method::Patch | Method::Delete => id.is_some() && version.is_none(),
+        Method::Get => id.is_some(),
+    };
+    if !shape_ok {
+        return Err(RepoError::Invalid(format!(
+            "{method:?} is not allowed on {url:?}"
+        )));
+    }
+    let resource = raw.get("resource").cloned();
+    if matches!(method, Method::Post | Method::Put) {
+        let body = resource
+            .as_ref()
+            .ok_or_else(|| RepoError::Invalid(format!("a {method:?} entry needs a resource")))?;
+        check_body(res_type, body)?;
+    }
+    let if_match =
+        match request.get("ifMatch").and_then(Value::as_str) {
+            Some(s) => Some(parse_etag(s).ok_or_else(|| {
+                RepoError::Invalid(format!("ifMatch {s:?} is not a version ETag"))
+            })?),
+            None => None,
+        };
+    Ok(Entry {
+        method,
+        res_type: res_type.to_owned(),
+        id: id.map(str::to_owned),
+        version: version.map(str::to_owned),
+        full_url: raw
+            .get("fullUrl")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource,
+        if_match,
+    })
+}
+
+/// Prefixes an error's message with the entry it concerns, keeping its kind.
+fn at_entry(index: usize, e: RepoError) -> RepoError {
+    let prefix = format!("Bundle.entry[{index}]: ");
+    match e {
+        RepoError::Invalid(m) => RepoError::Invalid(prefix + &m),
+        RepoError::NotFound(m) => RepoError::NotFound(prefix + &m),
+        RepoError::Gone(m) => RepoError::Gone(prefix + &m),
+        RepoError::Conflict(m) => RepoError::Conflict(prefix + &m),
+        RepoError::Unprocessable(m) => RepoError::Unprocessable(prefix + &m),
+        RepoError::NotSupported(m) => RepoError::NotSupported(prefix + &m),
+        RepoError::UnknownType(t) => {
+            RepoError::Invalid(format!("{prefix}unknown resource type {t:?}"))
+        }
+        RepoError::Body(b) => RepoError::Invalid(prefix + &b.to_string()),
+        other => other,
+    }
+}
+
+fn response_entry(outcome: Outcome, base: &str, prefer: Prefer) -> Value {
+    match outcome {
+        Outcome::Written(s) => {
+            let status = if s.created { "201 Created" } else { "200 OK" };
+            let mut entry = json!({"fullUrl": format!("{base}/{}/{}", s.res_type, s.id)});
+            match prefer {
+                Prefer::Representation => {
+                    entry["resource"] = serde_json::from_str(&s.body).unwrap_or(Value::Null)
+                }
+                Prefer::Minimal => {}
+                Prefer::OperationOutcome => {}
+            }
+            let mut response = json!({
+                "status": status,
+                "location": s.versioned_reference(),
+                "etag": s.etag(),
+                "lastModified": instant::format_instant(s.last_updated),
+            });
+            if prefer == Prefer::OperationOutcome {
+                response["outcome"] = OperationOutcome::single(
+                    Severity::Information,
+                    IssueType::Informational,
+                    status,
+                )
+                .to_json();
+            }
+            entry["response"] = response;
+            entry
+        }
+        Outcome::Deleted(version) => {
+            let mut response = json!({"status": "204 No Content"});
+            if let Some(v) = version {
+                response["etag"] = json!(crate::write::etag(v));
+            }
+            json!({"response": response})
+        }
+        Outcome::Read(s) => json!({
+            "fullUrl": format!("{base}/{}/{}", s.res_type, s.id),
+            "resource": serde_json::from_str::<Value>(&s.body).unwrap_or(Value::Null),
+            "response": {
+                "status": "200 OK",
+                "etag": s.etag(),
+                "lastModified": instant::format_instant(s.last_updated),
+            },
+        }),
+        Outcome::Failed(e) => json!({
+            "response": {
+                "status": status_line(e.status()),
+                "outcome": e.outcome().to_json(),
+            }
+        }),
+    }
+}
+
+/// `"404 Not Found"` and friends, for Bundle entry responses.
+pub fn status_line(code: u16) -> String {
+    let reason = match code {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        409 => "Conflict",
+        410 => "Gone",
+        412 => "Precondition Failed",
+        422 => "Unprocessable Entity",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    format!("{code} {reason}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_references_between_entries() {
+        let map: HashMap<String, String> = [
+            ("urn:uuid:1".to_owned(), "Patient/a".to_owned()),
+            ("Patient/old".to_owned(), "Patient/b".to_owned()),
+        ]
+        .into();
+        let mut r = json!({"subject": {"reference": "urn:uuid:1"}, "performer": [{"reference": "Patient/old"}],
+            "focus": {"reference": "Patient/other"}, "note": [{"text": "Patient/old"}], "derivedFrom": [{"reference": "urn:uuid:2"}]});
+        rewrite_references(&mut r, &map);
+        assert_eq!(r["subject"]["reference"], "Patient/a");
+        assert_eq!(r["performer"][0]["reference"], "Patient/b");
+        assert_eq!(r["focus"]["reference"], "Patient/other");
+        assert_eq!(r["note"][0]["text"], "Patient/old");
+        assert_eq!(r["derivedFrom"][0]["reference"], "urn:uuid:2");
+    }
+
+    #[test]
+    fn parses_entries() {
+        let e = parse_entry(&json!({"request": {"method": "PUT", "url": "http://x/fhir/Patient/1", "ifMatch": "W/\"2\""},
+            "resource": {"resourceType": "Patient", "id": "1"}}), "http://x/fhir").unwrap();
+        assert_eq!(
+            (e.method, e.res_type.as_str(), e.id.as_deref(), e.if_match),
+            (Method::Put, "Patient", Some("1"), Some(2))
+        );
+        let e = parse_entry(
+            &json!({"request": {"method": "GET", "url": "Patient/1/_history/3"}}),
+            "http://x/fhir",
+        )
+        .unwrap();
+        assert_eq!(e.version.as_deref(), Some("3"));
+        for bad in [
+            json!({"request": {"method": "POST", "url": "Patient/1"}, "resource": {"resourceType": "Patient"}}),
+            json!({"request": {"method": "POST", "url": "Patient"}, "resource": {"resourceType": "Observation"}}),
+            json!({"request": {"method": "PUT", "url": "Patient"}, "resource": {"resourceType": "Patient"}}),
+            json!({"request": {"method": "DELETE", "url": "Nope/1"}}),
+            json!({"request": {"method": "TRACE", "url": "Patient/1"}}),
+            json!({"request": {"method": "GET", "url": "http://elsewhere/fhir/Patient/1"}}),
+            json!({"resource": {"resourceType": "Patient"}}),
+        ] {
+            assert!(parse_entry(&bad, "http://x/fhir").is_err(), "{bad}");
+        }
+    }
+}

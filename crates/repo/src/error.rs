@@ -1,0 +1,113 @@
+//! The errors of FHIR interactions.
+
+use ember_fhir::json::BodyError;
+use ember_fhir::patch::PatchError;
+use ember_store::StoreError;
+
+/// Why an interaction failed. Each variant corresponds to one HTTP status family;
+/// the API layer maps them to `OperationOutcome` responses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The resource type is not an R4 resource type (404).
+    #[error("unknown resource type {0:?}")]
+    UnknownType(String),
+    /// The resource or version does not exist (404).
+    #[error("{0} is not known")]
+    NotFound(String),
+    /// The resource was deleted (410).
+    #[error("{0} was deleted")]
+    Gone(String),
+    /// `If-Match` named another version than the current one (412).
+    #[error(
+        "version mismatch on {reference}: If-Match expected {expected}, the current version is {current}"
+    )]
+    VersionMismatch {
+        reference: String,
+        expected: i64,
+        current: String,
+    },
+    /// The request conflicts with the state of the server (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well-formed but cannot be carried out on this content (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The interaction is not supported (501 or 405, by context).
+    #[error("{0}")]
+    NotSupported(String),
+    /// The request body is not an acceptable JSON resource (400, or 404 for an unknown type).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The storage layer failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RepoError {
+    fn from(e: StoreError) -> Self {
+        RepoError::Store(e)
+    }
+}
+
+impl From<PatchError> for RepoError {
+    fn from(e: PatchError) -> Self {
+        match e {
+            PatchError::Invalid(_) => RepoError::Invalid(e.to_string()),
+            PatchError::NotApplicable(_) => RepoError::Unprocessable(e.to_string()),
+        }
+    }
+}
+
+use ember_fhir::{IssueType, OperationOutcome};
+
+impl RepoError {
+    /// The HTTP status this error is reported with (also used in Bundle entry responses).
+    pub fn status(&self) -> u16 {
+        match self {
+            RepoError::Invalid(_) => 400,
+            RepoError::UnknownType(_) | RepoError::NotFound(_) => 404,
+            RepoError::Gone(_) => 410,
+            RepoError::VersionMismatch { .. } => 412,
+            RepoError::Conflict(_) => 409,
+            RepoError::Unprocessable(_) => 422,
+            RepoError::NotSupported(_) => 501,
+            RepoError::Body(BodyError::UnknownResourceType(_)) => 400,
+            RepoError::Body(_) => 400,
+            RepoError::Store(StoreError::Unavailable(_)) => 503,
+            RepoError::Store(StoreError::Conflict { .. }) => 409,
+            RepoError::Store(_) => 500,
+        }
+    }
+
+    /// The OperationOutcome that explains this error. Storage details stay in the logs.
+    pub fn outcome(&self) -> OperationOutcome {
+        let code = match self {
+            RepoError::Invalid(_) => IssueType::Invalid,
+            RepoError::Body(BodyError::TooDeep(_)) => IssueType::TooCostly,
+            RepoError::Body(_) => IssueType::Structure,
+            RepoError::UnknownType(_) => IssueType::NotSupported,
+            RepoError::NotFound(_) => IssueType::NotFound,
+            RepoError::Gone(_) => IssueType::Deleted,
+            RepoError::VersionMismatch { .. } | RepoError::Conflict(_) => IssueType::Conflict,
+            RepoError::Unprocessable(_) => IssueType::Processing,
+            RepoError::NotSupported(_) => IssueType::NotSupported,
+            RepoError::Store(StoreError::Unavailable(_)) => IssueType::Transient,
+            RepoError::Store(StoreError::Conflict { .. }) => IssueType::Conflict,
+            RepoError::Store(_) => IssueType::Exception,
+        };
+        let diagnostics = match self {
+            RepoError::Store(StoreError::Unavailable(_)) => {
+                "the database is unavailable; retry later".to_owned()
+            }
+            RepoError::Store(StoreError::Conflict { .. }) => {
+                "a concurrent change conflicted; retry".to_owned()
+            }
+            RepoError::Store(_) => "an internal storage error occurred".to_owned(),
+            other => other.to_string(),
+        };
+        OperationOutcome::error(code, diagnostics)
+    }
+}

@@ -1,0 +1,37 @@
+//! The schema history of each backend, applied in order and recorded in `ember_schema`.
+//!
+//! Migrations follow expand/contract: a migration never breaks the queries of the
+//! previous release, so old and new instances can run side by side during a rollout.
+
+/// One schema step: a monotonically increasing number, a name and the SQL to run.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "resources",
+    sql: include_str!("../migrations/postgres/0001_resources.sql"),
+}];
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "resources",
+    sql: include_str!("../migrations/sqlite/0001_resources.sql"),
+}];
+
+/// The table that records applied migrations; identical on both backends.
+pub(crate) const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS ember_schema (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT   NOT NULL,
+    applied_at BIGINT NOT NULL
+)";
+
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,319 @@
+//! The PostgreSQL backend: tokio-postgres with a deadpool pool and cached prepared statements.
+//!
+//! A single write is one statement (a data-modifying CTE), so it is atomic without an
+//! explicit transaction and costs one round-trip. Several writes share one transaction.
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use tokio_postgres::{NoTls, Row, error::SqlState};
+
+use crate::migrate::{self, now_micros};
+use crate::{
+    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, Result, Store, StoreError,
+    StoreOptions, Version, Write,
+};
+
+/// A pool of PostgreSQL connections holding Ember's schema.
+pub struct PgStore {
+    pool: Pool,
+}
+
+const READ: &str = "SELECT r.version, r.last_updated, r.deleted, v.body
+    FROM resources r
+    JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE r.res_type = $1 AND r.res_id = $2";
+
+const VREAD: &str = "SELECT res_type, res_id, version, last_updated, change, body
+    FROM resource_versions WHERE res_type = $1 AND res_id = $2 AND version = $3";
+
+/// Creates the current pointer only if absent, and the version row only if that worked.
+const WRITE_NEW: &str = "WITH cur AS (
+        INSERT INTO resources (res_type, res_id, version, last_updated, deleted)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (res_type, res_id) DO NOTHING
+        RETURNING 1)
+    INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
+    SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur";
+
+/// Moves the current pointer only from the expected version, and adds the version row.
+const WRITE_NEXT: &str = "WITH cur AS (
+        UPDATE resources SET version = $3, last_updated = $4, deleted = $5
+        WHERE res_type = $1 AND res_id = $2 AND version = $8
+        RETURNING 1)
+    INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
+    SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur";
+
+impl PgStore {
+    /// Connects, migrates (under an advisory lock) and returns the store.
+    pub async fn open(options: &StoreOptions) -> Result<Self> {
+        let store = Self::connect(options)?;
+        store.run_migrations().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations and closes the pool.
+    pub(crate) async fn migrate_only(options: &StoreOptions) -> Result<usize> {
+        let store = Self::connect(options)?;
+        let applied = store.run_migrations().await?;
+        store.pool.close();
+        Ok(applied)
+    }
+
+    fn connect(options: &StoreOptions) -> Result<Self> {
+        let mut config: tokio_postgres::Config = options
+            .url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        if config.get_application_name().is_none() {
+            config.application_name("ember");
+        }
+        config.connect_timeout(options.acquire_timeout);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .timeouts(Timeouts {
+                wait: Some(options.acquire_timeout),
+                create: Some(options.acquire_timeout),
+                recycle: Some(options.acquire_timeout),
+            })
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Applies every pending migration in one transaction holding an advisory lock
+    /// scoped to the current schema, so concurrent instances migrate exactly once.
+    async fn run_migrations(&self) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('ember.migrate.' || current_schema())::bigint)",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.batch_execute(migrate::SCHEMA_TABLE)
+            .await
+            .map_err(pg_err)?;
+        let done: Vec<i64> = tx
+            .query("SELECT version FROM ember_schema", &[])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut applied = 0;
+        for m in migrate::POSTGRES
+            .iter()
+            .filter(|m| !done.contains(&m.version))
+        {
+            tx.batch_execute(m.sql).await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO ember_schema (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[&m.version, &m.name, &now_micros()],
+            )
+            .await
+            .map_err(pg_err)?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            applied += 1;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(applied)
+    }
+}
+
+async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
+    let deleted = w.body.is_none();
+    let change = w.change.as_str();
+    let n = match w.expected {
+        None => {
+            let stmt = client.prepare_cached(WRITE_NEW).await.map_err(pg_err)?;
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        &w.res_type,
+                        &w.id,
+                        &w.version,
+                        &w.last_updated,
+                        &deleted,
+                        &change,
+                        &w.body,
+                    ],
+                )
+                .await
+        }
+        Some(expected) => {
+            let stmt = client.prepare_cached(WRITE_NEXT).await.map_err(pg_err)?;
+            client
+                .execute(
+                    &stmt,
+                    &[
+                        &w.res_type,
+                        &w.id,
+                        &w.version,
+                        &w.last_updated,
+                        &deleted,
+                        &change,
+                        &w.body,
+                        &expected,
+                    ],
+                )
+                .await
+        }
+    };
+    match n {
+        Ok(n) => Ok(n == 1),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+        Err(e) => Err(pg_err(e)),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn read(&self, res_type: &str, id: &str) -> Result<Option<Current>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(READ).await.map_err(pg_err)?;
+        let row = client
+            .query_opt(&stmt, &[&res_type, &id])
+            .await
+            .map_err(pg_err)?;
+        Ok(row.map(|r| Current {
+            version: r.get(0),
+            last_updated: r.get(1),
+            deleted: r.get(2),
+            body: r.get(3),
+        }))
+    }
+
+    async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Version>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(VREAD).await.map_err(pg_err)?;
+        let row = client
+            .query_opt(&stmt, &[&res_type, &id, &version])
+            .await
+            .map_err(pg_err)?;
+        row.map(|r| version_from_row(&r, 0)).transpose()
+    }
+
+    async fn commit(&self, writes: Vec<Write>) -> Result<()> {
+        let mut client = self.client().await?;
+        if let [single] = writes.as_slice() {
+            return match write_one(&client, single).await? {
+                true => Ok(()),
+                false => Err(StoreError::Conflict { index: 0 }),
+            };
+        }
+        let tx = client.transaction().await.map_err(pg_err)?;
+        for (index, w) in writes.iter().enumerate() {
+            if !write_one(&tx, w).await? {
+                // Dropping the transaction rolls it back.
+                return Err(StoreError::Conflict { index });
+            }
+        }
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
+        let client = self.client().await?;
+        let mut sql = String::from(
+            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body
+             FROM resource_versions v WHERE TRUE",
+        );
+        let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+        let mut push =
+            |sql: &mut String,
+             clause: &str,
+             p: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
+                params.push(p);
+                sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+            };
+        match scope {
+            HistoryScope::System => {}
+            HistoryScope::Type(t) => push(&mut sql, " AND v.res_type = ?", Box::new(t.to_owned())),
+            HistoryScope::Instance(t, id) => {
+                push(&mut sql, " AND v.res_type = ?", Box::new(t.to_owned()));
+                push(&mut sql, " AND v.res_id = ?", Box::new(id.to_owned()));
+            }
+        }
+        if let Some(since) = q.since {
+            push(&mut sql, " AND v.last_updated >= ?", Box::new(since));
+        }
+        if let Some((start, end)) = q.at {
+            push(&mut sql, " AND v.last_updated < ?", Box::new(end));
+            push(
+                &mut sql,
+                " AND COALESCE((SELECT n.last_updated FROM resource_versions n
+                    WHERE n.res_type = v.res_type AND n.res_id = v.res_id
+                      AND n.version = v.version + 1), 9223372036854775807) > ?",
+                Box::new(start),
+            );
+        }
+        if let Some(before) = q.before_seq {
+            push(&mut sql, " AND v.seq < ?", Box::new(before));
+        }
+        push(
+            &mut sql,
+            " ORDER BY v.seq DESC LIMIT ?",
+            Box::new(i64::from(q.limit)),
+        );
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = client.query(&sql, &refs).await.map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryRow {
+                    seq: r.get(0),
+                    version: version_from_row(r, 1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(pg_err)?;
+        Ok(())
+    }
+}
+
+fn version_from_row(r: &Row, at: usize) -> Result<Version> {
+    Ok(Version {
+        res_type: r.get(at),
+        id: r.get(at + 1),
+        version: r.get(at + 2),
+        last_updated: r.get(at + 3),
+        change: Change::parse(r.get(at + 4))?,
+        body: r.get(at + 5),
+    })
+}
+
+/// Connection-level failures are `Unavailable`; everything else is a backend error.
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
