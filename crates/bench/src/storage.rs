@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use deadpool_sqlite::rusqlite;
 use tokio::task::JoinSet;
 
 use crate::phase::{Timing, WorkerOut, summarize};
@@ -526,17 +525,14 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Needs a PostgreSQL server: set EMBER_BENCH_TEST_PG=postgres://... and
-    /// run with `--ignored`.
+    /// Needs PostgreSQL: `cargo xtask test` provides EMBER_TEST_DATABASE_URL.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs EMBER_BENCH_TEST_PG"]
     async fn postgres_baseline_runs_and_drops_schema() {
-        let Ok(url) = std::env::var("EMBER_BENCH_TEST_PG") else {
-            eprintln!("EMBER_BENCH_TEST_PG not set; skipping");
-            return;
-        };
+        let url = std::env::var("EMBER_TEST_DATABASE_URL").expect(
+            "EMBER_TEST_DATABASE_URL must name a PostgreSQL database (run `cargo xtask test`)",
+        );
         let Ok(db @ Db::Postgres(_)) = Db::parse(&url) else {
-            panic!("EMBER_BENCH_TEST_PG must be a postgres:// URL");
+            panic!("EMBER_TEST_DATABASE_URL must be a postgres:// URL");
         };
         let opts = StorageOpts {
             connections: 4,

@@ -1,0 +1,425 @@
+//! Shared test harness: a real Ember HTTP server on an ephemeral port, on either store.
+//!
+//! PostgreSQL tests need `EMBER_TEST_DATABASE_URL` (`cargo xtask test` provides it);
+//! each server gets its own schema, so tests run in parallel. SQLite tests get their
+//! own temporary file.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// Which storage backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(&TestServer)` as two tests, one per store:
+/// `both_stores!(create_then_read, update_conflicts);` makes `sqlite::create_then_read`,
+/// `postgres::create_then_read`, and so on.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = $crate::common::TestServer::start($crate::common::Backend::Sqlite).await;
+                    super::$name(&server).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = $crate::common::TestServer::start($crate::common::Backend::Postgres).await;
+                    super::$name(&server).await;
+                }
+            )+
+        }
+    };
+}
+
+/// The PostgreSQL server for tests. Panics (fails the test) when unset: tests never skip.
+pub fn postgres_url() -> String {
+    std::env::var("EMBER_TEST_DATABASE_URL")
+        .expect("EMBER_TEST_DATABASE_URL must name a PostgreSQL database; run the tests with `cargo xtask test`")
+}
+
+/// A database of its own for one test: a PostgreSQL schema or a SQLite file.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Schema { admin_url: String, schema: String },
+    Dir(std::path::PathBuf),
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("ember-test-{tag}"));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                TestDb {
+                    url: format!("sqlite://{}", dir.join("ember.db").display()),
+                    cleanup: Cleanup::Dir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = postgres_url();
+                let schema = format!("t_{tag}");
+                let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect to EMBER_TEST_DATABASE_URL");
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .await
+                    .expect("create schema");
+                let sep = if admin_url.contains('?') { '&' } else { '?' };
+                let url = format!("{admin_url}{sep}options=-csearch_path%3D{schema}");
+                TestDb {
+                    url,
+                    cleanup: Cleanup::Schema { admin_url, schema },
+                }
+            }
+        }
+    }
+
+    /// A direct connection to this test's schema (PostgreSQL only).
+    pub async fn pg_client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Schema { admin_url, schema } => {
+                let (url, sql) = (
+                    admin_url.clone(),
+                    format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+                );
+                // Drop runs outside any runtime guarantee; use a thread with its own runtime.
+                let _ = std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    rt.block_on(async {
+                        if let Ok((client, conn)) =
+                            tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                        {
+                            tokio::spawn(conn);
+                            let _ = client.batch_execute(&sql).await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// An HTTP response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an OperationOutcome body with an error issue, and returns its diagnostics.
+    pub fn outcome(&self) -> String {
+        let body = self.json();
+        assert_eq!(
+            body["resourceType"], "OperationOutcome",
+            "not an OperationOutcome: {body}"
+        );
+        assert!(body["issue"][0]["code"].is_string(), "{body}");
+        body["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A minimal HTTP client for tests.
+#[derive(Clone)]
+pub struct Http {
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// The FHIR base URL, e.g. `http://127.0.0.1:1234/fhir`.
+    pub base: String,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base,
+        }
+    }
+
+    /// Sends a request; `path` is relative to the FHIR base (or absolute when it starts with `http`).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        };
+        let mut req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(&url);
+        let has_content_type = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !has_content_type {
+            req = req.header("content-type", "application/fhir+json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
+            .await
+            .unwrap_or_else(|_| panic!("{method} {url} timed out"))
+            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("read body").to_bytes();
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, &[], None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send("POST", path, &[], Some(&body.to_string())).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send("PUT", path, &[], Some(&body.to_string())).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, &[], None).await
+    }
+}
+
+/// An in-process Ember server on an ephemeral port.
+pub struct TestServer {
+    pub http: Http,
+    pub db: TestDb,
+    pub backend: Backend,
+    pub addr: SocketAddr,
+    pub repo: ember_repo::Repo,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Http;
+    fn deref(&self) -> &Http {
+        &self.http
+    }
+}
+
+/// Settings a test can change before the server starts.
+#[derive(Debug, Clone)]
+pub struct TestSettings {
+    pub max_body_bytes: usize,
+    pub limits: ember_repo::Limits,
+}
+
+impl Default for TestSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            limits: ember_repo::Limits {
+                max_json_depth: 32,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, TestSettings::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, settings: TestSettings) -> Self {
+        let db = TestDb::new(backend).await;
+        let store = ember_store::open(&ember_store::StoreOptions {
+            url: db.url.clone(),
+            pool_size: 8,
+            acquire_timeout: Duration::from_secs(10),
+        })
+        .await
+        .expect("open store");
+        let repo = ember_repo::Repo::new(store, settings.limits);
+        let lifecycle = ember_platform::Lifecycle::new();
+        lifecycle.mark_started();
+        let state = ember_api::AppState {
+            repo: repo.clone(),
+            lifecycle,
+            settings: Arc::new(ember_api::ApiSettings {
+                base_path: "/fhir".into(),
+                public_base_url: None,
+                max_body_bytes: settings.max_body_bytes,
+                request_timeout: Duration::from_secs(30),
+            }),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = ember_api::router(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestServer {
+            http: Http::new(format!("http://{addr}/fhir")),
+            db,
+            backend,
+            addr,
+            repo,
+            task,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A real `ember serve` process (the binary under test).
+pub struct Process {
+    pub child: Child,
+    pub http: Http,
+    pub addr: SocketAddr,
+    /// stdout lines after the ready line, collected in the background.
+    pub logs: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Starts `ember serve` on an ephemeral port with the given database and extra
+    /// environment, and waits until it logs that it is ready.
+    pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
+        cmd.arg("serve")
+            .env("EMBER_LISTEN", "127.0.0.1:0")
+            .env("EMBER_DATABASE_URL", database_url)
+            .env("EMBER_SHUTDOWN_DELAY_MS", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn ember");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = ready_address(&line) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                if let Ok(mut logs) = sink.lock() {
+                    logs.push(line);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ember did not become ready within 30 s");
+        Process {
+            child,
+            http: Http::new(format!("http://{addr}/fhir")),
+            addr,
+            logs,
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ready_address(line: &str) -> Option<SocketAddr> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let fields = v.get("fields").unwrap_or(&v);
+    if fields.get("message").and_then(Value::as_str) != Some("ember is ready") {
+        return None;
+    }
+    fields.get("listen")?.as_str()?.parse().ok()
+}
