@@ -16,6 +16,9 @@ pub(crate) const TYPE_INTERACTIONS: &[&str] = &[
     "create",
 ];
 
+/// When the content of this statement last changed; bump it with the interactions.
+const RELEASE_DATE: &str = "2026-11-22";
+
 /// Interactions on the whole system.
 pub(crate) const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
@@ -46,7 +49,7 @@ pub(crate) fn statement(base: &str, backend: Backend) -> Value {
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-11-22",
+        "date": RELEASE_DATE,
         "kind": "instance",
         "software": {"name": "Ember", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": format!("Ember FHIR R4 server ({storage})"), "url": base},

@@ -194,19 +194,26 @@ fn history_entry(row: &HistoryRow, base: &str) -> Value {
             "204 No Content",
         ),
     };
-    let mut entry = json!({
-        "fullUrl": format!("{base}/{}/{}", v.res_type, v.id),
-        "request": {"method": method, "url": url},
-        "response": {
+    let mut entry = serde_json::Map::new();
+    entry.insert(
+        "fullUrl".into(),
+        json!(format!("{base}/{}/{}", v.res_type, v.id)),
+    );
+    if let Some(resource) = v
+        .body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+    {
+        entry.insert("resource".into(), resource);
+    }
+    entry.insert("request".into(), json!({"method": method, "url": url}));
+    entry.insert(
+        "response".into(),
+        json!({
             "status": status,
             "etag": etag(v.version),
             "lastModified": instant::format_instant(v.last_updated),
-        },
-    });
-    if let Some(body) = &v.body {
-        if let Ok(resource) = serde_json::from_str::<Value>(body) {
-            entry["resource"] = resource;
-        }
-    }
-    entry
+        }),
+    );
+    Value::Object(entry)
 }

@@ -174,11 +174,12 @@ impl Repo {
         check_type(res_type)?;
         check_id(id)?;
         let max_depth = self.limits.max_json_depth;
-        self.commit_retrying(res_type, id, if_match, |current| {
-            plan_patch(res_type, id, patch_doc, current, max_depth).map(Some)
-        })
-        .await
-        .map(|plan| plan.expect("a patch always plans a write").stored)
+        let plan = self
+            .commit_retrying(res_type, id, if_match, |current| {
+                plan_patch(res_type, id, patch_doc, current, max_depth).map(Some)
+            })
+            .await?;
+        written(plan)
     }
 
     /// Deletes a resource, keeping its history. Deleting a deleted resource does nothing.
@@ -237,6 +238,12 @@ impl Repo {
             self.limits.write_retries + 1
         )))
     }
+}
+
+/// The stored version of a write that always plans one (update, patch).
+fn written(plan: Option<Plan>) -> Result<Stored> {
+    plan.map(|p| p.stored)
+        .ok_or_else(|| RepoError::Store(StoreError::Backend("a write planned nothing".into())))
 }
 
 /// A short randomized pause before retrying a lost race.

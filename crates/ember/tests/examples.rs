@@ -1,0 +1,485 @@
+//! Round-trip of the official FHIR R4 examples (`hl7.fhir.r4.examples` 4.0.1) on both
+//! stores: every non-definitional example is stored with PUT at its own id and must
+//! read back unchanged, apart from the server-managed `meta.versionId` and
+//! `meta.lastUpdated`, down to the exact text of every number (FHIR decimals keep
+//! their precision: `0.40` is not `0.4`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use common::{Backend, Http, TestServer, TestSettings};
+use serde_json::Value;
+
+const PACKAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz"
+);
+
+/// Conformance and terminology resources: not examples of clinical or administrative data.
+const DEFINITIONAL: &[&str] = &[
+    "StructureDefinition",
+    "SearchParameter",
+    "ValueSet",
+    "CodeSystem",
+    "ConceptMap",
+    "OperationDefinition",
+    "CapabilityStatement",
+    "CompartmentDefinition",
+    "ImplementationGuide",
+    "NamingSystem",
+    "StructureMap",
+    "GraphDefinition",
+    "MessageDefinition",
+    "TerminologyCapabilities",
+];
+
+/// Requests in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// The package holds Bundles of up to 35 MB (`Bundle-resources.json`), more than the
+/// harness's 1 MiB and the server's default 16 MiB body limit: the round trip is about
+/// fidelity, so the limit is raised here. Depth is the server's default.
+fn settings() -> TestSettings {
+    let mut settings = TestSettings {
+        max_body_bytes: 64 * 1024 * 1024,
+        ..TestSettings::default()
+    };
+    settings.limits.max_json_depth = 64;
+    settings
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn round_trip_examples() {
+        let server = crate::common::TestServer::start_with(
+            crate::common::Backend::Sqlite,
+            super::settings(),
+        )
+        .await;
+        super::round_trip_examples(&server).await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn round_trip_examples() {
+        let server = crate::common::TestServer::start_with(
+            crate::common::Backend::Postgres,
+            super::settings(),
+        )
+        .await;
+        super::round_trip_examples(&server).await;
+    }
+}
+
+/// One example file.
+struct Example {
+    member: String,
+    res_type: String,
+    /// The `id` in the resource, if it is a string.
+    id: Option<String>,
+    /// The id the member name gives (`<Type>-<id>.json`), used when `id` is missing.
+    name_id: String,
+    text: String,
+}
+
+impl Example {
+    fn url_id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.name_id)
+    }
+}
+
+struct Package {
+    /// Resource members (every `.json` member but `package.json` and `.index.json`).
+    resources: usize,
+    definitional: usize,
+    examples: Vec<Example>,
+}
+
+fn load_package() -> Option<Package> {
+    let file = match std::fs::File::open(PACKAGE) {
+        Ok(f) => f,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("the R4 examples package {PACKAGE} is required in CI: {e}")
+        }
+        Err(e) => {
+            println!("note: skipping the R4 examples round trip; cannot open {PACKAGE}: {e}");
+            return None;
+        }
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut package = Package {
+        resources: 0,
+        definitional: 0,
+        examples: Vec::new(),
+    };
+    for member in archive.entries().expect("read the package") {
+        let mut member = member.expect("package member");
+        let name = member.path().expect("member path").display().to_string();
+        let Some(file_name) = name.strip_prefix("package/") else {
+            continue;
+        };
+        if file_name.contains('/')
+            || !file_name.ends_with(".json")
+            || matches!(file_name, "package.json" | ".index.json")
+        {
+            continue;
+        }
+        let mut text = String::new();
+        member
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let json: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        let res_type = json["resourceType"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no resourceType"))
+            .to_owned();
+        package.resources += 1;
+        if DEFINITIONAL.contains(&res_type.as_str()) {
+            package.definitional += 1;
+            continue;
+        }
+        let name_id = file_name
+            .trim_end_matches(".json")
+            .strip_prefix(&format!("{res_type}-"))
+            .unwrap_or(file_name.trim_end_matches(".json"))
+            .to_owned();
+        package.examples.push(Example {
+            member: name,
+            id: json["id"].as_str().map(str::to_owned),
+            res_type,
+            name_id,
+            text,
+        });
+    }
+    Some(package)
+}
+
+/// A valid FHIR logical id: `[A-Za-z0-9\-\.]{1,64}`.
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Percent-encodes everything but unreserved characters, for ids that are not valid.
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Removes the server-managed `meta` elements, and `meta` itself when that empties it.
+fn normalize(mut v: Value) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        let empty = match obj.get_mut("meta").and_then(Value::as_object_mut) {
+            Some(meta) => {
+                meta.shift_remove("versionId");
+                meta.shift_remove("lastUpdated");
+                meta.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            obj.shift_remove("meta");
+        }
+    }
+    v
+}
+
+/// The literal text of every JSON number outside strings, sorted, with the exponent
+/// letter lower-cased (`1E-22` and `1e-22` are the same JSON number with the same
+/// precision). `serde_json::Value` compares numbers as binary floats, which would hide
+/// lost decimal precision.
+fn number_literals(json: &str) -> Vec<String> {
+    let bytes = json.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                out.push(json[start..i].to_ascii_lowercase());
+            }
+            _ => i += 1,
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Literals of `a` missing from `b` (both sorted), at most `max`.
+fn missing(a: &[String], b: &[String], max: usize) -> Vec<String> {
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for s in b {
+        *counts.entry(s).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    for s in a {
+        let c = counts.entry(s).or_default();
+        if *c > 0 {
+            *c -= 1;
+        } else if out.len() < max {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+/// The first place where two JSON values differ, as a path and both sides.
+fn first_difference(path: &str, a: &Value, b: &Value) -> String {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) if v == w => {}
+                    Some(w) => return first_difference(&format!("{path}.{k}"), v, w),
+                    None => return format!("{path}.{k} missing from the read"),
+                }
+            }
+            match y.keys().find(|k| !x.contains_key(*k)) {
+                Some(k) => format!("{path}.{k} added by the server"),
+                None => format!("{path}: differs"),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find(|(_, (v, w))| v != w)
+            .map(|(i, (v, w))| first_difference(&format!("{path}[{i}]"), v, w))
+            .unwrap_or_else(|| format!("{path}: differs")),
+        _ => {
+            let show = |v: &Value| {
+                let s = v.to_string();
+                if s.chars().count() > 120 {
+                    format!("{}…", s.chars().take(120).collect::<String>())
+                } else {
+                    s
+                }
+            };
+            format!("{path}: sent {} read {}", show(a), show(b))
+        }
+    }
+}
+
+fn diagnostics(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    serde_json::from_str::<Value>(&s)
+        .ok()
+        .and_then(|v| v["issue"][0]["diagnostics"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| s.chars().take(200).collect())
+}
+
+#[derive(Default)]
+struct Tally {
+    written: usize,
+    equal: usize,
+    invalid_ids: usize,
+    failures: Vec<(String, String)>,
+}
+
+/// Writes every example of one `Type/id` in package order, then reads the resource
+/// back and compares it with the last one written.
+async fn round_trip_group(http: &Http, examples: &[&Example], tally: &mut Tally) {
+    let mut last_written: Option<&Example> = None;
+    for ex in examples {
+        let url = format!("{}/{}", ex.res_type, encode_segment(ex.url_id()));
+        let r = http.send("PUT", &url, &[], Some(&ex.text)).await;
+        if !ex.id.as_deref().is_some_and(valid_id) {
+            tally.invalid_ids += 1;
+            if r.status != 400 {
+                tally.failures.push((
+                    ex.member.clone(),
+                    format!(
+                        "invalid or missing id {:?}: PUT {url} answered {} instead of 400",
+                        ex.id, r.status
+                    ),
+                ));
+            }
+            continue;
+        }
+        if !r.status.is_success() {
+            tally.failures.push((
+                ex.member.clone(),
+                format!("PUT {url} → {}: {}", r.status, diagnostics(&r.body)),
+            ));
+            continue;
+        }
+        let expected = if last_written.is_none() { 201 } else { 200 };
+        if r.status != expected {
+            tally.failures.push((
+                ex.member.clone(),
+                format!("PUT {url} → {} instead of {expected}", r.status),
+            ));
+            continue;
+        }
+        tally.written += 1;
+        last_written = Some(ex);
+    }
+    let Some(ex) = last_written else { return };
+    let url = format!("{}/{}", ex.res_type, ex.url_id());
+    let r = http.get(&url).await;
+    if r.status != 200 {
+        tally.failures.push((
+            ex.member.clone(),
+            format!("GET {url} → {}: {}", r.status, diagnostics(&r.body)),
+        ));
+        return;
+    }
+    let read_text = String::from_utf8_lossy(&r.body);
+    let read = match serde_json::from_str::<Value>(&read_text) {
+        Ok(v) => normalize(v),
+        Err(e) => {
+            tally
+                .failures
+                .push((ex.member.clone(), format!("GET {url}: not JSON: {e}")));
+            return;
+        }
+    };
+    let sent = normalize(serde_json::from_str(&ex.text).expect("example JSON"));
+    if sent != read {
+        tally.failures.push((
+            ex.member.clone(),
+            format!("read back differs: {}", first_difference("", &sent, &read)),
+        ));
+        return;
+    }
+    let sent_numbers = number_literals(&ex.text);
+    let read_numbers = number_literals(&read_text);
+    if sent_numbers != read_numbers {
+        tally.failures.push((
+            ex.member.clone(),
+            format!(
+                "numbers changed (decimal precision lost): sent {:?} read back as {:?}",
+                missing(&sent_numbers, &read_numbers, 4),
+                missing(&read_numbers, &sent_numbers, 4)
+            ),
+        ));
+        return;
+    }
+    tally.equal += 1;
+}
+
+async fn round_trip_examples(s: &TestServer) {
+    let started = Instant::now();
+    let Some(package) = tokio::task::spawn_blocking(load_package)
+        .await
+        .expect("load the package")
+    else {
+        return;
+    };
+    let loaded_in = started.elapsed();
+
+    // Examples sharing a `Type/id` are written in package order by one worker.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_key: HashMap<(String, String), usize> = HashMap::new();
+    for (i, ex) in package.examples.iter().enumerate() {
+        let key = (ex.res_type.clone(), ex.url_id().to_owned());
+        let g = *by_key.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    let shared_ids = groups.iter().filter(|g| g.len() > 1).count();
+
+    let package = Arc::new(package);
+    let groups = Arc::new(groups);
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (package, groups, next) = (package.clone(), groups.clone(), next.clone());
+            let http = s.http.clone();
+            tokio::spawn(async move {
+                let mut tally = Tally::default();
+                loop {
+                    let g = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(group) = groups.get(g) else {
+                        return tally;
+                    };
+                    let examples: Vec<&Example> =
+                        group.iter().map(|&i| &package.examples[i]).collect();
+                    round_trip_group(&http, &examples, &mut tally).await;
+                }
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for w in workers {
+        let t = w.await.expect("round-trip worker");
+        total.written += t.written;
+        total.equal += t.equal;
+        total.invalid_ids += t.invalid_ids;
+        total.failures.extend(t.failures);
+    }
+    total.failures.sort();
+
+    let store = match s.backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    println!(
+        "R4 examples on {store}: {} resources in the package, {} definitional skipped, \
+         {} examples ({} Type/id shared by several files), {} written (2xx), \
+         {} read back equal, {} invalid or missing ids (400), {} failures; \
+         loaded in {:.1?}, round trip in {:.1?}",
+        package.resources,
+        package.definitional,
+        package.examples.len(),
+        shared_ids,
+        total.written,
+        total.equal,
+        total.invalid_ids,
+        total.failures.len(),
+        loaded_in,
+        started.elapsed() - loaded_in,
+    );
+    assert!(
+        !package.examples.is_empty(),
+        "no examples found in {PACKAGE}"
+    );
+    let report: Vec<String> = total
+        .failures
+        .iter()
+        .take(20)
+        .map(|(member, reason)| format!("{member}: {reason}"))
+        .collect();
+    assert!(
+        total.failures.is_empty(),
+        "{} of {} examples did not round-trip on {store}; the first {}:\n{}",
+        total.failures.len(),
+        package.examples.len(),
+        report.len(),
+        report.join("\n")
+    );
+    assert_eq!(
+        total.written + total.invalid_ids,
+        package.examples.len(),
+        "every example with a valid id must be written"
+    );
+}
