@@ -36,7 +36,7 @@ pub(crate) fn statement(base: &str, backend: Backend) -> Value {
                 "readHistory": true,
                 "updateCreate": true,
                 "conditionalCreate": false,
-                "conditionalRead": "not-supported",
+                "conditionalRead": "full-support",
                 "conditionalUpdate": false,
                 "conditionalDelete": "not-supported",
             })

@@ -22,7 +22,7 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// The FHIR REST API, relative to its base path.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/", post(bundle).get(system_search))
+        .merge(system_routes("/"))
         .route("/metadata", get(metadata))
         .route("/_history", get(history_system))
         .route("/{type}", get(type_search).post(create))
@@ -38,6 +38,12 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.settings.max_body_bytes,
         ))
+}
+
+/// The system-level interactions at `path`: the base itself (`/`), and also the base
+/// with a trailing slash when the API is mounted under a path.
+pub(crate) fn system_routes(path: &str) -> Router<AppState> {
+    Router::new().route(path, post(bundle).get(system_search))
 }
 
 /// Path parameters; a malformed path is a 400 OperationOutcome.

@@ -181,11 +181,7 @@ fn history_entry(row: &HistoryRow, base: &str) -> Value {
         Change::Update => (
             "PUT",
             format!("{}/{}", v.res_type, v.id),
-            if v.version == 1 {
-                "201 Created"
-            } else {
-                "200 OK"
-            },
+            if row.created { "201 Created" } else { "200 OK" },
         ),
         Change::Patch => ("PATCH", format!("{}/{}", v.res_type, v.id), "200 OK"),
         Change::Delete => (

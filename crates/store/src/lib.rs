@@ -115,7 +115,14 @@ pub struct HistoryQuery {
 pub struct HistoryRow {
     pub seq: i64,
     pub version: Version,
+    /// Whether this version brought the document into existence: it is the first
+    /// version, or the one before it was a deletion.
+    pub created: bool,
 }
+
+/// The SQL expression (both backends) for [`HistoryRow::created`] of the row `v`.
+const CREATED_SQL: &str = "(v.version = 1 OR EXISTS (SELECT 1 FROM resource_versions p
+    WHERE p.res_type = v.res_type AND p.res_id = v.res_id AND p.version = v.version - 1 AND p.body IS NULL))";
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

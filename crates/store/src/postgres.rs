@@ -235,9 +235,10 @@ impl Store for PgStore {
 
     async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
         let client = self.client().await?;
-        let mut sql = String::from(
-            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body
+        let mut sql = format!(
+            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body, {}
              FROM resource_versions v WHERE TRUE",
+            crate::CREATED_SQL
         );
         let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
         let mut push =
@@ -286,6 +287,7 @@ impl Store for PgStore {
                 Ok(HistoryRow {
                     seq: r.get(0),
                     version: version_from_row(r, 1)?,
+                    created: r.get(7),
                 })
             })
             .collect()

@@ -275,9 +275,10 @@ impl Store for SqliteStore {
     }
 
     async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
-        let mut sql = String::from(
-            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body
+        let mut sql = format!(
+            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body, {}
              FROM resource_versions v WHERE 1",
+            crate::CREATED_SQL
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut push = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
@@ -319,14 +320,15 @@ impl Store for SqliteStore {
                 let mut stmt = conn.prepare_cached(&sql).map_err(sqlite_err)?;
                 let rows = stmt
                     .query_map(rusqlite::params_from_iter(args), |r| {
-                        Ok((r.get(0)?, raw_version(r, 1)?))
+                        Ok((r.get(0)?, raw_version(r, 1)?, r.get(7)?))
                     })
                     .map_err(sqlite_err)?;
                 rows.map(|row| {
-                    let (seq, raw) = row.map_err(sqlite_err)?;
+                    let (seq, raw, created) = row.map_err(sqlite_err)?;
                     Ok(HistoryRow {
                         seq,
                         version: raw.into_version()?,
+                        created,
                     })
                 })
                 .collect()
