@@ -12,6 +12,11 @@ use ember_platform::{Lifecycle, ServeConfig};
 use ember_repo::{Limits, Repo};
 use ember_store::{StoreError, StoreOptions};
 
+/// mimalloc spends less time in the allocator than glibc malloc under load
+/// (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ember",

@@ -18,11 +18,11 @@ pub struct PgStore {
     pool: Pool,
 }
 
-const READ: &str = "SELECT r.version, r.last_updated, r.deleted, v.body
-    FROM resources r
-    JOIN resource_versions v
-      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
-    WHERE r.res_type = $1 AND r.res_id = $2";
+/// The newest version is the current one: versions and the pointer are written
+/// together, so one backward scan of the primary key finds the current state.
+const READ: &str = "SELECT version, last_updated, body IS NULL, body
+    FROM resource_versions WHERE res_type = $1 AND res_id = $2
+    ORDER BY version DESC LIMIT 1";
 
 const VREAD: &str = "SELECT res_type, res_id, version, last_updated, change, body
     FROM resource_versions WHERE res_type = $1 AND res_id = $2 AND version = $3";
