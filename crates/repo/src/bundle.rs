@@ -296,7 +296,11 @@ impl Repo {
                     None => (None, Outcome::Deleted(None)),
                 });
             }
-            Method::Get => unreachable!("GET entries are not planned"),
+            Method::Get => {
+                return Err(RepoError::Invalid(
+                    "GET entries are read after the writes".into(),
+                ));
+            }
         };
         let outcome = Outcome::Written(plan.stored.clone());
         Ok((Some(plan), outcome))

@@ -150,17 +150,18 @@ impl Repo {
                 ));
             }
         }
-        self.commit_retrying(res_type, id, if_match, |current| {
-            Ok(Some(plan_put(
-                res_type,
-                id,
-                body.clone(),
-                current,
-                Change::Update,
-            )))
-        })
-        .await
-        .map(|plan| plan.expect("an update always plans a write").stored)
+        let plan = self
+            .commit_retrying(res_type, id, if_match, |current| {
+                Ok(Some(plan_put(
+                    res_type,
+                    id,
+                    body.clone(),
+                    current,
+                    Change::Update,
+                )))
+            })
+            .await?;
+        written(plan)
     }
 
     /// Applies a JSON Patch to the current version.

@@ -140,43 +140,24 @@ impl PgStore {
 async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
     let deleted = w.body.is_none();
     let change = w.change.as_str();
-    let n = match w.expected {
-        None => {
-            let stmt = client.prepare_cached(WRITE_NEW).await.map_err(pg_err)?;
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &w.res_type,
-                        &w.id,
-                        &w.version,
-                        &w.last_updated,
-                        &deleted,
-                        &change,
-                        &w.body,
-                    ],
-                )
-                .await
-        }
-        Some(expected) => {
-            let stmt = client.prepare_cached(WRITE_NEXT).await.map_err(pg_err)?;
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &w.res_type,
-                        &w.id,
-                        &w.version,
-                        &w.last_updated,
-                        &deleted,
-                        &change,
-                        &w.body,
-                        &expected,
-                    ],
-                )
-                .await
-        }
+    let expected = w.expected.unwrap_or_default();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        &w.res_type,
+        &w.id,
+        &w.version,
+        &w.last_updated,
+        &deleted,
+        &change,
+        &w.body,
+        &expected,
+    ];
+    // A new document binds the first seven parameters; a next version also the expected one.
+    let (sql, params) = match w.expected {
+        None => (WRITE_NEW, &params[..7]),
+        Some(_) => (WRITE_NEXT, &params[..]),
     };
+    let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+    let n = client.execute(&stmt, params).await;
     match n {
         Ok(n) => Ok(n == 1),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
@@ -311,9 +292,20 @@ fn version_from_row(r: &Row, at: usize) -> Result<Version> {
     })
 }
 
-/// Connection-level failures are `Unavailable`; everything else is a backend error.
+/// Lost connections, I/O failures and the SQLSTATE classes for connection problems
+/// (08), exhausted resources (53), shutdowns (57P) and lock contention (40001, 40P01)
+/// are `Unavailable`: retrying later may work. Everything else is a backend error.
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() {
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    let transient_state = e.code().is_some_and(|c| {
+        let c = c.code();
+        c.starts_with("08")
+            || c.starts_with("53")
+            || c.starts_with("57P")
+            || c == "40001"
+            || c == "40P01"
+    });
+    if e.is_closed() || io || transient_state {
         StoreError::Unavailable(e.to_string())
     } else {
         StoreError::Backend(e.to_string())
