@@ -38,6 +38,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<ExitCode> {
 fn run_steps(root: &Path, opts: &TestOpts, db_url: &str) -> Result<ExitCode> {
     println!("xtask: checking generated files (gen-defs --check)");
     gen_defs::check(root)?;
+    // The same package the generator used, for tests that read the R4 examples.
+    let package = crate::defs::locate_package(None, root)?;
+    println!("xtask: FHIR package at {}", package.display());
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let has_nextest = Command::new(&cargo)
@@ -90,6 +93,7 @@ fn run_steps(root: &Path, opts: &TestOpts, db_url: &str) -> Result<ExitCode> {
             .args(command)
             .current_dir(root)
             .env(pg::URL_ENV, db_url)
+            .env(crate::defs::PACKAGE_ENV, &package)
             .spawn()
             .with_context(|| format!("starting {shown}"))?;
         signals::set_child(child.id());
