@@ -7,6 +7,7 @@ mod capabilities;
 mod error;
 mod fhir;
 mod negotiate;
+mod observe;
 mod ops;
 
 use std::sync::Arc;
@@ -45,7 +46,9 @@ pub fn router(state: AppState) -> Router {
     let app = if base_path.is_empty() {
         fhir
     } else {
-        Router::new().nest(&base_path, fhir)
+        Router::new()
+            .nest(&base_path, fhir)
+            .merge(fhir::system_routes(&format!("{base_path}/")))
     };
     app.merge(ops::routes())
         .fallback(error::not_found)
@@ -55,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
         ))
         .with_state(state)
 }

@@ -1,7 +1,5 @@
 //! Operations endpoints: liveness and readiness probes.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -27,19 +25,10 @@ async fn livez() -> Response {
         .into_response()
 }
 
-/// Ready when start-up is done, the instance is not draining and the database answers.
+/// Ready when start-up is done, the instance is not draining and the latest cached
+/// database check succeeded. Makes no database call itself.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let problem = if !state.lifecycle.is_started() {
-        Some("starting")
-    } else if state.lifecycle.is_draining() {
-        Some("draining")
-    } else {
-        match tokio::time::timeout(Duration::from_secs(1), state.repo.store().ping()).await {
-            Ok(Ok(())) => None,
-            _ => Some("database unavailable"),
-        }
-    };
-    match problem {
+    match state.lifecycle.not_ready_reason() {
         None => (
             StatusCode::OK,
             [("content-type", "application/json")],

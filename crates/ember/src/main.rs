@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ember_api::{ApiSettings, AppState};
+use ember_platform::logging::LogSettings;
 use ember_platform::{Lifecycle, ServeConfig};
 use ember_repo::{Limits, Repo};
 use ember_store::{StoreError, StoreOptions};
@@ -51,7 +52,27 @@ struct MigrateArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = Cli::command();
+    let matches = command.clone().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = ember_platform::config::check_env(&ember_platform::config::known_env(&command))
+    {
+        eprintln!("ember: {e}");
+        return ExitCode::from(2);
+    }
+    if let (Command::Serve(config), Some(("serve", serve_matches)), Some(serve)) = (
+        &cli.command,
+        matches.subcommand(),
+        command.find_subcommand("serve"),
+    ) {
+        if config.print_config {
+            print!("{}", ember_platform::config::describe(serve, serve_matches));
+            return ExitCode::SUCCESS;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,7 +101,11 @@ fn main() -> ExitCode {
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    ember_platform::logging::init("info");
+    ember_platform::logging::init(&LogSettings {
+        filter: "info".into(),
+        app: "ember".into(),
+        phi: false,
+    });
     let options = StoreOptions {
         url: args.database_url,
         pool_size: 1,
@@ -93,7 +118,14 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let started_at = Instant::now();
-    ember_platform::logging::init(&config.log);
+    ember_platform::logging::init(&LogSettings {
+        filter: config.log.clone(),
+        app: config.app_name.clone(),
+        phi: config.log_phi,
+    });
+    if config.log_phi {
+        tracing::warn!("EMBER_LOG_PHI is on: personal data may appear in the logs");
+    }
     let lifecycle = Lifecycle::new();
     let store = open_store(&config).await?;
     let limits = Limits {
@@ -102,6 +134,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         max_count: config.max_count,
         ..Limits::default()
     };
+    lifecycle.set_database_ok(true);
+    let probe_store = store.clone();
+    lifecycle.watch_database(Duration::from_millis(500), move || {
+        let store = probe_store.clone();
+        async move {
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), store.ping()).await,
+                Ok(Ok(()))
+            )
+        }
+    });
     let state = AppState {
         repo: Repo::new(store, limits),
         lifecycle: lifecycle.clone(),

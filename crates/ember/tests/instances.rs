@@ -45,8 +45,9 @@ fn migrations_logged(p: &Process) -> usize {
         .iter()
         .filter(|line| {
             serde_json::from_str::<Value>(line).is_ok_and(|v| {
-                let fields = v.get("fields").unwrap_or(&v);
-                fields.get("message").and_then(Value::as_str) == Some("applied migration")
+                v["body"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("applied migration"))
             })
         })
         .count()

@@ -2469,3 +2469,17 @@ async fn patch_making_resource_too_deep_is_422(s: &TestServer) {
     let doc = json!([{"op": "add", "path": innermost, "value": 1}]).to_string();
     expect(&patch(s, "Patient/deep", &doc, &[]).await, 200);
 }
+
+mod trailing_slash {
+    use super::*;
+
+    /// Clients often keep the base URL with a trailing slash; POST [base]/ is the same as POST [base].
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transaction_at_base_with_trailing_slash() {
+        let s = TestServer::start(common::Backend::Sqlite).await;
+        let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": []});
+        let r = s.post("", &bundle).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["type"], "batch-response");
+    }
+}

@@ -68,9 +68,18 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_APP_NAME", default_value = "ember")]
     pub app_name: String,
 
-    /// Log filter (`info`, `debug`, `ember_api=debug`, …).
+    /// Log filter (`info`, `debug`, `ember_api=debug`, …). DEBUG is off by default.
     #[arg(long, env = "EMBER_LOG", default_value = "info")]
     pub log: String,
+
+    /// Allow personal data (names, CPR numbers, free text) in logs. Off by default;
+    /// when off, CPR-number patterns are masked in every log field.
+    #[arg(long, env = "EMBER_LOG_PHI", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_phi: bool,
+
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 impl ServeConfig {
@@ -99,5 +108,188 @@ impl ServeConfig {
         } else {
             format!("/{trimmed}")
         }
+    }
+}
+
+/// `EMBER_*` variables read by Ember's tooling rather than by the binary: the test
+/// harness and the code generator. They are allowed so that tests can start `ember`.
+pub const TOOLING_ENV: &[&str] = &["EMBER_TEST_DATABASE_URL", "EMBER_FHIR_PACKAGE"];
+
+/// Settings whose values are secrets: shown masked by `--print-config`.
+const SECRET_ENV: &[&str] = &["EMBER_DATABASE_URL"];
+
+/// A configuration error found before start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "unknown configuration variable(s): {}; every EMBER_* variable must be a known setting (see `ember serve --help`)",
+        .0.join(", ")
+    )]
+    UnknownVariables(Vec<String>),
+}
+
+/// Every `EMBER_*` environment variable the command line defines, across subcommands,
+/// plus [`TOOLING_ENV`].
+pub fn known_env(cmd: &clap::Command) -> std::collections::BTreeSet<String> {
+    let mut names: std::collections::BTreeSet<String> =
+        TOOLING_ENV.iter().map(|s| (*s).to_owned()).collect();
+    collect_env(cmd, &mut names);
+    names
+}
+
+fn collect_env(cmd: &clap::Command, names: &mut std::collections::BTreeSet<String>) {
+    for arg in cmd.get_arguments() {
+        if let Some(env) = arg.get_env().and_then(|e| e.to_str()) {
+            names.insert(env.to_owned());
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        collect_env(sub, names);
+    }
+}
+
+/// Fails when the process environment holds an `EMBER_*` variable that is not in
+/// `known`: a misspelt setting must not be silently ignored.
+pub fn check_env(known: &std::collections::BTreeSet<String>) -> Result<(), ConfigError> {
+    let unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("EMBER_") && !known.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::UnknownVariables(unknown))
+    }
+}
+
+/// The effective settings of a subcommand, one `NAME=value  (source)` line each, with
+/// secrets masked.
+pub fn describe(cmd: &clap::Command, matches: &clap::ArgMatches) -> String {
+    let mut out = String::new();
+    for arg in cmd.get_arguments() {
+        let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        let id = arg.get_id().as_str();
+        let value = matches
+            .get_raw(id)
+            .map(|vals| {
+                vals.map(|v| v.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        let source = match matches.value_source(id) {
+            Some(clap::parser::ValueSource::CommandLine) => "flag",
+            Some(clap::parser::ValueSource::EnvVariable) => "environment",
+            Some(clap::parser::ValueSource::DefaultValue) => "default",
+            _ => "unset",
+        };
+        let shown = if SECRET_ENV.contains(&env) {
+            mask_url(&value)
+        } else {
+            value
+        };
+        out.push_str(&format!("{env}={shown}  ({source})\n"));
+    }
+    out
+}
+
+/// Masks the password of a URL: `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        // No credentials in the authority; a password may still be a query parameter.
+        return mask_query_password(url);
+    };
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:****"),
+        None => userinfo.to_owned(),
+    };
+    mask_query_password(&format!("{scheme}://{masked}@{host}"))
+}
+
+fn mask_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(
+            mask_url("postgres://ember:s3cret@db:5432/ember"),
+            "postgres://ember:****@db:5432/ember"
+        );
+        assert_eq!(
+            mask_url("postgres://ember@db/ember"),
+            "postgres://ember@db/ember"
+        );
+        assert_eq!(
+            mask_url("postgres://db/ember?user=a&password=b"),
+            "postgres://db/ember?user=a&password=****"
+        );
+        assert_eq!(
+            mask_url("sqlite://ember-data/ember.db"),
+            "sqlite://ember-data/ember.db"
+        );
+    }
+
+    #[test]
+    fn knows_every_setting_and_describes_it() {
+        let cmd = Cli::command();
+        let known = known_env(&cmd);
+        for name in [
+            "EMBER_LISTEN",
+            "EMBER_DATABASE_URL",
+            "EMBER_LOG_PHI",
+            "EMBER_TEST_DATABASE_URL",
+        ] {
+            assert!(known.contains(name), "{name}");
+        }
+        let matches = cmd
+            .clone()
+            .try_get_matches_from([
+                "ember",
+                "--database-url",
+                "postgres://u:pw@h/db",
+                "--listen",
+                "0.0.0.0:9000",
+            ])
+            .unwrap();
+        let text = describe(&cmd, &matches);
+        assert!(
+            text.contains("EMBER_DATABASE_URL=postgres://u:****@h/db  (flag)"),
+            "{text}"
+        );
+        assert!(text.contains("EMBER_LISTEN=0.0.0.0:9000  (flag)"), "{text}");
+        assert!(
+            text.contains("EMBER_MAX_BODY_BYTES=16777216  (default)"),
+            "{text}"
+        );
+        assert!(!text.contains("pw"), "{text}");
+        let parsed = Cli::from_arg_matches(&matches).unwrap();
+        assert_eq!(parsed.serve.listen.port(), 9000);
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod lifecycle;
 pub mod logging;
 pub mod shutdown;
+pub mod trace;
 
 pub use config::ServeConfig;
 pub use lifecycle::Lifecycle;

@@ -13,6 +13,7 @@ pub struct Lifecycle {
 struct Flags {
     started: AtomicBool,
     draining: AtomicBool,
+    database_ok: AtomicBool,
 }
 
 impl Lifecycle {
@@ -36,5 +37,55 @@ impl Lifecycle {
 
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::SeqCst)
+    }
+
+    /// Records the latest database check (see [`Lifecycle::watch_database`]).
+    pub fn set_database_ok(&self, ok: bool) {
+        let was = self.inner.database_ok.swap(ok, Ordering::SeqCst);
+        match (was, ok) {
+            (true, false) => tracing::error!("the database stopped answering; not ready"),
+            (false, true) if self.is_started() => {
+                tracing::info!("the database answers again; ready")
+            }
+            _ => {}
+        }
+    }
+
+    pub fn database_ok(&self) -> bool {
+        self.inner.database_ok.load(Ordering::SeqCst)
+    }
+
+    /// Why this instance should not get traffic now, or `None` when it is ready.
+    /// Makes no database call: it reads the cached check.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.is_started() {
+            Some("starting")
+        } else if self.is_draining() {
+            Some("draining")
+        } else if !self.database_ok() {
+            Some("database unavailable")
+        } else {
+            None
+        }
+    }
+
+    /// Checks the database every `interval` with `check` (which should time out by
+    /// itself) and records the result, until the process ends.
+    pub fn watch_database<F, Fut>(
+        &self,
+        interval: std::time::Duration,
+        check: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let lifecycle = self.clone();
+        tokio::spawn(async move {
+            loop {
+                lifecycle.set_database_ok(check().await);
+                tokio::time::sleep(interval).await;
+            }
+        })
     }
 }

@@ -310,6 +310,7 @@ impl TestServer {
         .expect("open store");
         let repo = ember_repo::Repo::new(store, settings.limits);
         let lifecycle = ember_platform::Lifecycle::new();
+        lifecycle.set_database_ok(true);
         lifecycle.mark_started();
         let state = ember_api::AppState {
             repo: repo.clone(),
@@ -415,11 +416,12 @@ impl Drop for Process {
     }
 }
 
+/// The address in the P7 log line `{"body": "ember is ready listen=127.0.0.1:1234 …", …}`.
 fn ready_address(line: &str) -> Option<SocketAddr> {
     let v: Value = serde_json::from_str(line).ok()?;
-    let fields = v.get("fields").unwrap_or(&v);
-    if fields.get("message").and_then(Value::as_str) != Some("ember is ready") {
-        return None;
-    }
-    fields.get("listen")?.as_str()?.parse().ok()
+    let body = v.get("body")?.as_str()?.strip_prefix("ember is ready")?;
+    body.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("listen="))?
+        .parse()
+        .ok()
 }
