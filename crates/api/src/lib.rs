@@ -24,8 +24,8 @@ pub use error::ApiError;
 pub struct ApiSettings {
     /// `""` or `/fhir`: where the FHIR API is mounted.
     pub base_path: String,
-    /// The public base URL of the FHIR API, when configured.
-    pub public_base_url: Option<String>,
+    /// How the public base URL of each request is found.
+    pub public_url: ember_platform::public_url::PublicUrl,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
 }

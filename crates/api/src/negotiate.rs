@@ -1,7 +1,9 @@
 //! Content negotiation and the request details every FHIR handler needs:
 //! `Accept`/`_format`, `_pretty`, `Prefer`, `Content-Type` and the base URL.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use ember_repo::Prefer;
@@ -61,7 +63,7 @@ impl FromRequestParts<AppState> for Fhir {
         let content_type = response_type(accept, format)?;
         let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
         let prefer = parse_prefer(parts.headers.get("prefer").and_then(|v| v.to_str().ok()));
-        let base = base_url(state, &parts.headers);
+        let base = base_url(state, parts);
         Ok(Fhir {
             content_type,
             pretty,
@@ -142,21 +144,13 @@ fn parse_prefer(header: Option<&str>) -> Prefer {
     Prefer::default()
 }
 
-/// The absolute FHIR base URL: configured, or derived from `Host`.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(public) = &state.settings.public_base_url {
-        return public.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}{}", state.settings.base_path)
+/// The absolute FHIR base URL: configured, told by a trusted proxy, or from `Host`.
+fn base_url(state: &AppState, parts: &Parts) -> String {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    state.settings.public_url.resolve(&parts.headers, peer)
 }
 
 /// What a request body is, by its `Content-Type`.

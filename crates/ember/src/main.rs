@@ -126,6 +126,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if config.log_phi {
         tracing::warn!("EMBER_LOG_PHI is on: personal data may appear in the logs");
     }
+    let public_url = config.public_url().map_err(anyhow::Error::msg)?;
     let lifecycle = Lifecycle::new();
     let store = open_store(&config).await?;
     let limits = Limits {
@@ -150,7 +151,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         lifecycle: lifecycle.clone(),
         settings: Arc::new(ApiSettings {
             base_path: config.normalized_base_path(),
-            public_base_url: config.public_base_url.clone(),
+            public_url,
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout(),
         }),
@@ -167,7 +168,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, ember_api::router(state)).with_graceful_shutdown(async {
+    let app =
+        ember_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async {
         let _ = stop_rx.await;
     });
     let mut server = tokio::spawn(async move { server.await });

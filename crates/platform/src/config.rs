@@ -36,6 +36,11 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Reverse proxies (addresses or networks, comma-separated, e.g. `10.0.0.0/8`) whose
+    /// `Forwarded` / `X-Forwarded-*` headers are believed when deriving the public URL.
+    #[arg(long, env = "EMBER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "EMBER_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -98,6 +103,19 @@ impl ServeConfig {
     /// The shutdown grace, capped at 9.5 s so the platform's 10 s kill never comes first.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms.min(9500))
+    }
+
+    /// How to find the public base URL of the FHIR API; fails on a malformed proxy list.
+    pub fn public_url(&self) -> Result<crate::public_url::PublicUrl, String> {
+        Ok(crate::public_url::PublicUrl {
+            configured: self
+                .public_base_url
+                .clone()
+                .filter(|u| !u.trim().is_empty()),
+            trusted: crate::public_url::parse_trusted(&self.trusted_proxies)
+                .map_err(|e| format!("EMBER_TRUSTED_PROXIES: {e}"))?,
+            base_path: self.normalized_base_path(),
+        })
     }
 
     /// The base path normalized to `""` or `/segment…` without a trailing slash.

@@ -317,7 +317,10 @@ impl TestServer {
             lifecycle,
             settings: Arc::new(ember_api::ApiSettings {
                 base_path: "/fhir".into(),
-                public_base_url: None,
+                public_url: ember_platform::public_url::PublicUrl {
+                    base_path: "/fhir".into(),
+                    ..Default::default()
+                },
                 max_body_bytes: settings.max_body_bytes,
                 request_timeout: Duration::from_secs(30),
             }),
@@ -326,7 +329,7 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = ember_api::router(state);
+        let app = ember_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
