@@ -35,6 +35,7 @@ pub struct ApiSettings {
 pub struct AppState {
     pub repo: Repo,
     pub lifecycle: Lifecycle,
+    pub metrics: Arc<ember_platform::metrics::Metrics>,
     pub settings: Arc<ApiSettings>,
 }
 

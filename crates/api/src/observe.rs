@@ -36,7 +36,11 @@ pub(crate) async fn observe(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = response.status().as_u16();
-    let duration_ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
+    let elapsed = started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .observe_request(method.as_str(), &route, status, elapsed);
+    let duration_ms = format!("{:.3}", elapsed * 1000.0);
     context
         .scope(async {
             if PROBES.contains(&route.as_str()) {

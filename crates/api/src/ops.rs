@@ -13,6 +13,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/healthz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 /// The process answers; no database call.
@@ -42,4 +43,25 @@ async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Prometheus metrics, with the pool state sampled now.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let pool = state.repo.store().pool_status();
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    state.metrics.set_pool(ember_platform::metrics::PoolUse {
+        max: count(pool.max),
+        open: count(pool.open),
+        idle: count(pool.idle),
+        waiting: count(pool.waiting),
+    });
+    (
+        StatusCode::OK,
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }

@@ -149,6 +149,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let state = AppState {
         repo: Repo::new(store, limits),
         lifecycle: lifecycle.clone(),
+        metrics: Default::default(),
         settings: Arc::new(ApiSettings {
             base_path: config.normalized_base_path(),
             public_url,

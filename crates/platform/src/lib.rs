@@ -4,6 +4,7 @@
 pub mod config;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod public_url;
 pub mod shutdown;
 pub mod trace;

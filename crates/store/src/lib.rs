@@ -173,6 +173,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round-trip to the database.
     async fn ping(&self) -> Result<()>;
+
+    /// How the connection pool is used right now.
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// Connection pool use, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub max: usize,
+    pub open: usize,
+    pub idle: usize,
+    pub waiting: usize,
 }
 
 /// Storage settings taken from configuration.

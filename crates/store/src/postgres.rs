@@ -9,8 +9,8 @@ use tokio_postgres::{NoTls, Row, error::SqlState};
 
 use crate::migrate::{self, now_micros};
 use crate::{
-    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, Result, Store, StoreError,
-    StoreOptions, Version, Write,
+    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, PoolStatus, Result, Store,
+    StoreError, StoreOptions, Version, Write,
 };
 
 /// A pool of PostgreSQL connections holding Ember's schema.
@@ -272,6 +272,16 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max: s.max_size,
+            open: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+        }
     }
 
     async fn ping(&self) -> Result<()> {

@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 
 use crate::migrate::{self, now_micros};
 use crate::{
-    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, Result, Store, StoreError,
-    StoreOptions, Version, Write,
+    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, PoolStatus, Result, Store,
+    StoreError, StoreOptions, Version, Write,
 };
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
@@ -32,6 +32,7 @@ pub struct SqliteStore {
 
 /// A bounded set of connections to one file, handed out one call at a time.
 struct Conns {
+    size: usize,
     path: PathBuf,
     idle: Arc<Mutex<Vec<Connection>>>,
     permits: Semaphore,
@@ -41,11 +42,17 @@ struct Conns {
 impl Conns {
     fn new(path: &Path, size: usize, acquire_timeout: Duration) -> Self {
         Self {
+            size: size.max(1),
             path: path.to_owned(),
             idle: Arc::new(Mutex::new(Vec::new())),
             permits: Semaphore::new(size.max(1)),
             acquire_timeout,
         }
+    }
+
+    /// Open connections waiting in the pool.
+    fn idle_count(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
     }
 
     /// Runs `f` on a connection on the blocking thread pool.
@@ -334,6 +341,17 @@ impl Store for SqliteStore {
                 .collect()
             })
             .await
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let in_use = |c: &Conns| c.size.saturating_sub(c.permits.available_permits());
+        let idle = self.readers.idle_count() + self.writer.idle_count();
+        PoolStatus {
+            max: self.readers.size + self.writer.size,
+            open: idle + in_use(&self.readers) + in_use(&self.writer),
+            idle,
+            waiting: 0,
+        }
     }
 
     async fn ping(&self) -> Result<()> {

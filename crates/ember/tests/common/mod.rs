@@ -315,6 +315,7 @@ impl TestServer {
         let state = ember_api::AppState {
             repo: repo.clone(),
             lifecycle,
+            metrics: Default::default(),
             settings: Arc::new(ember_api::ApiSettings {
                 base_path: "/fhir".into(),
                 public_url: ember_platform::public_url::PublicUrl {
@@ -403,12 +404,27 @@ impl Process {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.terminate_keep_logs().0
+    }
+
+    /// Sends SIGTERM (again, if already sent), waits for the exit, and returns the exit
+    /// status and every stdout line.
+    pub fn terminate_keep_logs(self) -> (std::process::ExitStatus, Vec<String>) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        self.child.wait().expect("wait")
+        self.wait()
+    }
+
+    /// Waits for the process to exit by itself; returns the exit status and every stdout line.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = self.child.wait().expect("wait");
+        // Give the reader thread a moment to drain the pipe.
+        std::thread::sleep(Duration::from_millis(100));
+        let lines = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
+        (status, lines)
     }
 }
 
