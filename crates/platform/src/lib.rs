@@ -2,6 +2,7 @@
 //! lifecycle (readiness, draining) and shutdown signals.
 
 pub mod config;
+pub mod http_client;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
