@@ -1,8 +1,9 @@
-//! `ember-bench`: the load generator behind `ember bench --url URL`. It drives
-//! any FHIR R4 server over plain HTTP/1.1 with a deterministic
-//! create/read/update/delete workload and compares the results with an
-//! HTTP ceiling and an optional storage ceiling measured in the same run.
+//! `ember-bench`: drives a running FHIR R4 server from outside, over plain HTTP/1.1.
+//! `ember bench` is the load generator: a deterministic create/read/update/delete
+//! workload compared with an HTTP ceiling and a storage ceiling measured in the same
+//! run. `ember check` is the smoke test of a live deployment ([`check`]).
 
+pub mod check;
 mod http;
 mod phase;
 mod report;

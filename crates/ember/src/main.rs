@@ -37,6 +37,8 @@ enum Command {
     Migrate(MigrateArgs),
     /// Drive a FHIR server with a CRUD workload and compare against HTTP and storage ceilings.
     Bench(ember_bench::BenchArgs),
+    /// Smoke-test a live deployment: metadata, a CRUD round trip, search, CDS Hooks discovery.
+    Check(ember_bench::check::CheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +90,11 @@ fn main() -> ExitCode {
             Command::Serve(config) => serve(config).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Bench(args) => ember_bench::run(args).await,
+            Command::Check(args) => match ember_bench::check::run(args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(anyhow::anyhow!("the smoke test failed")),
+                Err(e) => Err(e),
+            },
         }
     });
     match result {

@@ -252,3 +252,53 @@ async fn second_signal_exits_at_once() {
         sent.elapsed()
     );
 }
+
+/// `ember check` against a live instance passes (search and CDS Hooks are skipped
+/// while Ember does not offer them), and fails against nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_test_command() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let p = Process::spawn(&db.url, &[]);
+    let url = p.http.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(["check", "--url", &url])
+            .output()
+            .expect("run check")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in ["metadata", "create", "read", "update", "delete"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("PASS") && l.contains(step)),
+            "{step}: {text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SKIP") && l.contains("search")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("SKIP") && l.contains("cds")),
+        "{text}"
+    );
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/fhir", dead.local_addr().unwrap());
+    drop(dead);
+    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["check", "--url", &dead_url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
+}
