@@ -131,7 +131,11 @@ impl ServeConfig {
 
 /// `EMBER_*` variables read by Ember's tooling rather than by the binary: the test
 /// harness and the code generator. They are allowed so that tests can start `ember`.
-pub const TOOLING_ENV: &[&str] = &["EMBER_TEST_DATABASE_URL", "EMBER_FHIR_PACKAGE"];
+pub const TOOLING_ENV: &[&str] = &[
+    "EMBER_TEST_DATABASE_URL",
+    "EMBER_FHIR_PACKAGE",
+    "EMBER_UPDATE_COMPAT",
+];
 
 /// Settings whose values are secrets: shown masked by `--print-config`.
 const SECRET_ENV: &[&str] = &["EMBER_DATABASE_URL"];

@@ -8,6 +8,7 @@
 
 mod migrate;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use postgres::PgStore;
+pub use sql::statements;
 pub use sqlite::SqliteStore;
 
 /// Microseconds since the Unix epoch, UTC.
@@ -119,10 +121,6 @@ pub struct HistoryRow {
     /// version, or the one before it was a deletion.
     pub created: bool,
 }
-
-/// The SQL expression (both backends) for [`HistoryRow::created`] of the row `v`.
-const CREATED_SQL: &str = "(v.version = 1 OR EXISTS (SELECT 1 FROM resource_versions p
-    WHERE p.res_type = v.res_type AND p.res_id = v.res_id AND p.version = v.version - 1 AND p.body IS NULL))";
 
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,9 @@ pub struct PgStore {
 
 /// The newest version is the current one: versions and the pointer are written
 /// together, so one backward scan of the primary key finds the current state.
+/// The fixed statements of this backend (see [`crate::statements`]).
+pub(crate) const STATEMENTS: &[&str] = &[READ, VREAD, WRITE_NEW, WRITE_NEXT];
+
 const READ: &str = "SELECT version, last_updated, body IS NULL, body
     FROM resource_versions WHERE res_type = $1 AND res_id = $2
     ORDER BY version DESC LIMIT 1";
@@ -216,48 +219,16 @@ impl Store for PgStore {
 
     async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
         let client = self.client().await?;
-        let mut sql = format!(
-            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body, {}
-             FROM resource_versions v WHERE TRUE",
-            crate::CREATED_SQL
-        );
-        let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
-        let mut push =
-            |sql: &mut String,
-             clause: &str,
-             p: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
-                params.push(p);
-                sql.push_str(&clause.replace('?', &format!("${}", params.len())));
-            };
-        match scope {
-            HistoryScope::System => {}
-            HistoryScope::Type(t) => push(&mut sql, " AND v.res_type = ?", Box::new(t.to_owned())),
-            HistoryScope::Instance(t, id) => {
-                push(&mut sql, " AND v.res_type = ?", Box::new(t.to_owned()));
-                push(&mut sql, " AND v.res_id = ?", Box::new(id.to_owned()));
-            }
-        }
-        if let Some(since) = q.since {
-            push(&mut sql, " AND v.last_updated >= ?", Box::new(since));
-        }
-        if let Some((start, end)) = q.at {
-            push(&mut sql, " AND v.last_updated < ?", Box::new(end));
-            push(
-                &mut sql,
-                " AND COALESCE((SELECT n.last_updated FROM resource_versions n
-                    WHERE n.res_type = v.res_type AND n.res_id = v.res_id
-                      AND n.version = v.version + 1), 9223372036854775807) > ?",
-                Box::new(start),
-            );
-        }
-        if let Some(before) = q.before_seq {
-            push(&mut sql, " AND v.seq < ?", Box::new(before));
-        }
-        push(
-            &mut sql,
-            " ORDER BY v.seq DESC LIMIT ?",
-            Box::new(i64::from(q.limit)),
-        );
+        let (sql, args) = crate::sql::history(scope, q, crate::sql::pg_placeholder);
+        let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = args
+            .into_iter()
+            .map(|a| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+                match a {
+                    crate::sql::Arg::Text(t) => Box::new(t),
+                    crate::sql::Arg::Int(i) => Box::new(i),
+                }
+            })
+            .collect();
         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
             .iter()
             .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))

@@ -167,6 +167,9 @@ fn run_migrations(conn: &mut Connection) -> Result<usize> {
 
 /// The newest version is the current one: versions and the pointer are written
 /// together, so one backward scan of the primary key finds the current state.
+/// The fixed statements of this backend (see [`crate::statements`]).
+pub(crate) const STATEMENTS: &[&str] = &[READ, VREAD, WRITE_NEW, WRITE_NEXT, WRITE_VERSION];
+
 const READ: &str = "SELECT version, last_updated, body IS NULL, body
     FROM resource_versions WHERE res_type = ?1 AND res_id = ?2
     ORDER BY version DESC LIMIT 1";
@@ -282,46 +285,14 @@ impl Store for SqliteStore {
     }
 
     async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
-        let mut sql = format!(
-            "SELECT v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.change, v.body, {}
-             FROM resource_versions v WHERE 1",
-            crate::CREATED_SQL
-        );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut push = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-            args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        use rusqlite::types::Value::{Integer, Text};
-        match scope {
-            HistoryScope::System => {}
-            HistoryScope::Type(t) => push(&mut sql, " AND v.res_type = ?", Text(t.to_owned())),
-            HistoryScope::Instance(t, id) => {
-                push(&mut sql, " AND v.res_type = ?", Text(t.to_owned()));
-                push(&mut sql, " AND v.res_id = ?", Text(id.to_owned()));
-            }
-        }
-        if let Some(since) = q.since {
-            push(&mut sql, " AND v.last_updated >= ?", Integer(since));
-        }
-        if let Some((start, end)) = q.at {
-            push(&mut sql, " AND v.last_updated < ?", Integer(end));
-            push(
-                &mut sql,
-                " AND COALESCE((SELECT n.last_updated FROM resource_versions n
-                    WHERE n.res_type = v.res_type AND n.res_id = v.res_id
-                      AND n.version = v.version + 1), 9223372036854775807) > ?",
-                Integer(start),
-            );
-        }
-        if let Some(before) = q.before_seq {
-            push(&mut sql, " AND v.seq < ?", Integer(before));
-        }
-        push(
-            &mut sql,
-            " ORDER BY v.seq DESC LIMIT ?",
-            Integer(i64::from(q.limit)),
-        );
+        let (sql, args) = crate::sql::history(scope, q, crate::sql::sqlite_placeholder);
+        let args: Vec<rusqlite::types::Value> = args
+            .into_iter()
+            .map(|a| match a {
+                crate::sql::Arg::Text(t) => rusqlite::types::Value::Text(t),
+                crate::sql::Arg::Int(i) => rusqlite::types::Value::Integer(i),
+            })
+            .collect();
         self.readers
             .run(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql).map_err(sqlite_err)?;
