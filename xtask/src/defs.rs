@@ -21,7 +21,13 @@ pub const PACKAGE_ENV: &str = "EMBER_FHIR_PACKAGE";
 /// The resource types loaded from the package. Members are named `package/<Type>-<id>.json`;
 /// only files of these types are parsed (the package holds ~190 MB of JSON, mostly examples).
 /// Add a type here when an emitter needs it.
-pub const LOADED_TYPES: &[&str] = &["StructureDefinition", "SearchParameter"];
+pub const LOADED_TYPES: &[&str] = &[
+    "StructureDefinition",
+    "SearchParameter",
+    "CompartmentDefinition",
+    "ValueSet",
+    "CodeSystem",
+];
 
 /// Finds the package file. Order: `explicit`, `$EMBER_FHIR_PACKAGE`,
 /// `<root>/../shared/fhir/<file>`, `$HOME/.cache/ember/<file>` (fetched there with

@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::defs::{self, Defs};
+use crate::gen_model;
 
 /// First line of every generated file.
 pub const HEADER: &str =
@@ -22,10 +23,32 @@ pub struct Emitter {
     pub emit: fn(&Defs) -> Result<String>,
 }
 
-pub const EMITTERS: &[Emitter] = &[Emitter {
-    path: "crates/fhir/src/generated/resource_types.rs",
-    emit: emit_resource_types,
-}];
+pub const EMITTERS: &[Emitter] = &[
+    Emitter {
+        path: "crates/fhir/src/generated/resource_types.rs",
+        emit: emit_resource_types,
+    },
+    Emitter {
+        path: "crates/fhir/src/generated/types.rs",
+        emit: gen_model::emit_types,
+    },
+    Emitter {
+        path: "crates/fhir/src/generated/elements.rs",
+        emit: gen_model::emit_elements,
+    },
+    Emitter {
+        path: "crates/fhir/src/generated/search_params.rs",
+        emit: gen_model::emit_search_params,
+    },
+    Emitter {
+        path: "crates/fhir/src/generated/compartments.rs",
+        emit: gen_model::emit_compartments,
+    },
+    Emitter {
+        path: "crates/fhir/src/generated/value_sets.rs",
+        emit: gen_model::emit_value_sets,
+    },
+];
 
 /// A generated file: its path relative to the workspace root, and its contents.
 pub struct Output {
@@ -166,8 +189,8 @@ mod tests {
         (
             format!("package/StructureDefinition-{id}.json"),
             format!(
-                r#"{{"resourceType":"StructureDefinition","id":"{id}","type":"{}","kind":"{kind}","abstract":{is_abstract}{derivation}}}"#,
-                id.split('-').next().unwrap()
+                r#"{{"resourceType":"StructureDefinition","id":"{id}","url":"http://hl7.org/fhir/StructureDefinition/{id}","type":"{ty}","kind":"{kind}","abstract":{is_abstract}{derivation},"snapshot":{{"element":[{{"id":"{ty}","path":"{ty}","min":0,"max":"*"}}]}}}}"#,
+                ty = id.split('-').next().unwrap()
             ),
         )
     }
@@ -243,7 +266,8 @@ pub const RESOURCE_TYPES: &[&str] = &[
         let root = std::env::temp_dir().join(format!("xtask-gen-defs-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let outputs = generate(&synthetic_defs(&[])).unwrap();
-        assert_eq!(stale_outputs(&root, &outputs), [EMITTERS[0].path]);
+        let all: Vec<&str> = EMITTERS.iter().map(|e| e.path).collect();
+        assert_eq!(stale_outputs(&root, &outputs), all);
         write_outputs(&root, &outputs).unwrap();
         check_outputs(&root, &outputs).unwrap();
         let file = root.join(EMITTERS[0].path);
@@ -253,6 +277,7 @@ pub const RESOURCE_TYPES: &[&str] = &[
         std::fs::write(&file, edited).unwrap();
         let err = check_outputs(&root, &outputs).unwrap_err().to_string();
         assert!(err.contains("resource_types.rs"), "{err}");
+        assert!(!err.contains("elements.rs"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -6,6 +6,8 @@
 
 mod defs;
 mod gen_defs;
+mod gen_model;
+mod model;
 mod pg;
 mod test_cmd;
 

@@ -41,6 +41,16 @@ fn run_steps(root: &Path, opts: &TestOpts, db_url: &str) -> Result<ExitCode> {
     // The same package the generator used, for tests that read the R4 examples.
     let package = crate::defs::locate_package(None, root)?;
     println!("xtask: FHIR package at {}", package.display());
+    println!("xtask: checking the deployment kit (deploy/check_kit.py)");
+    let kit = Command::new("python3")
+        .arg(root.join("deploy/check_kit.py"))
+        .status()
+        .context("running python3 deploy/check_kit.py (python3 is needed for this check)")?;
+    if !kit.success() {
+        anyhow::bail!(
+            "the deployment kit disagrees with the binary's settings (deploy/check_kit.py)"
+        );
+    }
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let has_nextest = Command::new(&cargo)

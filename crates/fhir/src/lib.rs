@@ -4,9 +4,16 @@
 //! Resources are `serde_json::Value`s. Nothing here does I/O.
 
 mod generated {
+    pub mod compartments;
+    pub mod elements;
     pub mod resource_types;
+    pub mod search_params;
+    pub mod types;
+    pub mod value_sets;
 }
 
+pub mod definitions;
+pub mod fhirpath;
 pub mod id;
 pub mod instant;
 pub mod json;

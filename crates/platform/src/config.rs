@@ -171,17 +171,44 @@ fn collect_env(cmd: &clap::Command, names: &mut std::collections::BTreeSet<Strin
 }
 
 /// Fails when the process environment holds an `EMBER_*` variable that is not in
-/// `known`: a misspelt setting must not be silently ignored.
+/// `known`: a misspelt setting must not be silently ignored. Variables that Kubernetes
+/// injects for Services whose name starts with `ember` are not settings and are allowed.
 pub fn check_env(known: &std::collections::BTreeSet<String>) -> Result<(), ConfigError> {
     let unknown: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| k.starts_with("EMBER_") && !known.contains(k))
+        .filter(|k| k.starts_with("EMBER_") && !known.contains(k) && !is_service_link(k))
         .collect();
     if unknown.is_empty() {
         Ok(())
     } else {
         Err(ConfigError::UnknownVariables(unknown))
     }
+}
+
+/// Whether `name` is one of the variables Kubernetes sets for a Service (docker-link
+/// style): `X_SERVICE_HOST`, `X_SERVICE_PORT[_NAME]`, `X_PORT`, `X_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`.
+fn is_service_link(name: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST")
+        || name.ends_with("_SERVICE_PORT")
+        || name.contains("_SERVICE_PORT_")
+    {
+        return true;
+    }
+    if name.ends_with("_PORT") {
+        return true;
+    }
+    let parts: Vec<&str> = name.split('_').collect();
+    parts.windows(3).enumerate().any(|(i, w)| {
+        w[0] == "PORT"
+            && !w[1].is_empty()
+            && w[1].bytes().all(|b| b.is_ascii_digit())
+            && matches!(w[2], "TCP" | "UDP" | "SCTP")
+            && match &parts[i + 3..] {
+                [] => true,
+                [last] => matches!(*last, "PROTO" | "PORT" | "ADDR"),
+                _ => false,
+            }
+    })
 }
 
 /// The effective settings of a subcommand, one `NAME=value  (source)` line each, with
@@ -276,6 +303,33 @@ mod tests {
             mask_url("sqlite://ember-data/ember.db"),
             "sqlite://ember-data/ember.db"
         );
+    }
+
+    #[test]
+    fn recognizes_kubernetes_service_links() {
+        for link in [
+            "EMBER_SERVICE_HOST",
+            "EMBER_SERVICE_PORT",
+            "EMBER_SERVICE_PORT_HTTP",
+            "EMBER_PORT",
+            "EMBER_PORT_8080_TCP",
+            "EMBER_PORT_8080_TCP_ADDR",
+            "EMBER_DB_PORT_5432_TCP_PROTO",
+        ] {
+            assert!(is_service_link(link), "{link}");
+        }
+        for setting in [
+            "EMBER_LISTEN",
+            "EMBER_DATABSE_URL",
+            "EMBER_PORT_X",
+            "EMBER_PORT_8080_TCP_OTHER",
+            "EMBER_PORTS",
+        ] {
+            assert!(!is_service_link(setting), "{setting}");
+        }
+        // No real setting may look like a service link.
+        let cmd = <Cli as CommandFactory>::command();
+        assert!(known_env(&cmd).iter().all(|k| !is_service_link(k)));
     }
 
     #[test]

@@ -208,13 +208,26 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Resp {
+        self.try_send(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Http::send`], returning transport failures instead of panicking.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Resp, String> {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         };
         let mut req = Request::builder()
-            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .method(Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?)
             .uri(&url);
         let has_content_type = headers
             .iter()
@@ -227,18 +240,22 @@ impl Http {
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
-            .expect("request");
+            .map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
             .await
-            .unwrap_or_else(|_| panic!("{method} {url} timed out"))
-            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+            .map_err(|_| format!("{method} {url} timed out"))?
+            .map_err(|e| format!("{method} {url} failed: {e}"))?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await.expect("read body").to_bytes();
-        Resp {
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| format!("{method} {url}: reading the body: {e}"))?
+            .to_bytes();
+        Ok(Resp {
             status: parts.status,
             headers: parts.headers,
             body,
-        }
+        })
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -365,8 +382,14 @@ impl Process {
     /// environment, and waits until it logs that it is ready.
     pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
-        cmd.arg("serve")
-            .env("EMBER_LISTEN", "127.0.0.1:0")
+        cmd.arg("serve");
+        Self::spawn_command(cmd, database_url, env)
+    }
+
+    /// Like [`Process::spawn`], for a prepared command that ends in `ember serve` (for
+    /// example run through `setpriv` as another user).
+    pub fn spawn_command(mut cmd: Command, database_url: &str, env: &[(&str, &str)]) -> Self {
+        cmd.env("EMBER_LISTEN", "127.0.0.1:0")
             .env("EMBER_DATABASE_URL", database_url)
             .env("EMBER_SHUTDOWN_DELAY_MS", "0")
             .stdout(Stdio::piped())
@@ -392,9 +415,12 @@ impl Process {
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("ember did not become ready within 30 s");
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+            // A `Child` is not killed when dropped: do not leave it running.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ember did not log that it is ready within 30 s (the ready line is at INFO)");
+        };
         Process {
             child,
             http: Http::new(format!("http://{addr}/fhir")),
