@@ -302,3 +302,94 @@ async fn smoke_test_command() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
 }
+
+/// P2: two instances on one PostgreSQL, each with its own cache. An invalidation
+/// published on one reaches both; when the listening connections are killed they
+/// reconnect by themselves, drop everything they may have missed, and keep listening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_bus_reaches_every_instance_and_survives_reconnects() {
+    use ember_platform::cache::{CacheHub, TtlCache};
+    use std::sync::Arc;
+
+    let db = TestDb::new(Backend::Postgres).await;
+    let options = ember_store::StoreOptions {
+        url: db.url.clone(),
+        pool_size: 2,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let store = ember_store::open(&options).await.expect("open store");
+        let hub = CacheHub::new();
+        let cache = Arc::new(TtlCache::<String>::new(
+            "things",
+            100,
+            Duration::from_secs(600),
+            None,
+        ));
+        hub.register("things", cache.clone());
+        store.subscribe(Arc::new(move |m: &str| hub.on_message(m)));
+        instances.push((store, cache));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        let started = Instant::now();
+        while !f() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "timed out: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    for (_, cache) in &instances {
+        cache.insert("k", "v".to_owned());
+        cache.insert("other", "v".to_owned());
+    }
+    instances[0]
+        .0
+        .publish(&CacheHub::message("things", Some("k")))
+        .await
+        .expect("publish");
+    until("both instances drop k", || {
+        instances.iter().all(|(_, c)| c.get("k").is_none())
+    })
+    .await;
+    assert!(
+        instances.iter().all(|(_, c)| c.get("other").is_some()),
+        "only k is invalidated"
+    );
+
+    // Kill the listening connections: each instance reconnects and resynchronizes.
+    let sql = db.pg_client().await;
+    let killed: i64 = sql
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE query LIKE 'LISTEN \"ember_bus_' || current_schema() || '\"%'",
+            &[],
+        )
+        .await
+        .expect("terminate listeners")
+        .get(0);
+    assert_eq!(killed, 2, "two listening connections");
+    until("both instances resync after reconnecting", || {
+        instances.iter().all(|(_, c)| c.get("other").is_none())
+    })
+    .await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (_, cache) in &instances {
+        cache.insert("again", "v".to_owned());
+    }
+    instances[1]
+        .0
+        .publish(&CacheHub::message("things", Some("again")))
+        .await
+        .expect("publish");
+    until("the bus works after the reconnect", || {
+        instances.iter().all(|(_, c)| c.get("again").is_none())
+    })
+    .await;
+}

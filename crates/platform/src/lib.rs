@@ -1,6 +1,7 @@
 //! Platform concerns every other layer uses: configuration, logging, the instance
 //! lifecycle (readiness, draining) and shutdown signals.
 
+pub mod cache;
 pub mod config;
 pub mod http_client;
 pub mod lifecycle;

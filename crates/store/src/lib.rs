@@ -174,7 +174,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// How the connection pool is used right now.
     fn pool_status(&self) -> PoolStatus;
+
+    /// Sends `message` to the subscribers of every instance on this database
+    /// (PostgreSQL `NOTIFY`; in-process for the single-instance SQLite store).
+    async fn publish(&self, message: &str) -> Result<()>;
+
+    /// Calls `on_message` for every published message, from any instance, until the
+    /// process ends. After a lost connection it reconnects by itself and calls
+    /// `on_message` with [`RESYNC`], since messages may have been missed meanwhile.
+    fn subscribe(&self, on_message: Subscriber);
 }
+
+/// A receiver of published messages.
+pub type Subscriber = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The message a subscriber gets when it may have missed messages.
+pub const RESYNC: &str = "*";
 
 /// Connection pool use, for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

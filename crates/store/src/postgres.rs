@@ -16,6 +16,10 @@ use crate::{
 /// A pool of PostgreSQL connections holding Ember's schema.
 pub struct PgStore {
     pool: Pool,
+    config: tokio_postgres::Config,
+    /// The `LISTEN`/`NOTIFY` channel: one per schema, so that separate deployments
+    /// sharing a database do not hear each other.
+    channel: std::sync::OnceLock<String>,
 }
 
 /// The newest version is the current one: versions and the pointer are written
@@ -73,7 +77,7 @@ impl PgStore {
         }
         config.connect_timeout(options.acquire_timeout);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -89,7 +93,26 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            config,
+            channel: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The notification channel of this schema, looked up once.
+    async fn channel(&self) -> Result<String> {
+        if let Some(c) = self.channel.get() {
+            return Ok(c.clone());
+        }
+        let client = self.client().await?;
+        let schema: String = client
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        let channel = format!("ember_bus_{schema}");
+        Ok(self.channel.get_or_init(|| channel).clone())
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -255,11 +278,94 @@ impl Store for PgStore {
         }
     }
 
+    async fn publish(&self, message: &str) -> Result<()> {
+        let channel = self.channel().await?;
+        let client = self.client().await?;
+        client
+            .execute("SELECT pg_notify($1, $2)", &[&channel, &message])
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    fn subscribe(&self, on_message: crate::Subscriber) {
+        let config = self.config.clone();
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut wait = std::time::Duration::from_millis(100);
+            let mut first = true;
+            loop {
+                match listen(&config, &pool, &on_message, first).await {
+                    Ok(()) => wait = std::time::Duration::from_millis(100),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the cache bus lost its connection; reconnecting")
+                    }
+                }
+                first = false;
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+        });
+    }
+
     async fn ping(&self) -> Result<()> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(pg_err)?;
         Ok(())
     }
+}
+
+/// Listens on the schema's channel until the connection ends, passing every
+/// notification to `on_message`. Every (re)connection after the first starts with
+/// [`crate::RESYNC`].
+async fn listen(
+    config: &tokio_postgres::Config,
+    pool: &Pool,
+    on_message: &crate::Subscriber,
+    first: bool,
+) -> Result<()> {
+    let schema: String = {
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        client
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0)
+    };
+    let (client, mut connection) = config.connect(NoTls).await.map_err(pg_err)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    });
+    let channel = format!("ember_bus_{schema}");
+    client
+        .batch_execute(&format!("LISTEN \"{}\"", channel.replace('"', "\"\"")))
+        .await
+        .map_err(pg_err)?;
+    if !first {
+        tracing::info!("the cache bus reconnected");
+        on_message(crate::RESYNC);
+    }
+    while let Some(message) = rx.recv().await {
+        on_message(&message);
+    }
+    driver.abort();
+    Err(StoreError::Unavailable(
+        "the listening connection closed".into(),
+    ))
 }
 
 fn version_from_row(r: &Row, at: usize) -> Result<Version> {

@@ -28,6 +28,8 @@ const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
 pub struct SqliteStore {
     writer: Conns,
     readers: Conns,
+    /// One instance only: published messages go to local subscribers.
+    subscribers: Mutex<Vec<crate::Subscriber>>,
 }
 
 /// A bounded set of connections to one file, handed out one call at a time.
@@ -102,6 +104,7 @@ impl SqliteStore {
         let store = Self {
             writer: Conns::new(&path, 1, options.acquire_timeout),
             readers: Conns::new(&path, options.pool_size, options.acquire_timeout),
+            subscribers: Mutex::new(Vec::new()),
         };
         store.writer.run(run_migrations).await?;
         Ok(store)
@@ -322,6 +325,24 @@ impl Store for SqliteStore {
             open: idle + in_use(&self.readers) + in_use(&self.writer),
             idle,
             waiting: 0,
+        }
+    }
+
+    async fn publish(&self, message: &str) -> Result<()> {
+        let subscribers = self
+            .subscribers
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        for subscriber in subscribers {
+            subscriber(message);
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, on_message: crate::Subscriber) {
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            subscribers.push(on_message);
         }
     }
 
