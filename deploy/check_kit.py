@@ -43,7 +43,7 @@ def serve_settings():
     body = text[start : text.index("\n}\n", start)]
     settings = {}
     for attr in re.findall(r"#\[arg\((.*?)\)\]", body, re.S):
-        env = re.search(r'env\s*=\s*"(EMBER_[A-Z0-9_]+)"', attr)
+        env = re.search(r'env\s*=\s*"((?:EMBER_[A-Z0-9_]+)|OPENTELEMETRY_COLLECTOR_URL)"', attr)
         if not env:
             continue
         default = None

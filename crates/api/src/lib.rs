@@ -36,6 +36,8 @@ pub struct AppState {
     pub repo: Repo,
     pub lifecycle: Lifecycle,
     pub metrics: Arc<ember_platform::metrics::Metrics>,
+    /// Span export, when an OpenTelemetry collector is configured.
+    pub spans: Option<ember_platform::otlp::SpanExporter>,
     pub settings: Arc<ApiSettings>,
 }
 

@@ -1,13 +1,15 @@
-//! Per-request platform concerns: the trace context, the access log and polite
-//! connection closing while the instance drains.
+//! Per-request platform concerns: the trace context, the access log, metrics, the
+//! span export and polite connection closing while the instance drains.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use ember_platform::otlp::{self, Span};
 use ember_platform::trace::TraceContext;
+use serde_json::json;
 
 use crate::AppState;
 
@@ -23,6 +25,7 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    let wall_start = SystemTime::now();
     let context = TraceContext::from_headers(request.headers());
     let method = request.method().clone();
     let route = request
@@ -40,6 +43,22 @@ pub(crate) async fn observe(
     state
         .metrics
         .observe_request(method.as_str(), &route, status, elapsed);
+    if let Some(spans) = &state.spans {
+        spans.record(Span {
+            trace_id: otlp::otlp_trace_id(&context.trace_id),
+            span_id: otlp::new_span_id(),
+            parent_span_id: context.parent_span_id.clone(),
+            name: format!("{method} {route}"),
+            start: wall_start,
+            end: SystemTime::now(),
+            attributes: vec![
+                ("http.request.method", json!(method.as_str())),
+                ("http.route", json!(route)),
+                ("http.response.status_code", json!(status)),
+            ],
+            error: status >= 500,
+        });
+    }
     let duration_ms = format!("{:.3}", elapsed * 1000.0);
     context
         .scope(async {

@@ -157,6 +157,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         repo: Repo::new(store, limits),
         lifecycle: lifecycle.clone(),
         metrics: Default::default(),
+        spans: config
+            .opentelemetry_collector_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(|url| {
+                let client = ember_platform::http_client::HttpClient::new(
+                    &config.app_name,
+                    Duration::from_secs(5),
+                );
+                ember_platform::otlp::SpanExporter::start(url, &config.app_name, client)
+            }),
         settings: Arc::new(ApiSettings {
             base_path: config.normalized_base_path(),
             public_url,

@@ -1,5 +1,7 @@
-//! The platform contract, on the real `ember` binary: probes, metrics, the logging
-//! model, configuration strictness and draining on SIGTERM.
+//! The platform contract, on the real `ember` binary: probes, metrics, `--print-config`,
+//! draining on SIGTERM, `ember check`, the cache bus and span export. The logging
+//! model, configuration strictness and the multi-instance scenarios are in the
+//! conformance suite (`conformance.rs`).
 
 mod common;
 
@@ -55,95 +57,6 @@ async fn probes_and_metrics() {
         !text.contains(&id),
         "metrics must carry route templates, not ids"
     );
-}
-
-/// Every stdout line is a P7 JSON object; a CPR number sent in a search, an id and a
-/// header never reaches the log; the access log names route templates.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_follow_the_model_and_hide_cpr_numbers() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let p = Process::spawn(
-        &db.url,
-        &[("EMBER_APP_NAME", "ember-test"), ("EMBER_LOG", "debug")],
-    );
-    let cpr = "0102031234";
-    p.http
-        .get(&format!("Patient?identifier=urn:oid:1.2.208.176.1.2|{cpr}"))
-        .await;
-    p.http.get(&format!("Patient/{cpr}")).await;
-    p.http.get("Patient?name=010203-1234").await;
-    p.http
-        .send(
-            "GET",
-            "Patient/x",
-            &[("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124")],
-            None,
-        )
-        .await;
-    let status = p.terminate_keep_logs();
-    assert!(status.0.success(), "{:?}", status.0);
-    let lines = status.1;
-    assert!(lines.len() >= 5, "{lines:?}");
-    let mut access = Vec::new();
-    for line in &lines {
-        let v: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(
-            keys,
-            ["app", "body", "id", "severity", "subject", "time", "type"],
-            "{line}"
-        );
-        assert_eq!(v["app"], "ember-test");
-        assert!(
-            ["critical", "high", "medium", "low", "informational"]
-                .contains(&v["severity"].as_str().unwrap())
-        );
-        assert!(["alarm", "alert", "event", "task"].contains(&v["type"].as_str().unwrap()));
-        assert!(
-            !line.contains(cpr) && !line.contains("010203-1234"),
-            "CPR number in the log: {line}"
-        );
-        if v["subject"] == "ember_api::access" {
-            access.push(v);
-        }
-    }
-    let bodies: Vec<&str> = access.iter().map(|v| v["body"].as_str().unwrap()).collect();
-    assert!(
-        bodies
-            .iter()
-            .any(|b| b.contains("route=/fhir/{type}/{id}") && b.contains("status=404")),
-        "{bodies:?}"
-    );
-    assert!(
-        bodies
-            .iter()
-            .any(|b| b.contains("route=/fhir/{type}") && b.contains("status=501")),
-        "{bodies:?}"
-    );
-    assert!(
-        bodies.iter().all(|b| !b.contains("identifier")),
-        "query values must not be logged: {bodies:?}"
-    );
-    assert!(
-        access
-            .iter()
-            .any(|v| v["id"] == "463ac35c9f6413ad48485a3953bb6124"),
-        "the incoming B3 trace id is the log id: {access:?}"
-    );
-}
-
-#[test]
-fn unknown_setting_refuses_to_start() {
-    let out = Command::new(env!("CARGO_BIN_EXE_ember"))
-        .arg("serve")
-        .env("EMBER_LISTN", "127.0.0.1:0")
-        .output()
-        .expect("run ember");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("EMBER_LISTN"), "{err}");
 }
 
 #[test]
@@ -392,4 +305,85 @@ async fn cache_bus_reaches_every_instance_and_survives_reconnects() {
         instances.iter().all(|(_, c)| c.get("again").is_none())
     })
     .await;
+}
+
+/// With OPENTELEMETRY_COLLECTOR_URL set, a request arrives at the collector as a span
+/// of the caller's trace, child of the caller's span, sent with Ember's User-Agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_the_collector() {
+    use std::sync::{Arc, Mutex};
+
+    let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let sink = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                let agent = headers
+                    .get("user-agent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                sink.lock()
+                    .unwrap()
+                    .push((agent, serde_json::from_str(&body).unwrap_or_default()));
+                "{}"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let db = TestDb::new(Backend::Sqlite).await;
+    let p = Process::spawn(
+        &db.url,
+        &[
+            ("OPENTELEMETRY_COLLECTOR_URL", &collector_url),
+            ("EMBER_APP_NAME", "otel-test"),
+        ],
+    );
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let r = p
+        .http
+        .send("GET", "metadata", &[("traceparent", traceparent)], None)
+        .await;
+    assert_eq!(r.status, 200);
+    let started = Instant::now();
+    let span = loop {
+        let found = received.lock().unwrap().iter().find_map(|(agent, body)| {
+            body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()?
+                .iter()
+                .find(|s| s["traceId"] == "0af7651916cd43dd8448eb211c80319c")
+                .map(|s| {
+                    (
+                        agent.clone(),
+                        s.clone(),
+                        body["resourceSpans"][0]["resource"].clone(),
+                    )
+                })
+        });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no span reached the collector"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (agent, span, resource) = span;
+    assert_eq!(span["parentSpanId"], "b7ad6b7169203331");
+    assert_eq!(span["name"], "GET /fhir/metadata");
+    assert_eq!(span["kind"], 2);
+    assert_eq!(
+        resource["attributes"][0]["value"]["stringValue"],
+        "otel-test"
+    );
+    assert!(
+        agent.starts_with("Ember/") && agent.ends_with("(otel-test)"),
+        "{agent}"
+    );
 }

@@ -82,6 +82,11 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_LOG_PHI", default_value_t = false, action = clap::ArgAction::Set)]
     pub log_phi: bool,
 
+    /// OTLP/HTTP endpoint of an OpenTelemetry collector (e.g. `http://otel-collector:4318`):
+    /// when set, every request is exported as a span.
+    #[arg(long, env = "OPENTELEMETRY_COLLECTOR_URL")]
+    pub opentelemetry_collector_url: Option<String>,
+
     /// Print the effective configuration (secrets masked) and exit.
     #[arg(long)]
     pub print_config: bool,

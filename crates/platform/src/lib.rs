@@ -7,6 +7,7 @@ pub mod http_client;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
+pub mod otlp;
 pub mod public_url;
 pub mod shutdown;
 pub mod trace;

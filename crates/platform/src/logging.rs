@@ -316,6 +316,7 @@ mod tests {
         let ctx = TraceContext {
             trace_id: "463ac35c9f6413ad48485a3953bb6124".into(),
             headers: Vec::new(),
+            parent_span_id: None,
         };
         let buffer = Buffer::default();
         let settings = LogSettings {

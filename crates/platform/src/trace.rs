@@ -27,6 +27,8 @@ pub struct TraceContext {
     pub trace_id: String,
     /// The incoming propagated headers, verbatim.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The caller's span id (B3 or W3C), the parent of the span of this request.
+    pub parent_span_id: Option<String>,
 }
 
 tokio::task_local! {
@@ -72,9 +74,19 @@ impl TraceContext {
                     .map(sanitize)
             })
             .unwrap_or_else(new_trace_id);
+        let span = |id: &str| (id.len() == 16 && is_hex_id(id)).then(|| id.to_ascii_lowercase());
+        let parent_span_id = get("x-b3-spanid")
+            .and_then(span)
+            .or_else(|| get("b3").and_then(|b3| b3.split('-').nth(1)).and_then(span))
+            .or_else(|| {
+                get("traceparent")
+                    .and_then(|tp| tp.split('-').nth(2))
+                    .and_then(span)
+            });
         Self {
             trace_id,
             headers: propagated,
+            parent_span_id,
         }
     }
 
@@ -133,6 +145,7 @@ mod tests {
             ("user-agent", "x"),
         ]));
         assert_eq!(multi.trace_id, "463ac35c9f6413ad48485a3953bb6124");
+        assert_eq!(multi.parent_span_id.as_deref(), Some("a2fb4a1d1a96d312"));
         assert_eq!(multi.headers.len(), 3);
         let single = TraceContext::from_headers(&headers(&[(
             "b3",
@@ -144,6 +157,7 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         )]));
         assert_eq!(w3c.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(w3c.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
     }
 
     #[test]

@@ -333,6 +333,7 @@ impl TestServer {
             repo: repo.clone(),
             lifecycle,
             metrics: Default::default(),
+            spans: None,
             settings: Arc::new(ember_api::ApiSettings {
                 base_path: "/fhir".into(),
                 public_url: ember_platform::public_url::PublicUrl {

@@ -174,7 +174,7 @@ The environment of the container: one EMBER_* variable per setting of
 - name: EMBER_TRUSTED_PROXIES
   value: {{ $c.trustedProxies | quote }}
 {{- /*
-Planned, not read by the binary yet; only set when given a value.
+Span export; only set when given a value.
 */}}
 {{- if .Values.opentelemetry.collectorUrl }}
 - name: OPENTELEMETRY_COLLECTOR_URL
