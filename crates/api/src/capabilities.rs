@@ -55,7 +55,7 @@ pub(crate) fn statement(base: &str, backend: Backend) -> Value {
         "implementation": {"description": format!("Ember FHIR R4 server ({storage})"), "url": base},
         "fhirVersion": "4.0.1",
         "format": ["json", "application/fhir+json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [{
             "mode": "server",
             "resource": resources,

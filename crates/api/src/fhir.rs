@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ember_fhir::{IssueType, OperationOutcome, Severity, instant};
-use ember_repo::{HistoryParams, HistoryScope, Prefer, Stored, history_bundle, parse_etag};
+use ember_repo::{
+    HistoryParams, HistoryScope, PatchDocument, Prefer, Stored, history_bundle, parse_etag,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -110,15 +112,27 @@ async fn patch(
     ember_repo::check_type(&res_type)?;
     ember_repo::check_id(&id)?;
     let if_match = if_match(&fhir.headers)?;
-    if body_kind(&fhir.headers)? != BodyKind::JsonPatch {
-        return Err(ApiError::UnsupportedMediaType(
-            "PATCH takes a JSON Patch (Content-Type: application/json-patch+json); FHIRPath Patch is not supported yet"
-                .into(),
-        ));
-    }
-    let bytes = body_bytes(&state, body)?;
-    let patch_doc = ember_fhir::json::parse_json(&bytes, state.repo.limits().max_json_depth)
-        .map_err(ember_repo::RepoError::Body)?;
+    let max_depth = state.repo.limits().max_json_depth;
+    let patch_doc = match body_kind(&fhir.headers)? {
+        BodyKind::JsonPatch => {
+            let bytes = body_bytes(&state, body)?;
+            PatchDocument::Json(
+                ember_fhir::json::parse_json(&bytes, max_depth)
+                    .map_err(ember_repo::RepoError::Body)?,
+            )
+        }
+        BodyKind::FhirJson => {
+            let bytes = body_bytes(&state, body)?;
+            let parameters = ember_fhir::json::parse_json(&bytes, max_depth)
+                .map_err(ember_repo::RepoError::Body)?;
+            if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+                return Err(ApiError::BadRequest(
+                    "PATCH with FHIR JSON takes a Parameters resource (FHIRPath Patch); send a JSON Patch as application/json-patch+json".into(),
+                ));
+            }
+            PatchDocument::FhirPath(parameters)
+        }
+    };
     let stored = state
         .repo
         .patch(&res_type, &id, &patch_doc, if_match)

@@ -36,6 +36,8 @@ both_stores!(
     patch_if_match,
     patch_unknown_is_404_and_deleted_is_410,
     patch_requires_json_patch_content_type,
+    fhirpath_patch_over_rest,
+    transaction_fhirpath_patch_entry,
     // delete
     delete_then_read_is_gone,
     delete_is_idempotent,
@@ -726,7 +728,8 @@ async fn patch_unknown_is_404_and_deleted_is_410(s: &TestServer) {
 async fn patch_requires_json_patch_content_type(s: &TestServer) {
     expect(&put(s, "Patient", "pt", json!({"active": true})).await, 201);
     let doc = r#"[{"op": "replace", "path": "/active", "value": false}]"#;
-    for content_type in ["application/fhir+json", "application/json", "text/plain"] {
+    // A JSON Patch sent as FHIR JSON is not a Parameters resource (FHIRPath Patch).
+    for content_type in ["application/fhir+json", "application/json"] {
         let resp = s
             .send(
                 "PATCH",
@@ -735,9 +738,116 @@ async fn patch_requires_json_patch_content_type(s: &TestServer) {
                 Some(doc),
             )
             .await;
-        expect_outcome(&resp, 415);
+        expect_outcome(&resp, 400);
     }
+    let resp = s
+        .send(
+            "PATCH",
+            "Patient/pt",
+            &[("content-type", "text/plain")],
+            Some(doc),
+        )
+        .await;
+    expect_outcome(&resp, 415);
+    let not_parameters = json!({"resourceType": "Patient", "active": false}).to_string();
+    let resp = s
+        .send(
+            "PATCH",
+            "Patient/pt",
+            &[("content-type", "application/fhir+json")],
+            Some(&not_parameters),
+        )
+        .await;
+    expect_outcome(&resp, 400);
     assert_eq!(current_version(s, "Patient/pt").await, "W/\"1\"");
+}
+
+fn fhirpath_patch(operations: Value) -> String {
+    json!({"resourceType": "Parameters", "parameter": operations}).to_string()
+}
+
+async fn fhirpath_patch_over_rest(s: &TestServer) {
+    expect(
+        &put(
+            s,
+            "Patient",
+            "fp",
+            json!({"active": true, "name": [{"family": "Hansen"}]}),
+        )
+        .await,
+        201,
+    );
+    let replace = fhirpath_patch(json!([{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Patient.active"},
+        {"name": "value", "valueBoolean": false}]}, {"name": "operation", "part": [
+        {"name": "type", "valueCode": "add"},
+        {"name": "path", "valueString": "Patient"},
+        {"name": "name", "valueString": "gender"},
+        {"name": "value", "valueCode": "female"}]}]));
+    let resp = s
+        .send(
+            "PATCH",
+            "Patient/fp",
+            &[("content-type", "application/fhir+json")],
+            Some(&replace),
+        )
+        .await;
+    expect(&resp, 200);
+    let body = resp.json();
+    assert_eq!(body["active"], false);
+    assert_eq!(body["gender"], "female");
+    assert_eq!(body["name"][0]["family"], "Hansen");
+    assert_eq!(body["meta"]["versionId"], "2");
+    // Well-formed but not applicable (nothing to replace): 422, nothing stored.
+    let missing = fhirpath_patch(json!([{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Patient.birthDate"},
+        {"name": "value", "valueDate": "1970-01-01"}]}]));
+    let resp = s
+        .send(
+            "PATCH",
+            "Patient/fp",
+            &[("content-type", "application/fhir+json")],
+            Some(&missing),
+        )
+        .await;
+    expect_outcome(&resp, 422);
+    // Malformed (unknown operation type): 400.
+    let bad = fhirpath_patch(json!([{"name": "operation", "part": [
+        {"name": "type", "valueCode": "frobnicate"},
+        {"name": "path", "valueString": "Patient.active"}]}]));
+    let resp = s
+        .send(
+            "PATCH",
+            "Patient/fp",
+            &[("content-type", "application/fhir+json")],
+            Some(&bad),
+        )
+        .await;
+    expect_outcome(&resp, 400);
+    assert_eq!(current_version(s, "Patient/fp").await, "W/\"2\"");
+}
+
+async fn transaction_fhirpath_patch_entry(s: &TestServer) {
+    expect(
+        &put(s, "Patient", "tfp", json!({"active": true})).await,
+        201,
+    );
+    let parameters: Value =
+        serde_json::from_str(&fhirpath_patch(json!([{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"},
+        {"name": "path", "valueString": "Patient.active"},
+        {"name": "value", "valueBoolean": false}]}])))
+        .unwrap();
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "PATCH", "url": "Patient/tfp"}, "resource": parameters}]});
+    let resp = s.post(&s.base, &bundle).await;
+    expect(&resp, 200);
+    assert_eq!(resp.json()["entry"][0]["response"]["status"], "200 OK");
+    let read = s.get("Patient/tfp").await.json();
+    assert_eq!(read["active"], false);
+    assert_eq!(read["meta"]["versionId"], "2");
 }
 
 // ---------------------------------------------------------------------------------------

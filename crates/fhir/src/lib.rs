@@ -14,6 +14,7 @@ mod generated {
 
 pub mod definitions;
 pub mod fhirpath;
+pub mod fhirpath_patch;
 pub mod id;
 pub mod instant;
 pub mod json;

@@ -6,11 +6,11 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
     /// The patch document itself is malformed.
-    #[error("invalid JSON Patch document: {0}")]
+    #[error("invalid patch document: {0}")]
     Invalid(String),
     /// The patch is well-formed but does not apply to this resource (a failed `test`,
     /// a missing path, …).
-    #[error("the JSON Patch does not apply: {0}")]
+    #[error("the patch does not apply: {0}")]
     NotApplicable(String),
 }
 

@@ -14,7 +14,8 @@ use ember_store::StoreError;
 use serde_json::{Value, json};
 
 use crate::write::{
-    Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch, plan_put,
+    PatchDocument, Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch,
+    plan_put,
 };
 use crate::{Repo, RepoError, Result, check_id, check_type};
 
@@ -182,7 +183,7 @@ impl Repo {
                 rewrite_references(resource, &references);
             }
         }
-        let patches: Vec<Option<Value>> = entries
+        let patches: Vec<Option<PatchDocument>> = entries
             .iter()
             .enumerate()
             .map(|(i, e)| match e.method {
@@ -247,7 +248,7 @@ impl Repo {
     async fn plan_entry(
         &self,
         e: &Entry,
-        patch: Option<&Value>,
+        patch: Option<&PatchDocument>,
     ) -> Result<(Option<Plan>, Outcome)> {
         let id = e.id.as_deref().unwrap_or_default();
         let current = match e.method {
@@ -364,8 +365,9 @@ fn rewrite_references(value: &mut Value, references: &HashMap<String, String>) {
     }
 }
 
-/// The JSON Patch document carried by a PATCH entry (a Binary of `application/json-patch+json`).
-fn patch_document(resource: Option<&Value>) -> Result<Value> {
+/// The patch carried by a PATCH entry: a `Parameters` resource (FHIRPath Patch) or a
+/// Binary of `application/json-patch+json` (JSON Patch).
+fn patch_document(resource: Option<&Value>) -> Result<PatchDocument> {
     let resource =
         resource.ok_or_else(|| RepoError::Invalid("a PATCH entry needs a resource".into()))?;
     match resource.get("resourceType").and_then(Value::as_str) {
@@ -387,13 +389,12 @@ fn patch_document(resource: Option<&Value>) -> Result<Value> {
                 .decode(data)
                 .map_err(|e| RepoError::Invalid(format!("the Binary data is not base64: {e}")))?;
             serde_json::from_slice(&bytes)
+                .map(PatchDocument::Json)
                 .map_err(|e| RepoError::Invalid(format!("the JSON Patch is not valid JSON: {e}")))
         }
-        Some("Parameters") => Err(RepoError::NotSupported(
-            "FHIRPath Patch is not supported yet; use JSON Patch".into(),
-        )),
+        Some("Parameters") => Ok(PatchDocument::FhirPath(resource.clone())),
         _ => Err(RepoError::Invalid(
-            "a PATCH entry's resource must be a Binary holding a JSON Patch".into(),
+            "a PATCH entry's resource must be a Parameters resource (FHIRPath Patch) or a Binary holding a JSON Patch".into(),
         )),
     }
 }

@@ -18,7 +18,7 @@ use ember_store::Store;
 pub use bundle::{BundleKind, Prefer};
 pub use error::RepoError;
 pub use history::{HistoryPage, HistoryParams, HistoryScope, history_bundle};
-pub use write::{Deleted, Stored, etag, parse_etag};
+pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
 

@@ -38,6 +38,13 @@ impl Stored {
     }
 }
 
+/// A patch: JSON Patch (RFC 6902) or FHIRPath Patch (a `Parameters` resource).
+#[derive(Debug, Clone)]
+pub enum PatchDocument {
+    Json(Value),
+    FhirPath(Value),
+}
+
 /// The result of a delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deleted {
@@ -169,7 +176,7 @@ impl Repo {
         &self,
         res_type: &str,
         id: &str,
-        patch_doc: &Value,
+        patch_doc: &PatchDocument,
         if_match: Option<i64>,
     ) -> Result<Stored> {
         check_type(res_type)?;
@@ -358,7 +365,7 @@ pub(crate) fn plan_delete(
 pub(crate) fn plan_patch(
     res_type: &str,
     id: &str,
-    patch_doc: &Value,
+    patch_doc: &PatchDocument,
     current: Option<&Current>,
     max_depth: usize,
 ) -> Result<Plan> {
@@ -377,7 +384,12 @@ pub(crate) fn plan_patch(
             "stored JSON of {reference} is invalid: {e}"
         )))
     })?;
-    patch::apply_json_patch(&mut doc, patch_doc)?;
+    match patch_doc {
+        PatchDocument::Json(ops) => patch::apply_json_patch(&mut doc, ops)?,
+        PatchDocument::FhirPath(parameters) => {
+            ember_fhir::fhirpath_patch::apply_fhirpath_patch(&mut doc, parameters)?
+        }
+    }
     if doc.get("resourceType").and_then(Value::as_str) != Some(res_type) {
         return Err(RepoError::Unprocessable(
             "a patch may not change the resourceType".into(),
