@@ -60,6 +60,10 @@ pub(crate) fn statement(base: &str, backend: Backend) -> Value {
             "mode": "server",
             "resource": resources,
             "interaction": interactions(SYSTEM_INTERACTIONS),
+            "operation": [{
+                "name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            }],
         }],
     })
 }

@@ -29,6 +29,8 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/_history", get(history_system))
         .route("/{type}", get(type_search).post(create))
         .route("/{type}/_search", post(type_search))
+        .route("/{type}/$validate", post(validate))
+        .route("/{type}/{id}/$validate", post(validate_instance))
         .route("/{type}/_history", get(history_type))
         .route(
             "/{type}/{id}",
@@ -240,6 +242,67 @@ async fn bundle(
         .process_bundle(resource, &fhir.base, fhir.prefer)
         .await?;
     Ok(json_response(&fhir, StatusCode::OK, &response))
+}
+
+/// `$validate`: checks a resource (the body, or the `resource` parameter of a
+/// `Parameters` body) against the structural rules of its type, strictly, and answers
+/// with the OperationOutcome. Nothing is stored.
+async fn validate(
+    State(state): State<AppState>,
+    Params(res_type): Params<String>,
+    fhir: Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    validate_body(&state, &res_type, None, &fhir, body)
+}
+
+async fn validate_instance(
+    State(state): State<AppState>,
+    Params((res_type, id)): Params<(String, String)>,
+    fhir: Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    ember_repo::check_id(&id)?;
+    validate_body(&state, &res_type, Some(&id), &fhir, body)
+}
+
+fn validate_body(
+    state: &AppState,
+    res_type: &str,
+    id: Option<&str>,
+    fhir: &Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    ember_repo::check_type(res_type)?;
+    let mut resource = resource_body(state, fhir, body)?;
+    if resource.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+        && res_type != "Parameters"
+    {
+        resource = resource["parameter"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "resource"))
+            .and_then(|p| p.get("resource").cloned())
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "$validate: the Parameters body has no `resource` parameter".into(),
+                )
+            })?;
+        ember_fhir::json::check_resource(&resource).map_err(ember_repo::RepoError::Body)?;
+    }
+    if resource.get("resourceType").and_then(Value::as_str) != Some(res_type) {
+        return Err(ApiError::BadRequest(format!(
+            "$validate on {res_type} takes a {res_type} resource"
+        )));
+    }
+    if let Some(id) = id {
+        if resource.get("id").and_then(Value::as_str) != Some(id) {
+            return Err(ApiError::BadRequest(format!(
+                "the resource id must be {id:?}, as in the URL"
+            )));
+        }
+    }
+    let outcome = ember_fhir::validate::validate(&resource, ember_fhir::validate::Mode::Strict);
+    Ok(json_response(fhir, StatusCode::OK, &outcome.to_json()))
 }
 
 async fn type_search(Params(res_type): Params<String>) -> Result<Response> {

@@ -140,6 +140,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         max_json_depth: config.max_json_depth,
         max_bundle_entries: config.max_bundle_entries,
         max_count: config.max_count,
+        validation: config
+            .validation
+            .parse()
+            .map_err(|e| anyhow::anyhow!("EMBER_VALIDATION: {e}"))?,
         ..Limits::default()
     };
     lifecycle.set_database_ok(true);

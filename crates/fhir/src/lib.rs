@@ -16,11 +16,13 @@ pub mod definitions;
 pub mod fhirpath;
 pub mod fhirpath_patch;
 pub mod id;
+pub mod index;
 pub mod instant;
 pub mod json;
 pub mod meta;
 pub mod outcome;
 pub mod patch;
+pub mod validate;
 
 pub use outcome::{IssueType, OperationOutcome, Severity};
 

@@ -49,6 +49,11 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_MAX_JSON_DEPTH", default_value_t = 64)]
     pub max_json_depth: usize,
 
+    /// Structural validation of every resource written: `strict` (every problem is an
+    /// error), `lenient` (unknown elements and code bindings are warnings) or `off`.
+    #[arg(long, env = "EMBER_VALIDATION", default_value = "strict", value_parser = ["strict", "lenient", "off"])]
+    pub validation: String,
+
     /// Most entries in a batch or transaction Bundle.
     #[arg(long, env = "EMBER_MAX_BUNDLE_ENTRIES", default_value_t = 10_000)]
     pub max_bundle_entries: usize,

@@ -274,19 +274,14 @@ impl Repo {
                     body,
                     current.as_ref(),
                     ember_store::Change::Update,
-                )
+                    &self.limits,
+                )?
             }
             Method::Patch => {
                 let patch = patch.ok_or_else(|| {
                     RepoError::Invalid("a PATCH entry needs a patch document".into())
                 })?;
-                plan_patch(
-                    &e.res_type,
-                    id,
-                    patch,
-                    current.as_ref(),
-                    self.limits.max_json_depth,
-                )?
+                plan_patch(&e.res_type, id, patch, current.as_ref(), &self.limits)?
             }
             Method::Delete => {
                 return Ok(match plan_delete(&e.res_type, id, current.as_ref())? {

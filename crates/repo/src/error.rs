@@ -35,6 +35,10 @@ pub enum RepoError {
     /// The request is well-formed but cannot be carried out on this content (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// The resource breaks the structural rules of its type (422); the outcome lists
+    /// each problem with its location.
+    #[error("the resource is not valid: {} issue(s)", .0.issues.len())]
+    Invalidated(ember_fhir::OperationOutcome),
     /// The interaction is not supported (501 or 405, by context).
     #[error("{0}")]
     NotSupported(String),
@@ -72,7 +76,7 @@ impl RepoError {
             RepoError::Gone(_) => 410,
             RepoError::VersionMismatch { .. } => 412,
             RepoError::Conflict(_) => 409,
-            RepoError::Unprocessable(_) => 422,
+            RepoError::Unprocessable(_) | RepoError::Invalidated(_) => 422,
             RepoError::NotSupported(_) => 501,
             RepoError::Body(BodyError::UnknownResourceType(_)) => 400,
             RepoError::Body(_) => 400,
@@ -84,6 +88,9 @@ impl RepoError {
 
     /// The OperationOutcome that explains this error. Storage details stay in the logs.
     pub fn outcome(&self) -> OperationOutcome {
+        if let RepoError::Invalidated(outcome) = self {
+            return outcome.clone();
+        }
         let code = match self {
             RepoError::Invalid(_) => IssueType::Invalid,
             RepoError::Body(BodyError::TooDeep(_)) => IssueType::TooCostly,
@@ -92,7 +99,7 @@ impl RepoError {
             RepoError::NotFound(_) => IssueType::NotFound,
             RepoError::Gone(_) => IssueType::Deleted,
             RepoError::VersionMismatch { .. } | RepoError::Conflict(_) => IssueType::Conflict,
-            RepoError::Unprocessable(_) => IssueType::Processing,
+            RepoError::Unprocessable(_) | RepoError::Invalidated(_) => IssueType::Processing,
             RepoError::NotSupported(_) => IssueType::NotSupported,
             RepoError::Store(StoreError::Unavailable(_)) => IssueType::Transient,
             RepoError::Store(StoreError::Conflict { .. }) => IssueType::Conflict,

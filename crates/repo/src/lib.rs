@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_count: u32,
     /// How often a write that lost a version race is retried before giving up.
     pub write_retries: u32,
+    /// Structural validation of every resource written.
+    pub validation: ember_fhir::validate::Mode,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             default_count: 20,
             max_count: 1000,
             write_retries: 32,
+            validation: ember_fhir::validate::Mode::Strict,
         }
     }
 }

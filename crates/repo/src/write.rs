@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use ember_fhir::instant::{self, Micros};
-use ember_fhir::{id, meta, patch};
+use ember_fhir::{id, meta, patch, validate};
 use ember_store::{Change, Current, StoreError, Write};
 use serde_json::Value;
 
-use crate::{Repo, RepoError, Result, check_id, check_type};
+use crate::{Limits, Repo, RepoError, Result, check_id, check_type};
 
 /// A resource version as stored, ready to be returned to a client.
 #[derive(Debug, Clone)]
@@ -159,13 +159,15 @@ impl Repo {
         }
         let plan = self
             .commit_retrying(res_type, id, if_match, |current| {
-                Ok(Some(plan_put(
+                plan_put(
                     res_type,
                     id,
                     body.clone(),
                     current,
                     Change::Update,
-                )))
+                    &self.limits,
+                )
+                .map(Some)
             })
             .await?;
         written(plan)
@@ -181,10 +183,9 @@ impl Repo {
     ) -> Result<Stored> {
         check_type(res_type)?;
         check_id(id)?;
-        let max_depth = self.limits.max_json_depth;
         let plan = self
             .commit_retrying(res_type, id, if_match, |current| {
-                plan_patch(res_type, id, patch_doc, current, max_depth).map(Some)
+                plan_patch(res_type, id, patch_doc, current, &self.limits).map(Some)
             })
             .await?;
         written(plan)
@@ -207,7 +208,7 @@ impl Repo {
     pub(crate) fn plan_create(&self, res_type: &str, id: &str, body: Value) -> Result<Plan> {
         check_type(res_type)?;
         check_body(res_type, &body)?;
-        Ok(plan_put(res_type, id, body, None, Change::Create))
+        plan_put(res_type, id, body, None, Change::Create, &self.limits)
     }
 
     /// Reads the current version, plans a write with `plan` and commits it, retrying
@@ -301,12 +302,17 @@ pub(crate) fn plan_put(
     mut body: Value,
     current: Option<&Current>,
     change: Change,
-) -> Plan {
+    limits: &Limits,
+) -> Result<Plan> {
     let version = current.map_or(1, |c| c.version + 1);
     let last_updated = instant::now();
     meta::stamp(&mut body, id, version, last_updated);
+    let outcome = validate::validate(&body, limits.validation);
+    if validate::has_errors(&outcome) {
+        return Err(RepoError::Invalidated(outcome));
+    }
     let text = body.to_string();
-    Plan {
+    Ok(Plan {
         write: Write {
             res_type: res_type.to_owned(),
             id: id.to_owned(),
@@ -324,7 +330,7 @@ pub(crate) fn plan_put(
             body: text,
             created: current.is_none_or(|c| c.deleted),
         },
-    }
+    })
 }
 
 /// Plans a deletion; `None` when the resource is already deleted.
@@ -367,7 +373,7 @@ pub(crate) fn plan_patch(
     id: &str,
     patch_doc: &PatchDocument,
     current: Option<&Current>,
-    max_depth: usize,
+    limits: &Limits,
 ) -> Result<Plan> {
     let reference = format!("{res_type}/{id}");
     let (current, body) = match current {
@@ -400,12 +406,13 @@ pub(crate) fn plan_patch(
             "a patch may not change or remove the id".into(),
         ));
     }
+    let max_depth = limits.max_json_depth;
     if ember_fhir::json::depth(&doc) > max_depth {
         return Err(RepoError::Unprocessable(format!(
             "the patched resource nests deeper than {max_depth} levels"
         )));
     }
-    Ok(plan_put(res_type, id, doc, current, Change::Patch))
+    plan_put(res_type, id, doc, current, Change::Patch, limits)
 }
 
 #[cfg(test)]
@@ -436,7 +443,9 @@ mod tests {
             serde_json::json!({"resourceType": "Patient"}),
             Some(&current),
             Change::Update,
-        );
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(plan.write.expected, Some(4));
         assert_eq!(plan.write.version, 5);
         assert!(!plan.stored.created);

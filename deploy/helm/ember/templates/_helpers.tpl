@@ -155,6 +155,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.maxBodyBytes | int64 | quote }}
 - name: EMBER_MAX_JSON_DEPTH
   value: {{ $c.maxJsonDepth | quote }}
+- name: EMBER_VALIDATION
+  value: {{ $c.validation | quote }}
 - name: EMBER_MAX_BUNDLE_ENTRIES
   value: {{ $c.maxBundleEntries | int64 | quote }}
 - name: EMBER_MAX_COUNT
