@@ -28,6 +28,10 @@ pub struct ApiSettings {
     pub public_url: ember_platform::public_url::PublicUrl,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Path of the liveness probe (`/livez`).
+    pub liveness_path: String,
+    /// Path of the readiness probe (`/readyz`; readiness also answers at `/healthz`).
+    pub readiness_path: String,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -53,7 +57,7 @@ pub fn router(state: AppState) -> Router {
             .nest(&base_path, fhir)
             .merge(fhir::system_routes(&format!("{base_path}/")))
     };
-    app.merge(ops::routes())
+    app.merge(ops::routes(&state.settings))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -8,12 +8,16 @@ use axum::routing::get;
 
 use crate::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/healthz", get(readyz))
-        .route("/metrics", get(metrics))
+/// The probes at their configured paths (readiness also at `/healthz`), and `/metrics`.
+pub(crate) fn routes(settings: &crate::ApiSettings) -> Router<AppState> {
+    let mut router = Router::new()
+        .route(&settings.liveness_path, get(livez))
+        .route(&settings.readiness_path, get(readyz))
+        .route("/metrics", get(metrics));
+    if settings.readiness_path != "/healthz" && settings.liveness_path != "/healthz" {
+        router = router.route("/healthz", get(readyz));
+    }
+    router
 }
 
 /// The process answers; no database call.

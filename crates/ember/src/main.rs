@@ -177,6 +177,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             public_url,
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout(),
+            liveness_path: config.liveness_path.clone(),
+            readiness_path: config.readiness_path.clone(),
         }),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -648,3 +648,39 @@ async fn sigterm_stops_gracefully() {
     let status = terminate(b).await;
     assert!(status.success(), "ember exited with {status}");
 }
+
+/// `ember migrate` from several pods at once: all succeed and each migration is
+/// applied exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrate_commands_apply_each_migration_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let children: Vec<std::process::Child> = (0..3)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+                .args(["migrate", "--database-url", &db.url])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn ember migrate")
+        })
+        .collect();
+    for mut child in children {
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+    let client = db.pg_client().await;
+    let rows = client
+        .query(
+            "SELECT version, count(*) FROM ember_schema GROUP BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let (version, count): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(count, 1, "migration {version} recorded {count} times");
+    }
+}

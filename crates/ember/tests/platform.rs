@@ -387,3 +387,30 @@ async fn spans_reach_the_collector() {
         "{agent}"
     );
 }
+
+/// The probe paths are configurable; readiness keeps answering at /healthz too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_paths_are_configurable() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let p = Process::spawn(
+        &db.url,
+        &[
+            ("EMBER_LIVENESS_PATH", "/health/live"),
+            ("EMBER_READINESS_PATH", "/health/ready"),
+        ],
+    );
+    let root = format!("http://{}", p.addr);
+    for (path, status) in [
+        ("/health/live", 200),
+        ("/health/ready", 200),
+        ("/healthz", 200),
+        ("/livez", 404),
+        ("/readyz", 404),
+    ] {
+        assert_eq!(
+            p.http.get(&format!("{root}{path}")).await.status,
+            status,
+            "{path}"
+        );
+    }
+}

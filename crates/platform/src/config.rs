@@ -41,6 +41,14 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Path of the liveness probe.
+    #[arg(long, env = "EMBER_LIVENESS_PATH", default_value = "/livez", value_parser = probe_path)]
+    pub liveness_path: String,
+
+    /// Path of the readiness probe (readiness also answers at `/healthz`).
+    #[arg(long, env = "EMBER_READINESS_PATH", default_value = "/readyz", value_parser = probe_path)]
+    pub readiness_path: String,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "EMBER_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -95,6 +103,16 @@ pub struct ServeConfig {
     /// Print the effective configuration (secrets masked) and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// A probe path: absolute, without spaces or a query.
+fn probe_path(s: &str) -> Result<String, String> {
+    let ok = s.starts_with('/') && s.len() > 1 && !s.contains(['?', '#', ' ', '{', '}']);
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not a path such as /readyz"))
+    }
 }
 
 impl ServeConfig {

@@ -342,6 +342,8 @@ impl TestServer {
                 },
                 max_body_bytes: settings.max_body_bytes,
                 request_timeout: Duration::from_secs(30),
+                liveness_path: "/livez".into(),
+                readiness_path: "/readyz".into(),
             }),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -175,6 +175,10 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.logPhi | ternary "true" "false" | quote }}
 - name: EMBER_TRUSTED_PROXIES
   value: {{ $c.trustedProxies | quote }}
+- name: EMBER_LIVENESS_PATH
+  value: {{ $c.livenessPath | quote }}
+- name: EMBER_READINESS_PATH
+  value: {{ $c.readinessPath | quote }}
 {{- /*
 Span export; only set when given a value.
 */}}
