@@ -40,7 +40,7 @@ pub use eval::{Env, EvalError};
 pub use model::{DEFINITIONS, DefinitionsModel, Kind, Model, NoModel, Prop};
 pub use node::{Element, Node, Str};
 pub use parser::ParseError;
-pub use quantity::Quantity;
+pub use quantity::{Quantity, to_canonical};
 pub use temporal::{DateTime, Precision, Time};
 
 /// A compiled FHIRPath expression.

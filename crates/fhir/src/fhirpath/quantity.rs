@@ -468,6 +468,43 @@ fn parse_unit(s: &str) -> Option<Unit> {
     Some(acc)
 }
 
+/// `value` in `unit` expressed in UCUM base units: the converted value and the
+/// canonical unit code, base units in the order g, m, s, K, C, cd, mol, [iU] with
+/// exponents (`120 mm[Hg]` → `15998640 g.m-1.s-2`; `1` when dimensionless). `None`
+/// for units this module does not know.
+pub fn to_canonical(value: &Decimal, unit: &str) -> Option<(Decimal, String)> {
+    let u = parse_unit(unit)?;
+    // `Dims` holds m, s, g, …; canonical codes list g first, as UCUM's base units do.
+    const ORDER: [(usize, &str); 8] = [
+        (2, "g"),
+        (0, "m"),
+        (1, "s"),
+        (3, "K"),
+        (4, "C"),
+        (5, "cd"),
+        (6, "mol"),
+        (7, "[iU]"),
+    ];
+    let mut code = String::new();
+    for (i, base) in ORDER {
+        let e = u.dims[i];
+        if e == 0 {
+            continue;
+        }
+        if !code.is_empty() {
+            code.push('.');
+        }
+        code.push_str(base);
+        if e != 1 {
+            code.push_str(&e.to_string());
+        }
+    }
+    if code.is_empty() {
+        code.push('1');
+    }
+    Some((value.checked_mul(&u.factor)?, code))
+}
+
 /// Whether `unit` is a UCUM expression this module understands.
 pub fn is_known_unit(unit: &str) -> bool {
     calendar_unit(unit).is_some() || parse_unit(unit).is_some()

@@ -1,148 +1,9 @@
 //! Canonical UCUM forms of quantities, so `120 mm[Hg]` and `16 kPa` index comparably.
-//!
-//! The conversion factor is the FHIRPath engine's ([`Quantity::convert_to`]): this module
-//! only works out the dimension of a unit expression, to name the canonical unit
-//! (base units `g`, `m`, `s`, `K`, `C`, `cd`, `mol`, `[iU]` with exponents, e.g.
-//! `g.m-1.s-2`; `1` when dimensionless). Each atom's dimension is found by asking the
-//! engine which of a few base-unit products it converts to, and the unit expression
-//! (`.`, `/`, exponents, `10*3`, `{annotations}`, parentheses) is combined here. The
-//! engine then converts the value to that canonical unit, and refuses when the dimensions
-//! differ, so a unit this module reads differently from the engine gets no canonical form
-//! rather than a wrong one.
+//! The conversion is the FHIRPath engine's ([`to_canonical`]); this module rounds away
+//! the noise its divisions leave in the last digits.
 
-use crate::fhirpath::{Decimal, Quantity};
-
-/// Exponents of g, m, s, K, C, cd, mol, [iU] (the order of the canonical code).
-type Dims = [i32; 8];
-
-const BASE: [&str; 8] = ["g", "m", "s", "K", "C", "cd", "mol", "[iU]"];
-
-/// The dimensions of every atom of the engine's UCUM table.
-const ATOM_DIMS: [Dims; 17] = [
-    [0, 0, 0, 0, 0, 0, 0, 0],   // 1, %, rad, 10*
-    [1, 0, 0, 0, 0, 0, 0, 0],   // g, t, [lb_av]
-    [0, 1, 0, 0, 0, 0, 0, 0],   // m, [in_i]
-    [0, 0, 1, 0, 0, 0, 0, 0],   // s, min, h, d, a, mo
-    [0, 3, 0, 0, 0, 0, 0, 0],   // L
-    [0, 0, -1, 0, 0, 0, 0, 0],  // Hz
-    [1, -1, -2, 0, 0, 0, 0, 0], // Pa, bar, m[Hg], m[H2O]
-    [1, 1, -2, 0, 0, 0, 0, 0],  // N
-    [1, 2, -2, 0, 0, 0, 0, 0],  // J, cal
-    [1, 2, -3, 0, 0, 0, 0, 0],  // W
-    [0, 0, 0, 1, 0, 0, 0, 0],   // K
-    [0, 0, 0, 0, 1, 0, 0, 0],   // C
-    [0, 0, -1, 0, 1, 0, 0, 0],  // A
-    [1, 2, -2, 0, -1, 0, 0, 0], // V
-    [0, 0, 0, 0, 0, 1, 0, 0],   // cd
-    [0, 0, 0, 0, 0, 0, 1, 0],   // mol, eq
-    [0, 0, -1, 0, 0, 0, 1, 0],  // kat, U
-];
-const IU: Dims = [0, 0, 0, 0, 0, 0, 0, 1];
-
-/// The canonical unit code of a dimension: `g.m-1.s-2`, `m3`, `1`.
-fn code(dims: &Dims) -> String {
-    let mut out = String::new();
-    for (base, e) in BASE.iter().zip(dims) {
-        if *e == 0 {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push('.');
-        }
-        out.push_str(base);
-        if *e != 1 {
-            out.push_str(&e.to_string());
-        }
-    }
-    if out.is_empty() {
-        out.push('1');
-    }
-    out
-}
-
-fn one(unit: &str) -> Quantity {
-    Quantity::new(Decimal::ONE, unit)
-}
-
-/// The dimension of one atom with its prefix (`mm[Hg]`, `kg`, `10*`), asking the engine.
-fn atom_dims(atom: &str) -> Option<Dims> {
-    let q = one(atom);
-    std::iter::once(IU)
-        .chain(ATOM_DIMS)
-        .find(|d| one(&code(d)).convert_to(&q).is_some())
-}
-
-fn scale(d: Dims, e: i32) -> Dims {
-    d.map(|x| x * e)
-}
-
-/// One component of a unit term: an atom with an optional exponent, an integer, a
-/// parenthesized term, an annotation.
-fn component_dims(c: &str) -> Option<Dims> {
-    let mut s = String::with_capacity(c.len());
-    let mut depth = 0;
-    for ch in c.chars() {
-        match ch {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            _ if depth == 0 => s.push(ch),
-            _ => {}
-        }
-    }
-    if s.is_empty() || s.bytes().all(|b| b.is_ascii_digit()) {
-        return Some([0; 8]);
-    }
-    if let Some(inner) = s.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        return unit_dims(inner);
-    }
-    if let Some(d) = atom_dims(&s) {
-        return Some(d);
-    }
-    let bytes = s.as_bytes();
-    let mut i = bytes.len();
-    while i > 0 && bytes[i - 1].is_ascii_digit() {
-        i -= 1;
-    }
-    if i > 0 && matches!(bytes[i - 1], b'-' | b'+') {
-        i -= 1;
-    }
-    if i == 0 || i == bytes.len() {
-        return None;
-    }
-    let e: i32 = s[i..].parse().ok()?;
-    Some(scale(atom_dims(&s[..i])?, e))
-}
-
-/// The dimension of a unit expression: components joined by `.` and `/`.
-fn unit_dims(s: &str) -> Option<Dims> {
-    let mut acc = [0; 8];
-    let (mut divide, mut start, mut depth) = (false, 0, 0i32);
-    let bytes = s.as_bytes();
-    for i in 0..=bytes.len() {
-        let b = bytes.get(i).copied();
-        match b {
-            Some(b'[' | b'(' | b'{') => depth += 1,
-            Some(b']' | b')' | b'}') => depth -= 1,
-            Some(b'.' | b'/') | None if depth == 0 => {
-                let part = &s[start..i];
-                if part.is_empty() {
-                    if !(i == 0 && b == Some(b'/')) {
-                        return None;
-                    }
-                } else {
-                    let d = component_dims(part)?;
-                    for (a, x) in acc.iter_mut().zip(d) {
-                        *a += if divide { -x } else { x };
-                    }
-                }
-                divide = b == Some(b'/');
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    Some(acc)
-}
+use crate::fhirpath::Decimal;
+use crate::fhirpath::to_canonical;
 
 /// `value` (decimal text) in UCUM `unit` expressed in canonical base units: the exact
 /// value (trailing zeros removed) and the canonical unit code. None when the value is
@@ -158,10 +19,7 @@ fn unit_dims(s: &str) -> Option<Dims> {
 /// assert_eq!(canonical_quantity("1", "furlong"), None);
 /// ```
 pub fn canonical_quantity(value: &str, unit: &str) -> Option<(String, String)> {
-    let value = Decimal::parse(value)?;
-    let dims = unit_dims(unit)?;
-    let canonical = code(&dims);
-    let converted = one(&canonical).convert_to(&Quantity::new(value, unit))?;
+    let (converted, canonical) = to_canonical(&Decimal::parse(value)?, unit)?;
     Some((significant(converted).trim().to_string(), canonical))
 }
 
