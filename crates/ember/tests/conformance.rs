@@ -63,6 +63,11 @@ fn checks() -> Vec<Check> {
             run: || Box::pin(no_root_no_disk()),
         },
         Check {
+            rule: "P8 P9",
+            name: "trace headers and User-Agent reach an outgoing target (shared client)",
+            run: || Box::pin(propagation()),
+        },
+        Check {
             rule: "P11",
             name: "an unknown EMBER_* variable refuses to start",
             run: || Box::pin(unknown_setting()),
@@ -939,4 +944,74 @@ async fn unknown_setting() -> Result<String, String> {
         return Err(format!("exit {:?}: {err}", out.status.code()));
     }
     Ok("exit 2 naming the variable".into())
+}
+
+/// Every P8 header of an incoming request, and Ember's User-Agent, arrive at an echo
+/// server standing in for an outgoing target, through the one shared HTTP client that
+/// every outgoing call uses. (No feature of the binary calls out during a request yet,
+/// so the client is driven directly, inside the request's trace context.)
+async fn propagation() -> Result<String, String> {
+    use ember_platform::http_client::HttpClient;
+    use ember_platform::trace::{PROPAGATED, TraceContext};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!(
+        "http://{}/echo",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let echo = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.ok()?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        Some(String::from_utf8_lossy(&head).to_lowercase())
+    });
+    let mut incoming = hyper::HeaderMap::new();
+    for name in PROPAGATED {
+        incoming.insert(
+            hyper::header::HeaderName::from_static(name),
+            hyper::header::HeaderValue::from_str(&format!("in-{name}"))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let client = HttpClient::new("conformance", Duration::from_secs(5));
+    let request = Request::get(&url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    TraceContext::from_headers(&incoming)
+        .scope(client.send(request))
+        .await
+        .map_err(|e| e.to_string())?;
+    let head = echo
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the echo server got nothing")?;
+    let missing: Vec<&str> = PROPAGATED
+        .iter()
+        .copied()
+        .filter(|n| !head.contains(&format!("{n}: in-{n}")))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing at the target: {missing:?}"));
+    }
+    if !head.contains("user-agent: ember/") || !head.contains("(conformance)") {
+        return Err("no Ember User-Agent".into());
+    }
+    Ok(format!(
+        "{} headers and the User-Agent arrived",
+        PROPAGATED.len()
+    ))
 }
