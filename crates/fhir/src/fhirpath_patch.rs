@@ -353,7 +353,7 @@ fn parse_value(part: &Value) -> Result<PatchValue, PatchError> {
         }
         (Some((s, _)), _) => s,
         (None, Some(k)) => &k[6..],
-        (None, None) => unreachable!("checked above"),
+        (None, None) => return invalid(format!("the part '{name}' has no value")),
     };
     let Some(ty) = type_from_suffix(suffix) else {
         return invalid(format!("value{suffix}: unknown type"));
@@ -491,13 +491,15 @@ fn select(doc: &Value, path: &Expression) -> Result<Vec<Loc>, PatchError> {
 }
 
 fn exactly_one(locs: Vec<Loc>, path: &Expression, doing: &str) -> Result<Loc, PatchError> {
-    match locs.len() {
-        0 => not_applicable(format!(
+    let n = locs.len();
+    let mut locs = locs.into_iter();
+    match (locs.next(), n) {
+        (None, _) => not_applicable(format!(
             "no content found at {} when {doing}",
             path.source()
         )),
-        1 => Ok(locs.into_iter().next().expect("one")),
-        n => not_applicable(format!(
+        (Some(loc), 1) => Ok(loc),
+        _ => not_applicable(format!(
             "the path selects {n} elements; {doing} needs exactly one"
         )),
     }

@@ -821,3 +821,68 @@ fn unknown_members_are_found_anywhere_in_the_examples() {
     }
     println!("{tried} unknown members planted and found");
 }
+
+/// Validation runs on every write, so no input may make it panic: every top-level and
+/// first nested element of a spread of package examples is replaced with every JSON
+/// shape, and each variant is validated strictly. Also FHIRPath Patch on the same
+/// variants with a malformed and a well-formed patch.
+#[test]
+fn no_input_shape_makes_validation_or_patch_panic() {
+    let shapes = [
+        json!(null),
+        json!(true),
+        json!(7),
+        json!(-1.5),
+        json!(""),
+        json!("x y"),
+        json!([]),
+        json!([null]),
+        json!([1, "a", {}]),
+        json!({}),
+        json!({"extension": [{"url": 5}]}),
+        json!({"resourceType": "Patient"}),
+    ];
+    let patches = [
+        json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+            {"name": "type", "valueCode": "replace"}, {"name": "path", "valueString": "Resource.id"},
+            {"name": "value", "valueId": "x"}]}]}),
+        json!({"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+            {"name": "type", "valueCode": "delete"}, {"name": "path", "valueString": "(("}]}]}),
+        json!({"resourceType": "Parameters", "parameter": [{"name": "operation"}]}),
+    ];
+    let mut variants = 0;
+    for (_, example) in examples().into_iter().step_by(120) {
+        let Some(obj) = example.as_object() else {
+            continue;
+        };
+        for key in obj.keys().filter(|k| *k != "resourceType") {
+            let nested: Vec<Option<String>> = std::iter::once(None)
+                .chain(
+                    obj[key]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|o| o.keys().map(|k| Some(k.clone()))),
+                )
+                .collect();
+            for inner in &nested {
+                for shape in &shapes {
+                    let mut variant = example.clone();
+                    match inner {
+                        None => variant[key] = shape.clone(),
+                        Some(k) => variant[key][k] = shape.clone(),
+                    }
+                    let _ = validate(&variant, Mode::Strict);
+                    let _ = validate(&variant, Mode::Lenient);
+                    for patch in &patches {
+                        let mut target = variant.clone();
+                        let _ =
+                            ember_fhir::fhirpath_patch::apply_fhirpath_patch(&mut target, patch);
+                    }
+                    variants += 1;
+                }
+            }
+        }
+    }
+    println!("validated and patched {variants} variants without a panic");
+    assert!(variants > 5000, "{variants}");
+}
