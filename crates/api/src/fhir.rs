@@ -301,8 +301,11 @@ fn validate_body(
             )));
         }
     }
-    let outcome = ember_fhir::validate::validate(&resource, ember_fhir::validate::Mode::Strict);
-    Ok(json_response(fhir, StatusCode::OK, &outcome.to_json()))
+    Ok(json_response(
+        fhir,
+        StatusCode::OK,
+        &state.repo.validate(&resource).to_json(),
+    ))
 }
 
 async fn type_search(Params(res_type): Params<String>) -> Result<Response> {

@@ -211,6 +211,12 @@ impl Repo {
         plan_put(res_type, id, body, None, Change::Create, &self.limits)
     }
 
+    /// `$validate`: the structural issues of `resource` under strict rules, whatever mode
+    /// writes use. Nothing is stored.
+    pub fn validate(&self, resource: &Value) -> ember_fhir::OperationOutcome {
+        validate::validate(resource, validate::Mode::Strict)
+    }
+
     /// Reads the current version, plans a write with `plan` and commits it, retrying
     /// when another writer got there first (unless `If-Match` pinned the version).
     async fn commit_retrying<F>(
