@@ -4,6 +4,7 @@
 //! run. `ember check` is the smoke test of a live deployment ([`check`]).
 
 pub mod check;
+pub mod dataset;
 mod http;
 mod phase;
 mod report;

@@ -39,6 +39,9 @@ enum Command {
     Bench(ember_bench::BenchArgs),
     /// Smoke-test a live deployment: metadata, a CRUD round trip, search, CDS Hooks discovery.
     Check(ember_bench::check::CheckArgs),
+    /// Load a deterministic telemonitoring data set (patients, care plans, thresholds,
+    /// measurements) into a FHIR server through transaction Bundles.
+    Dataset(ember_bench::dataset::DatasetArgs),
 }
 
 #[derive(clap::Args)]
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
                 Ok(false) => Err(anyhow::anyhow!("the smoke test failed")),
                 Err(e) => Err(e),
             },
+            Command::Dataset(args) => ember_bench::dataset::run(args).await,
         }
     });
     match result {

@@ -67,10 +67,13 @@ impl<V: Clone + Send + Sync + 'static> Invalidate for TtlCache<V> {
     }
 }
 
+/// A registered cache and the name bus messages use for it.
+type Registered = (&'static str, Arc<dyn Invalidate>);
+
 /// Routes bus messages to the caches of this instance.
 #[derive(Default, Clone)]
 pub struct CacheHub {
-    caches: Arc<Mutex<Vec<(&'static str, Arc<dyn Invalidate>)>>>,
+    caches: Arc<Mutex<Vec<Registered>>>,
 }
 
 impl CacheHub {
