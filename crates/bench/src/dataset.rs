@@ -15,15 +15,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc};
 
-use crate::http::{REQUEST_TIMEOUT, Target};
+use crate::http::{Conn, REQUEST_TIMEOUT, Target};
 use crate::rng::{Rng, mix64};
 
 /// Arguments of `ember dataset`.
@@ -556,11 +552,11 @@ async fn load(
         let target = Arc::clone(target);
         let totals = Arc::clone(totals);
         workers.spawn(async move {
-            let mut conn = Sender::new(target);
+            let mut conn = Conn::new(Arc::clone(&target));
             loop {
                 let next = rx.lock().await.recv().await;
                 let Some((entries, body)) = next else { break };
-                let result = conn.post_bundle(body).await;
+                let result = post_bundle(&mut conn, &target, body).await;
                 let mut t = totals.lock().await;
                 t.bundles += 1;
                 match result {
@@ -610,77 +606,28 @@ async fn load(
     Ok(())
 }
 
-/// One keep-alive HTTP/1.1 connection that posts transaction Bundles with
-/// `Prefer: return=minimal`.
-struct Sender {
-    target: Arc<Target>,
-    sender: Option<SendRequest<Full<Bytes>>>,
-}
-
-impl Sender {
-    fn new(target: Arc<Target>) -> Self {
-        Self {
-            target,
-            sender: None,
-        }
+/// Posts one transaction Bundle with `Prefer: return=minimal`; anything but 200 is an error.
+async fn post_bundle(conn: &mut Conn, target: &Target, body: Bytes) -> Result<()> {
+    let path = if target.base_path.is_empty() {
+        "/".to_owned()
+    } else {
+        target.base_path.clone()
+    };
+    let reply = conn
+        .send_with(
+            Method::POST,
+            &path,
+            &[("prefer", "return=minimal")],
+            Some(body),
+            REQUEST_TIMEOUT * 4,
+        )
+        .await?;
+    if reply.status != 200 {
+        let text = String::from_utf8_lossy(&reply.body);
+        let sample: String = text.chars().take(400).collect();
+        bail!("POST {path} answered {}: {sample}", reply.status);
     }
-
-    async fn post_bundle(&mut self, body: Bytes) -> Result<()> {
-        let result = tokio::time::timeout(REQUEST_TIMEOUT * 4, self.post_inner(body)).await;
-        let result = result.unwrap_or_else(|_| Err(anyhow!("the Bundle timed out")));
-        if result.is_err() {
-            self.sender = None;
-        }
-        result
-    }
-
-    async fn post_inner(&mut self, body: Bytes) -> Result<()> {
-        let reusable = match self.sender.as_mut() {
-            Some(s) if !s.is_closed() => s.ready().await.is_ok(),
-            _ => false,
-        };
-        if !reusable {
-            let t = &self.target;
-            let stream = TcpStream::connect((t.connect_host.as_str(), t.port))
-                .await
-                .with_context(|| format!("cannot connect to {}", t.describe()))?;
-            stream.set_nodelay(true)?;
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .context("HTTP/1.1 handshake failed")?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            self.sender = Some(sender);
-        }
-        let path = if self.target.base_path.is_empty() {
-            "/".to_owned()
-        } else {
-            self.target.base_path.clone()
-        };
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri(&path)
-            .header(header::HOST, self.target.host_header.clone())
-            .header(header::USER_AGENT, self.target.user_agent.clone())
-            .header(header::ACCEPT, "application/fhir+json")
-            .header(header::CONTENT_TYPE, "application/fhir+json")
-            .header("prefer", HeaderValue::from_static("return=minimal"))
-            .body(Full::new(body))?;
-        let sender = self
-            .sender
-            .as_mut()
-            .ok_or_else(|| anyhow!("no connection"))?;
-        let resp = sender.send_request(req).await.context("request failed")?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        if status != 200 {
-            let text = String::from_utf8_lossy(&body);
-            let sample: String = text.chars().take(400).collect();
-            bail!("POST {path} answered {status}: {sample}");
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]

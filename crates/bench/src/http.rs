@@ -140,8 +140,21 @@ impl Conn {
     /// Sends one request and reads the whole response. Transport failures
     /// return `Err` and drop the connection so the next call reconnects.
     pub async fn send(&mut self, method: Method, path: &str, body: Option<Bytes>) -> Result<Reply> {
+        self.send_with(method, path, &[], body, REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// Like [`Conn::send`], with extra request headers and its own timeout.
+    pub async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, &'static str)],
+        body: Option<Bytes>,
+        timeout: std::time::Duration,
+    ) -> Result<Reply> {
         let result =
-            tokio::time::timeout(REQUEST_TIMEOUT, self.send_inner(method, path, body)).await;
+            tokio::time::timeout(timeout, self.send_inner(method, path, headers, body)).await;
         match result {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
@@ -150,10 +163,7 @@ impl Conn {
             }
             Err(_) => {
                 self.sender = None;
-                Err(anyhow!(
-                    "request timed out after {}s",
-                    REQUEST_TIMEOUT.as_secs()
-                ))
+                Err(anyhow!("request timed out after {}s", timeout.as_secs()))
             }
         }
     }
@@ -162,6 +172,7 @@ impl Conn {
         &mut self,
         method: Method,
         path: &str,
+        headers: &[(&'static str, &'static str)],
         body: Option<Bytes>,
     ) -> Result<Reply> {
         let host = self.target.host_header.clone();
@@ -174,6 +185,9 @@ impl Conn {
             .header(header::USER_AGENT, ua);
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, FHIR_JSON);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
         }
         let req = builder
             .body(Full::new(body.unwrap_or_default()))

@@ -240,7 +240,7 @@ async fn cache_bus_reaches_every_instance_and_survives_reconnects() {
             Duration::from_secs(600),
             None,
         ));
-        hub.register("things", cache.clone());
+        hub.register(cache.clone());
         store.subscribe(Arc::new(move |m: &str| hub.on_message(m)));
         instances.push((store, cache));
     }

@@ -13,6 +13,9 @@ use crate::metrics::Metrics;
 
 /// Something the hub can invalidate.
 pub trait Invalidate: Send + Sync {
+    /// The name bus messages use for this cache.
+    fn name(&self) -> &'static str;
+
     /// Drops one entry, or every entry when `key` is `None`.
     fn invalidate(&self, key: Option<&str>);
 }
@@ -41,10 +44,6 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     pub fn get(&self, key: &str) -> Option<V> {
         let found = self.inner.get(key);
         if let Some(m) = &self.metrics {
@@ -59,6 +58,10 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
 }
 
 impl<V: Clone + Send + Sync + 'static> Invalidate for TtlCache<V> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
     fn invalidate(&self, key: Option<&str>) {
         match key {
             Some(k) => self.inner.invalidate(k),
@@ -67,13 +70,10 @@ impl<V: Clone + Send + Sync + 'static> Invalidate for TtlCache<V> {
     }
 }
 
-/// A registered cache and the name bus messages use for it.
-type Registered = (&'static str, Arc<dyn Invalidate>);
-
 /// Routes bus messages to the caches of this instance.
 #[derive(Default, Clone)]
 pub struct CacheHub {
-    caches: Arc<Mutex<Vec<Registered>>>,
+    caches: Arc<Mutex<Vec<Arc<dyn Invalidate>>>>,
 }
 
 impl CacheHub {
@@ -81,10 +81,10 @@ impl CacheHub {
         Self::default()
     }
 
-    /// Registers `cache` under `name` for invalidation messages.
-    pub fn register(&self, name: &'static str, cache: Arc<dyn Invalidate>) {
+    /// Registers `cache` for invalidation messages addressed to its name.
+    pub fn register(&self, cache: Arc<dyn Invalidate>) {
         if let Ok(mut caches) = self.caches.lock() {
-            caches.push((name, cache));
+            caches.push(cache);
         }
     }
 
@@ -94,7 +94,7 @@ impl CacheHub {
             return;
         };
         if message == "*" {
-            caches.iter().for_each(|(_, c)| c.invalidate(None));
+            caches.iter().for_each(|c| c.invalidate(None));
             return;
         }
         let (name, key) = match message.split_once(' ') {
@@ -103,8 +103,8 @@ impl CacheHub {
         };
         caches
             .iter()
-            .filter(|(n, _)| *n == name)
-            .for_each(|(_, c)| c.invalidate(key));
+            .filter(|c| c.name() == name)
+            .for_each(|c| c.invalidate(key));
     }
 
     /// The bus message that invalidates `key` (or all) of cache `name` everywhere.
@@ -136,8 +136,8 @@ mod tests {
             None,
         ));
         let hub = CacheHub::new();
-        hub.register("a", a.clone());
-        hub.register("b", b.clone());
+        hub.register(a.clone());
+        hub.register(b.clone());
         a.insert("x", 1);
         a.insert("y", 2);
         b.insert("x", 3);
