@@ -162,7 +162,7 @@ fn emit_elements_of(model: &Model) -> Result<String> {
     for e in &model.elements {
         writeln!(
             out,
-            "    ElementDef {{ path: {}, name: {}, types: {}, targets: {}, min: {}, max: {}, content_ref: {}, required_binding: {} }},",
+            "    ElementDef {{ path: {}, name: {}, types: {}, targets: {}, min: {}, max: {}, content_ref: {}, required_binding: {}, summary: {} }},",
             lit(&e.path),
             lit(&e.name),
             lists.strs(&e.types),
@@ -171,6 +171,7 @@ fn emit_elements_of(model: &Model) -> Result<String> {
             opt_display(e.max),
             opt_lit(e.content_ref.as_deref()),
             opt_lit(e.required_binding.as_deref()),
+            e.summary,
         )
         .unwrap();
     }
@@ -368,13 +369,13 @@ pub static TYPES: [TypeDef; 11] = [
             "{text}"
         );
         assert!(text.contains(
-            "    ElementDef { path: \"Patient.deceased[x]\", name: \"deceased\", types: L5, targets: L1, min: 0, max: Some(1), content_ref: None, required_binding: None },\n"
+            "    ElementDef { path: \"Patient.deceased[x]\", name: \"deceased\", types: L5, targets: L1, min: 0, max: Some(1), content_ref: None, required_binding: None, summary: true },\n"
         ), "{text}");
         assert!(
             text.contains("#[rustfmt::skip] const L5: &[&str] = &[\"boolean\", \"dateTime\"];\n")
         );
         assert!(text.contains(
-            "    ElementDef { path: \"Questionnaire.item.item\", name: \"item\", types: L6, targets: L1, min: 0, max: None, content_ref: Some(\"Questionnaire.item\"), required_binding: None },\n"
+            "    ElementDef { path: \"Questionnaire.item.item\", name: \"item\", types: L6, targets: L1, min: 0, max: None, content_ref: Some(\"Questionnaire.item\"), required_binding: None, summary: false },\n"
         ), "{text}");
         assert!(text.contains("pub static PARENTS: [(&str, u32, u32); 13] = [\n"));
         assert!(

@@ -57,6 +57,8 @@ pub struct ElementInfo {
     pub max: Option<u32>,
     pub content_ref: Option<String>,
     pub required_binding: Option<String>,
+    /// `isSummary: true` (absent means false).
+    pub summary: bool,
 }
 
 /// The types and elements of the model.
@@ -351,6 +353,12 @@ fn type_elements(
             .filter(|b| str_field(b, "strength") == Some("required"))
             .and_then(|b| str_field(b, "valueSet"))
             .map(|vs| vs.split('|').next().unwrap_or(vs).to_string());
+        let summary = match e.get("isSummary") {
+            None => false,
+            Some(v) => v
+                .as_bool()
+                .with_context(|| format!("{}: `isSummary` is not a boolean", what()))?,
+        };
 
         out.push(ElementInfo {
             parent,
@@ -362,6 +370,7 @@ fn type_elements(
             max,
             content_ref,
             required_binding,
+            summary,
         });
     }
     Ok(out)
@@ -679,6 +688,10 @@ pub mod fixture {
         )
     }
 
+    fn summary(e: Value) -> Value {
+        with(e, "isSummary", json!(true))
+    }
+
     fn required(e: Value, vs: &str) -> Value {
         with(
             e,
@@ -725,12 +738,16 @@ pub mod fixture {
         };
         let mut patient = resource("Patient");
         patient.extend([
-            required(
+            summary(required(
                 el("Patient.gender", &["code"], 0, "1"),
                 "http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1",
+            )),
+            summary(el("Patient.deceased[x]", &["boolean", "dateTime"], 0, "1")),
+            with(
+                el("Patient.contact", &["BackboneElement"], 0, "*"),
+                "isSummary",
+                json!(false),
             ),
-            el("Patient.deceased[x]", &["boolean", "dateTime"], 0, "1"),
-            el("Patient.contact", &["BackboneElement"], 0, "*"),
             el("Patient.contact.id", &[SYS_STRING], 0, "1"),
             el("Patient.contact.name", &["HumanName"], 0, "1"),
             reference(
@@ -1239,6 +1256,10 @@ mod tests {
         let model = build_model(&fixture::defs()).unwrap();
         let deceased = element(&model, "Patient.deceased[x]");
         assert_eq!(deceased.name, "deceased");
+        assert!(deceased.summary);
+        // `isSummary: false` and an absent flag are both false.
+        assert!(!element(&model, "Patient.contact").summary);
+        assert!(!element(&model, "Patient.active").summary);
         assert_eq!(deceased.types, ["boolean", "dateTime"]);
         assert_eq!((deceased.min, deceased.max), (0, Some(1)));
         let id = element(&model, "Patient.id");
@@ -1319,6 +1340,23 @@ mod tests {
         let err = build_model(&fixture::defs_with(&[sd_member(two_types)])).unwrap_err();
         assert!(
             format!("{err:#}").contains("2 types but not a choice element"),
+            "{err:#}"
+        );
+
+        let bad_summary = fixture::sd(
+            "Money",
+            "Money",
+            "complex-type",
+            Some("specialization"),
+            Some("Element"),
+            false,
+            vec![
+                json!({ "id": "Money.value", "path": "Money.value", "min": 0, "max": "1", "type": [{ "code": "decimal" }], "isSummary": "yes" }),
+            ],
+        );
+        let err = build_model(&fixture::defs_with(&[sd_member(bad_summary)])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`isSummary` is not a boolean"),
             "{err:#}"
         );
 

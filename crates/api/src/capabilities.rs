@@ -14,16 +14,54 @@ pub(crate) const TYPE_INTERACTIONS: &[&str] = &[
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
 
 /// When the content of this statement last changed; bump it with the interactions.
 const RELEASE_DATE: &str = "2026-11-22";
 
 /// Interactions on the whole system.
-pub(crate) const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
+pub(crate) const SYSTEM_INTERACTIONS: &[&str] =
+    &["transaction", "batch", "history-system", "search-system"];
+
+/// The search parameters of `res_type` that searches honour: every one with an index
+/// (special parameters have none), plus `_id`, `_list`, `_text` and `_content`.
+fn search_params(res_type: &str) -> Vec<Value> {
+    use ember_fhir::definitions::{SearchParamType, search_params};
+    search_params(res_type)
+        .into_iter()
+        .filter(|p| {
+            p.kind != SearchParamType::Special || matches!(p.code, "_list" | "_text" | "_content")
+        })
+        .map(|p| {
+            let kind = format!("{:?}", p.kind).to_lowercase();
+            json!({"name": p.code, "definition": p.url, "type": kind})
+        })
+        .collect()
+}
+
+/// `Type:param` for each reference parameter of `res_type`, and `*`.
+fn includes(res_type: &str) -> Vec<Value> {
+    use ember_fhir::definitions::{SearchParamType, search_params};
+    std::iter::once(json!("*"))
+        .chain(
+            search_params(res_type)
+                .into_iter()
+                .filter(|p| p.kind == SearchParamType::Reference)
+                .map(|p| json!(format!("{res_type}:{}", p.code))),
+        )
+        .collect()
+}
 
 /// The CapabilityStatement of this instance, with `base` as its implementation URL.
-pub(crate) fn statement(base: &str, backend: Backend) -> Value {
+pub(crate) fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value {
+    // R4 has no conditionalPatch element (R5 added it); conditional patch is served all
+    // the same.
+    let conditional_delete = if limits.max_conditional_delete > 1 {
+        "multiple"
+    } else {
+        "single"
+    };
     let interactions =
         |codes: &[&str]| -> Vec<Value> { codes.iter().map(|c| json!({"code": c})).collect() };
     let resources: Vec<Value> = ember_fhir::resource_types()
@@ -35,10 +73,12 @@ pub(crate) fn statement(base: &str, backend: Backend) -> Value {
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
-                "conditionalCreate": false,
+                "conditionalCreate": true,
                 "conditionalRead": "full-support",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": conditional_delete,
+                "searchInclude": includes(t),
+                "searchParam": search_params(t),
             })
         })
         .collect();
@@ -63,6 +103,11 @@ pub(crate) fn statement(base: &str, backend: Backend) -> Value {
             "operation": [{
                 "name": "validate",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            }, {
+                // Ember's own operation (system and type level, see `reindex.rs`); R4
+                // publishes no OperationDefinition for it.
+                "name": "reindex",
+                "definition": "urn:ember:OperationDefinition:reindex",
             }],
         }],
     })

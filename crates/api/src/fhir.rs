@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ember_fhir::{IssueType, OperationOutcome, Severity, instant};
 use ember_repo::{
-    HistoryParams, HistoryScope, PatchDocument, Prefer, Stored, history_bundle, parse_etag,
+    HistoryParams, HistoryScope, PatchDocument, Prefer, SearchScope, Stored, history_bundle,
+    parse_condition, parse_etag,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -27,8 +28,18 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .merge(system_routes("/"))
         .route("/metadata", get(metadata))
         .route("/_history", get(history_system))
-        .route("/{type}", get(type_search).post(create))
-        .route("/{type}/_search", post(type_search))
+        .route(
+            "/{type}",
+            get(type_search)
+                .post(create)
+                .put(conditional_update)
+                .patch(conditional_patch)
+                .delete(conditional_delete),
+        )
+        .route("/{type}/_search", post(type_search_post))
+        .route("/$reindex", post(crate::reindex::system))
+        .route("/$reindex/{id}", get(crate::reindex::status))
+        .route("/{type}/$reindex", post(crate::reindex::for_type))
         .route("/{type}/$validate", post(validate))
         .route("/{type}/{id}/$validate", post(validate_instance))
         .route("/{type}/_history", get(history_type))
@@ -38,6 +49,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/{type}/{id}/_history", get(history_instance))
         .route("/{type}/{id}/_history/{vid}", get(vread))
+        .route("/{compartment}/{id}/{type}", get(compartment_search))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.settings.max_body_bytes,
@@ -68,7 +80,11 @@ async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Response {
     json_response(
         &fhir,
         StatusCode::OK,
-        &capabilities::statement(&fhir.base, state.repo.store().backend()),
+        &capabilities::statement(
+            &fhir.base,
+            state.repo.store().backend(),
+            state.repo.limits(),
+        ),
     )
 }
 
@@ -80,8 +96,100 @@ async fn create(
 ) -> Result<Response> {
     ember_repo::check_type(&res_type)?;
     let resource = resource_body(&state, &fhir, body)?;
-    let stored = state.repo.create(&res_type, resource).await?;
-    Ok(write_response(&fhir, &stored, "created"))
+    let Some(criteria) = fhir.headers.get("if-none-exist") else {
+        let stored = state.repo.create(&res_type, resource).await?;
+        return Ok(write_response(&fhir, &stored, "created"));
+    };
+    let criteria = criteria
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("If-None-Exist must be a query string".into()))?;
+    let stored = state
+        .repo
+        .create_conditional(&res_type, resource, &parse_condition(criteria))
+        .await?;
+    let what = if stored.created {
+        "created"
+    } else {
+        "already exists (If-None-Exist); nothing was created"
+    };
+    Ok(write_response(&fhir, &stored, what))
+}
+
+/// `PUT [type]?criteria`: conditional update.
+async fn conditional_update(
+    State(state): State<AppState>,
+    Params(res_type): Params<String>,
+    fhir: Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    ember_repo::check_type(&res_type)?;
+    let if_match = if_match(&fhir.headers)?;
+    let resource = resource_body(&state, &fhir, body)?;
+    let stored = state
+        .repo
+        .update_conditional(&res_type, &fhir.query, resource, if_match)
+        .await?;
+    Ok(write_response(
+        &fhir,
+        &stored,
+        if stored.created { "created" } else { "updated" },
+    ))
+}
+
+/// `PATCH [type]?criteria`: conditional patch.
+async fn conditional_patch(
+    State(state): State<AppState>,
+    Params(res_type): Params<String>,
+    fhir: Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    ember_repo::check_type(&res_type)?;
+    let if_match = if_match(&fhir.headers)?;
+    let patch_doc = patch_body(&state, &fhir, body)?;
+    let stored = state
+        .repo
+        .patch_conditional(&res_type, &fhir.query, &patch_doc, if_match)
+        .await?;
+    Ok(write_response(&fhir, &stored, "patched"))
+}
+
+/// `DELETE [type]?criteria`: conditional delete, of one or several matches.
+async fn conditional_delete(
+    State(state): State<AppState>,
+    Params(res_type): Params<String>,
+    fhir: Fhir,
+) -> Result<Response> {
+    ember_repo::check_type(&res_type)?;
+    if fhir.headers.contains_key(header::IF_MATCH) {
+        return Err(ApiError::BadRequest(
+            "If-Match is not supported on a conditional delete".into(),
+        ));
+    }
+    let result = state
+        .repo
+        .delete_conditional(&res_type, &fhir.query)
+        .await?;
+    let mut response = if fhir.prefer == Prefer::OperationOutcome {
+        let message = match result.deleted.as_slice() {
+            [] => "no resource matched the criteria; nothing was deleted".to_owned(),
+            deleted => format!(
+                "deleted {} resource(s): {}",
+                deleted.len(),
+                deleted
+                    .iter()
+                    .map(|(id, _)| format!("{res_type}/{id}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        json_response(&fhir, StatusCode::OK, &info_outcome(message))
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    };
+    if let [(_, version)] = result.deleted.as_slice() {
+        set_header(&mut response, header::ETAG, &ember_repo::etag(*version));
+    }
+    Ok(response)
 }
 
 async fn update(
@@ -114,17 +222,31 @@ async fn patch(
     ember_repo::check_type(&res_type)?;
     ember_repo::check_id(&id)?;
     let if_match = if_match(&fhir.headers)?;
+    let patch_doc = patch_body(&state, &fhir, body)?;
+    let stored = state
+        .repo
+        .patch(&res_type, &id, &patch_doc, if_match)
+        .await?;
+    Ok(write_response(&fhir, &stored, "patched"))
+}
+
+/// The body of a PATCH: a JSON Patch, or a FHIRPath Patch `Parameters` resource.
+fn patch_body(
+    state: &AppState,
+    fhir: &Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<PatchDocument> {
     let max_depth = state.repo.limits().max_json_depth;
-    let patch_doc = match body_kind(&fhir.headers)? {
+    Ok(match body_kind(&fhir.headers)? {
         BodyKind::JsonPatch => {
-            let bytes = body_bytes(&state, body)?;
+            let bytes = body_bytes(state, body)?;
             PatchDocument::Json(
                 ember_fhir::json::parse_json(&bytes, max_depth)
                     .map_err(ember_repo::RepoError::Body)?,
             )
         }
         BodyKind::FhirJson => {
-            let bytes = body_bytes(&state, body)?;
+            let bytes = body_bytes(state, body)?;
             let parameters = ember_fhir::json::parse_json(&bytes, max_depth)
                 .map_err(ember_repo::RepoError::Body)?;
             if parameters.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
@@ -134,12 +256,7 @@ async fn patch(
             }
             PatchDocument::FhirPath(parameters)
         }
-    };
-    let stored = state
-        .repo
-        .patch(&res_type, &id, &patch_doc, if_match)
-        .await?;
-    Ok(write_response(&fhir, &stored, "patched"))
+    })
 }
 
 async fn delete(
@@ -308,15 +425,84 @@ fn validate_body(
     ))
 }
 
-async fn type_search(Params(res_type): Params<String>) -> Result<Response> {
-    ember_repo::check_type(&res_type)?;
-    Err(ApiError::NotImplemented(format!(
-        "search on {res_type} is not supported yet"
-    )))
+async fn type_search(
+    State(state): State<AppState>,
+    Params(res_type): Params<String>,
+    fhir: Fhir,
+) -> Result<Response> {
+    let endpoint = format!("{}/{res_type}", fhir.base);
+    search(
+        &state,
+        &fhir,
+        SearchScope::Type(&res_type),
+        &fhir.query,
+        &endpoint,
+    )
+    .await
 }
 
-async fn system_search() -> ApiError {
-    ApiError::NotImplemented("system-level search is not supported yet".into())
+/// `POST [type]/_search`: the parameters come in a form body, and in the URL.
+async fn type_search_post(
+    State(state): State<AppState>,
+    Params(res_type): Params<String>,
+    fhir: Fhir,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let form = fhir
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = body_bytes(&state, body)?;
+    if !form && !body.is_empty() {
+        return Err(ApiError::UnsupportedMediaType(
+            "_search takes an application/x-www-form-urlencoded body".into(),
+        ));
+    }
+    let mut pairs = fhir.query.clone();
+    pairs.extend(form_urlencoded::parse(&body).into_owned());
+    let endpoint = format!("{}/{res_type}", fhir.base);
+    search(
+        &state,
+        &fhir,
+        SearchScope::Type(&res_type),
+        &pairs,
+        &endpoint,
+    )
+    .await
+}
+
+async fn system_search(State(state): State<AppState>, fhir: Fhir) -> Result<Response> {
+    let endpoint = fhir.base.clone();
+    search(&state, &fhir, SearchScope::System, &fhir.query, &endpoint).await
+}
+
+async fn compartment_search(
+    State(state): State<AppState>,
+    Params((compartment, id, res_type)): Params<(String, String, String)>,
+    fhir: Fhir,
+) -> Result<Response> {
+    let endpoint = format!("{}/{compartment}/{id}/{res_type}", fhir.base);
+    let scope = SearchScope::Compartment {
+        compartment: &compartment,
+        id: &id,
+        res_type: &res_type,
+    };
+    search(&state, &fhir, scope, &fhir.query, &endpoint).await
+}
+
+async fn search(
+    state: &AppState,
+    fhir: &Fhir,
+    scope: SearchScope<'_>,
+    pairs: &[(String, String)],
+    endpoint: &str,
+) -> Result<Response> {
+    let bundle = state
+        .repo
+        .search(scope, pairs, fhir.handling, &fhir.base, endpoint)
+        .await?;
+    Ok(json_response(fhir, StatusCode::OK, &bundle))
 }
 
 /// Reads the body as a JSON resource within the size and depth limits.

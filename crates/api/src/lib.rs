@@ -9,6 +9,7 @@ mod fhir;
 mod negotiate;
 mod observe;
 mod ops;
+mod reindex;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub struct AppState {
 /// The complete HTTP application: the FHIR API under its base path plus `/livez`,
 /// `/readyz` and `/healthz`.
 pub fn router(state: AppState) -> Router {
+    // The SearchParameter bus and the `$reindex` worker (once per repository).
+    state.repo.start_background();
     let base_path = state.settings.base_path.clone();
     let fhir = fhir::routes(&state);
     let app = if base_path.is_empty() {

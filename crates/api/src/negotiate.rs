@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use ember_repo::Prefer;
+use ember_repo::{Handling, Prefer};
 
 use crate::{ApiError, AppState};
 
@@ -36,6 +36,8 @@ pub struct Fhir {
     pub pretty: bool,
     /// `Prefer: return=…`.
     pub prefer: Prefer,
+    /// `Prefer: handling=strict|lenient` (searches).
+    pub handling: Handling,
     /// The absolute base URL of the FHIR API, without a trailing slash.
     pub base: String,
     /// The decoded query parameters, in order.
@@ -62,12 +64,15 @@ impl FromRequestParts<AppState> for Fhir {
             .and_then(|v| v.to_str().ok());
         let content_type = response_type(accept, format)?;
         let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
-        let prefer = parse_prefer(parts.headers.get("prefer").and_then(|v| v.to_str().ok()));
+        let prefer_header = parts.headers.get("prefer").and_then(|v| v.to_str().ok());
+        let prefer = parse_prefer(prefer_header);
+        let handling = parse_handling(prefer_header);
         let base = base_url(state, parts);
         Ok(Fhir {
             content_type,
             pretty,
             prefer,
+            handling,
             base,
             query,
             headers: parts.headers.clone(),
@@ -142,6 +147,19 @@ fn parse_prefer(header: Option<&str>) -> Prefer {
         }
     }
     Prefer::default()
+}
+
+/// Reads `Prefer: handling=strict|lenient`; lenient when absent.
+fn parse_handling(header: Option<&str>) -> Handling {
+    let strict = header.is_some_and(|h| {
+        h.split([',', ';'])
+            .any(|p| p.trim().replace(' ', "") == "handling=strict")
+    });
+    if strict {
+        Handling::Strict
+    } else {
+        Handling::Lenient
+    }
 }
 
 /// The absolute FHIR base URL: configured, told by a trusted proxy, or from `Host`.
@@ -244,5 +262,11 @@ mod tests {
             parse_prefer(Some("handling=strict, return=OperationOutcome")),
             Prefer::OperationOutcome
         );
+        assert_eq!(
+            parse_handling(Some("handling=strict, return=minimal")),
+            Handling::Strict
+        );
+        assert_eq!(parse_handling(Some("handling=lenient")), Handling::Lenient);
+        assert_eq!(parse_handling(None), Handling::Lenient);
     }
 }

@@ -31,9 +31,12 @@ pub struct DatasetArgs {
     /// Number of patients.
     #[arg(long, env = "EMBER_DATASET_PATIENTS", default_value_t = 100)]
     pub patients: u64,
-    /// Years of measurements per patient.
+    /// Years of measurements per patient (365 days each; see --days).
     #[arg(long, env = "EMBER_DATASET_YEARS", default_value_t = 1)]
     pub years: u64,
+    /// Days of measurements per patient; overrides --years when given.
+    #[arg(long, env = "EMBER_DATASET_DAYS")]
+    pub days: Option<u64>,
     /// Seed of the generator (also part of every id).
     #[arg(long, env = "EMBER_DATASET_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -173,17 +176,32 @@ pub struct Item {
     pub resource: Value,
 }
 
-/// The generator: pure functions of `(seed, patients, years)`.
+/// Days of measurements of `--days`, or else of `--years` (365 days each).
+pub fn period_days(years: u64, days: Option<u64>) -> u64 {
+    days.unwrap_or(years.saturating_mul(365))
+}
+
+/// The measurement period as the reports print it: `N year(s)` when given as years,
+/// `N day(s)` when given as days.
+pub fn describe_period(years: u64, days: Option<u64>) -> String {
+    match days {
+        Some(d) => format!("{d} day(s)"),
+        None => format!("{years} year(s)"),
+    }
+}
+
+/// The generator: pure functions of `(seed, patients, days)`.
 #[derive(Debug, Clone, Copy)]
 pub struct Generator {
     pub seed: u64,
     pub patients: u64,
-    pub years: u64,
+    /// Days of measurements per patient (`--years` is 365 days each).
+    pub days: u64,
 }
 
 impl Generator {
     fn days(&self) -> u64 {
-        self.years * 365
+        self.days
     }
 
     fn id(&self, kind: &str, rest: &str) -> String {
@@ -204,7 +222,7 @@ impl Generator {
 
     /// Counts per resource type, from the formula.
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
-        let per_patient: u64 = MEASURES.iter().map(|m| self.measurements(m)).sum();
+        let per_patient = self.observations_per_patient();
         BTreeMap::from([
             ("Practitioner", self.practitioner_count()),
             ("Patient", self.patients),
@@ -255,19 +273,16 @@ impl Generator {
     /// The Patient, CareTeam, CarePlan and ServiceRequests of patient `n`, referencing
     /// each other through their `urn:uuid:` fullUrls.
     pub fn patient_group(&self, n: u64) -> Vec<Item> {
-        let mut rng = self.rng(2, n);
-        let female = rng.chance(50);
-        let given = rng.pick(if female { GIVEN_F } else { GIVEN_M });
-        let family = rng.pick(FAMILY);
+        let (mut rng, female, given, family) = self.demographics(n);
         // Born 1935..1975.
         let birth = date(-12_784 + rng.below(14_600) as i64);
-        let pat_id = self.id("pat", &n.to_string());
+        let pat_id = self.patient_id(n);
         let patient = self.item(
             "Patient",
             pat_id.clone(),
             json!({
                 "resourceType": "Patient",
-                "identifier": [{"system": CPR_SYSTEM, "value": format!("DS{:04}{n:08}", self.seed % 10_000)}],
+                "identifier": [{"system": CPR_SYSTEM, "value": self.identifier_value(n)}],
                 "active": true,
                 "name": [{"use": "official", "family": family, "given": [given]}],
                 "gender": if female { "female" } else { "male" },
@@ -276,7 +291,7 @@ impl Generator {
         );
         let prac = format!(
             "Practitioner/{}",
-            self.id("prac", &(n / PATIENTS_PER_PRACTITIONER).to_string())
+            self.practitioner_id(n / PATIENTS_PER_PRACTITIONER)
         );
         let start = date(START_DAY);
         let ct_id = self.id("ct", &n.to_string());
@@ -356,7 +371,7 @@ impl Generator {
                 (rng, base, base)
             })
             .collect();
-        let subject = format!("Patient/{}", self.id("pat", &n.to_string()));
+        let subject = format!("Patient/{}", self.patient_id(n));
         let mut k = 0u64;
         for day in 0..self.days() {
             for (m, (rng, base, value)) in MEASURES.iter().zip(walks.iter_mut()) {
@@ -398,12 +413,122 @@ impl Generator {
                 } else {
                     obs["valueQuantity"] = quantity(m, *value);
                 }
-                let id = self.id("obs", &format!("{n}-{k}"));
+                let id = self.observation_id(n, k);
                 out.push(self.item("Observation", id, obs));
                 k += 1;
             }
         }
         out
+    }
+}
+
+/// What a reader of the data set (`ember bench-search`) needs to know about patient `n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientFacts {
+    pub id: String,
+    pub identifier_system: &'static str,
+    pub identifier_value: String,
+    pub family: &'static str,
+    pub given: &'static str,
+    /// Index of the Practitioner in the patient's CareTeam.
+    pub practitioner: u64,
+}
+
+/// One measurement type as a reader of the data set sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeasureFacts {
+    pub loinc: &'static str,
+    /// One Observation every this many days, from day 0.
+    pub every_days: u64,
+}
+
+/// The code system of every Observation and ServiceRequest code.
+pub const LOINC_SYSTEM: &str = LOINC;
+
+/// The facts of the data set that queries against it depend on. The generator uses the
+/// same functions, so a reader and the data set cannot drift apart.
+impl Generator {
+    /// Patient `n`'s draws: the generator's rng (to continue from), female, given, family.
+    fn demographics(&self, n: u64) -> (Rng, bool, &'static str, &'static str) {
+        let mut rng = self.rng(2, n);
+        let female = rng.chance(50);
+        let given = rng.pick(if female { GIVEN_F } else { GIVEN_M });
+        let family = rng.pick(FAMILY);
+        (rng, female, given, family)
+    }
+
+    pub fn patient_id(&self, n: u64) -> String {
+        self.id("pat", &n.to_string())
+    }
+
+    pub fn practitioner_id(&self, k: u64) -> String {
+        self.id("prac", &k.to_string())
+    }
+
+    fn identifier_value(&self, n: u64) -> String {
+        format!("DS{:04}{n:08}", self.seed % 10_000)
+    }
+
+    /// Id, identifier, name and Practitioner of patient `n`, as `patient_group(n)` writes them.
+    pub fn patient_facts(&self, n: u64) -> PatientFacts {
+        let (_, _, given, family) = self.demographics(n);
+        PatientFacts {
+            id: self.patient_id(n),
+            identifier_system: CPR_SYSTEM,
+            identifier_value: self.identifier_value(n),
+            family,
+            given,
+            practitioner: n / PATIENTS_PER_PRACTITIONER,
+        }
+    }
+
+    /// Id of the `k`-th Observation of patient `n` (`k` counts as in [`Generator::observations`]).
+    pub fn observation_id(&self, n: u64, k: u64) -> String {
+        self.id("obs", &format!("{n}-{k}"))
+    }
+
+    /// Observations per patient.
+    pub fn observations_per_patient(&self) -> u64 {
+        MEASURES.iter().map(|m| self.measurements(m)).sum()
+    }
+
+    /// Number of Practitioners in the pool.
+    pub fn practitioners(&self) -> u64 {
+        self.practitioner_count()
+    }
+
+    /// The patients whose CareTeam has Practitioner `k`.
+    pub fn patients_of_practitioner(&self, k: u64) -> std::ops::Range<u64> {
+        let start = (k * PATIENTS_PER_PRACTITIONER).min(self.patients);
+        start..((k + 1) * PATIENTS_PER_PRACTITIONER).min(self.patients)
+    }
+
+    /// The measurement types, in the order `observations` interleaves them.
+    pub fn measures() -> Vec<MeasureFacts> {
+        MEASURES
+            .iter()
+            .map(|m| MeasureFacts {
+                loinc: m.loinc,
+                every_days: m.every_days,
+            })
+            .collect()
+    }
+
+    /// Days of measurements per patient (day 0 is [`Generator::day`]`(0)`).
+    pub fn measurement_days(&self) -> u64 {
+        self.days()
+    }
+
+    /// `YYYY-MM-DD` of measurement day `d`; every Observation of that day has an
+    /// `effectiveDateTime` on it between 07:00 and 10:00 UTC.
+    pub fn day(d: u64) -> String {
+        date(START_DAY + d as i64)
+    }
+
+    /// Observations of one patient with `measure`'s code on day `from_day` or later.
+    pub fn observations_from(&self, measure: &MeasureFacts, from_day: u64) -> u64 {
+        let days = self.days();
+        days.div_ceil(measure.every_days) - from_day.min(days).div_ceil(measure.every_days)
     }
 }
 
@@ -474,7 +599,7 @@ pub async fn run(args: DatasetArgs) -> Result<()> {
     let g = Generator {
         seed: args.seed,
         patients: args.patients,
-        years: args.years,
+        days: period_days(args.years, args.days),
     };
     let counts = g.counts();
     let total: u64 = counts.values().sum();
@@ -489,8 +614,10 @@ pub async fn run(args: DatasetArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("--url is required"))?;
     let target = Arc::new(Target::parse(&url)?);
     eprintln!(
-        "dataset: {} patients x {} year(s), seed {}, {total} resources to {url}",
-        args.patients, args.years, args.seed
+        "dataset: {} patients x {}, seed {}, {total} resources to {url}",
+        args.patients,
+        describe_period(args.years, args.days),
+        args.seed
     );
 
     let started = Instant::now();
@@ -639,7 +766,7 @@ mod tests {
         let a = Generator {
             seed: 42,
             patients: 3,
-            years: 1,
+            days: 365,
         };
         let b = a;
         for n in [0, 2] {
@@ -676,7 +803,7 @@ mod tests {
         let g = Generator {
             seed: 42,
             patients: 2,
-            years: 1,
+            days: 365,
         };
         let mut seen: BTreeMap<&'static str, u64> = BTreeMap::new();
         let all = (0..g.practitioner_count())
@@ -696,7 +823,7 @@ mod tests {
         let g = Generator {
             seed: 42,
             patients: 5,
-            years: 1,
+            days: 365,
         };
         let outside = (0..5)
             .flat_map(|n| g.observations(n))
@@ -710,6 +837,146 @@ mod tests {
             })
             .count();
         assert!(outside > 0);
+    }
+
+    #[test]
+    fn facts_match_the_generated_resources() {
+        let g = Generator {
+            seed: 42,
+            patients: 45,
+            days: 365,
+        };
+        for n in [0, 19, 20, 44] {
+            let facts = g.patient_facts(n);
+            let group = g.patient_group(n);
+            let p = &group[0].resource;
+            assert_eq!(group[0].id, facts.id);
+            assert_eq!(p["identifier"][0]["system"], facts.identifier_system);
+            assert_eq!(p["identifier"][0]["value"], facts.identifier_value.as_str());
+            assert_eq!(p["name"][0]["family"], facts.family);
+            assert_eq!(p["name"][0]["given"][0], facts.given);
+            let member = format!("Practitioner/{}", g.practitioner_id(facts.practitioner));
+            assert_eq!(
+                group[1].resource["participant"][0]["member"]["reference"],
+                member.as_str()
+            );
+            assert!(g.patients_of_practitioner(facts.practitioner).contains(&n));
+            let obs = g.observations(n);
+            for m in Generator::measures() {
+                for from in [0, 1, 100, 364, 365] {
+                    let day = Generator::day(from);
+                    let expected = obs
+                        .iter()
+                        .filter(|o| o.resource["code"]["coding"][0]["code"] == m.loinc)
+                        .filter(|o| {
+                            o.resource["effectiveDateTime"].as_str().unwrap() >= day.as_str()
+                        })
+                        .count() as u64;
+                    assert_eq!(
+                        g.observations_from(&m, from),
+                        expected,
+                        "{} from {from}",
+                        m.loinc
+                    );
+                }
+            }
+        }
+        assert_eq!(g.practitioners(), 3);
+        let last = g.observations(44).last().map(|o| o.id.clone());
+        assert_eq!(
+            last,
+            Some(g.observation_id(44, g.observations_per_patient() - 1))
+        );
+        assert_eq!(g.patients_of_practitioner(2), 40..45);
+        assert_eq!(Generator::day(0), "2024-01-01");
+    }
+
+    /// `ember dataset`'s arguments as the command line parses them.
+    fn parse(args: &[&str]) -> DatasetArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: DatasetArgs,
+        }
+        let argv = ["dataset", "--dry-run"].iter().chain(args);
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().args
+    }
+
+    fn generator(args: &DatasetArgs) -> Generator {
+        Generator {
+            seed: args.seed,
+            patients: args.patients,
+            days: period_days(args.years, args.days),
+        }
+    }
+
+    #[test]
+    fn days_set_the_period_and_override_years() {
+        let years = parse(&["--patients", "45", "--years", "1"]);
+        assert_eq!(years.days, None);
+        let g = generator(&years);
+        // The counts `ember dataset --patients 45 --years 1 --dry-run` always printed.
+        assert_eq!(
+            g.counts(),
+            BTreeMap::from([
+                ("CarePlan", 45),
+                ("CareTeam", 45),
+                ("Observation", 43_470),
+                ("Patient", 45),
+                ("Practitioner", 3),
+                ("ServiceRequest", 180),
+            ])
+        );
+        assert_eq!(describe_period(years.years, years.days), "1 year(s)");
+
+        // --days 365 is --years 1, resource for resource; --days wins over --years.
+        for argv in [
+            &["--patients", "45", "--days", "365"][..],
+            &["--patients", "45", "--years", "3", "--days", "365"][..],
+        ] {
+            let days = parse(argv);
+            let d = generator(&days);
+            assert_eq!(d.measurement_days(), 365);
+            assert_eq!(d.counts(), g.counts());
+            for n in [0, 44] {
+                let (a, b) = (g.observations(n), d.observations(n));
+                assert_eq!(a.len(), b.len());
+                for (x, y) in a.iter().zip(&b).step_by(97).chain(a.last().zip(b.last())) {
+                    assert_eq!(x.id, y.id);
+                    assert_eq!(x.resource, y.resource);
+                }
+            }
+        }
+        assert_eq!(
+            describe_period(3, parse(&["--years", "3", "--days", "100"]).days),
+            "100 day(s)"
+        );
+
+        // The counts scale with the days: 2.65 Observations per patient and day, so
+        // 10,000 patients x 100 days is 2,650,000 Observations and x 38 days 1,010,000.
+        let short = generator(&parse(&["--patients", "10000", "--days", "100"]));
+        let per_patient = 100 + 15 + 100 + 50;
+        assert_eq!(short.observations_per_patient(), per_patient);
+        assert_eq!(short.counts()["Observation"], 10_000 * per_patient);
+        assert_eq!(short.observations(0).len() as u64, per_patient);
+        assert_eq!(
+            Generator { days: 38, ..short }.counts()["Observation"],
+            1_010_000
+        );
+        let one = Generator { days: 1, ..short };
+        assert_eq!(one.observations_per_patient(), 4);
+        let none = Generator { days: 0, ..short };
+        assert_eq!(none.counts()["Observation"], 0);
+        // A shorter period is a prefix of a longer one: same ids, same resources.
+        let (a, b) = (
+            short.observations(7),
+            generator(&parse(&["--patients", "10000", "--days", "200"])).observations(7),
+        );
+        assert_eq!(b.len(), 200 + 29 + 200 + 100);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.id, y.id);
+            assert_eq!(x.resource, y.resource);
+        }
     }
 
     #[test]

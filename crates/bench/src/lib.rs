@@ -1,7 +1,9 @@
 //! `ember-bench`: drives a running FHIR R4 server from outside, over plain HTTP/1.1.
 //! `ember bench` is the load generator: a deterministic create/read/update/delete
 //! workload compared with an HTTP ceiling and a storage ceiling measured in the same
-//! run. `ember check` is the smoke test of a live deployment ([`check`]).
+//! run. `ember check` is the smoke test of a live deployment ([`check`]). `ember dataset`
+//! loads a telemonitoring population ([`dataset`]) and `ember bench-search` measures
+//! FHIR search against it ([`search`]).
 
 pub mod check;
 pub mod dataset;
@@ -10,6 +12,7 @@ mod phase;
 mod report;
 mod rng;
 mod rss;
+pub mod search;
 mod stats;
 mod storage;
 mod workload;

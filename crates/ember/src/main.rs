@@ -1,5 +1,5 @@
 //! `ember`: the command line that wires the platform, storage, domain and HTTP layers
-//! into one binary (`serve`, `migrate`, `bench`).
+//! into one binary (`serve`, `migrate`, `bench`, `check`, `dataset`, `bench-search`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +32,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the FHIR API.
-    Serve(ServeConfig),
+    // Boxed: the settings are much larger than the other commands' arguments.
+    Serve(Box<ServeConfig>),
     /// Apply database migrations and exit (safe to run from several pods at once).
     Migrate(MigrateArgs),
     /// Drive a FHIR server with a CRUD workload and compare against HTTP and storage ceilings.
@@ -42,6 +43,9 @@ enum Command {
     /// Load a deterministic telemonitoring data set (patients, care plans, thresholds,
     /// measurements) into a FHIR server through transaction Bundles.
     Dataset(ember_bench::dataset::DatasetArgs),
+    /// Measure FHIR search (latency per query kind against its target, every answer
+    /// checked) on a server loaded by `ember dataset`.
+    BenchSearch(ember_bench::search::SearchBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -90,7 +94,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(config) => serve(config).await,
+            Command::Serve(config) => serve(*config).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Bench(args) => ember_bench::run(args).await,
             Command::Check(args) => match ember_bench::check::run(args).await {
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             },
             Command::Dataset(args) => ember_bench::dataset::run(args).await,
+            Command::BenchSearch(args) => ember_bench::search::run(args).await,
         }
     });
     match result {
@@ -138,12 +143,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("EMBER_LOG_PHI is on: personal data may appear in the logs");
     }
     let public_url = config.public_url().map_err(anyhow::Error::msg)?;
+    let mut signals = ember_platform::shutdown::Signals::install()
+        .context("cannot listen for termination signals")?;
     let lifecycle = Lifecycle::new();
-    let store = open_store(&config).await?;
+    let store = open_store(&config, &mut signals).await?;
     let limits = Limits {
         max_json_depth: config.max_json_depth,
         max_bundle_entries: config.max_bundle_entries,
         max_count: config.max_count,
+        max_conditional_delete: config.max_conditional_delete,
+        reindex_lease: Duration::from_secs(config.reindex_lease_seconds),
         validation: config
             .validation
             .parse()
@@ -161,8 +170,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             )
         }
     });
+    let repo = Repo::new(store, limits);
+    // Run-time SearchParameters are searchable from the first request on.
+    let loaded = repo
+        .load_search_params()
+        .await
+        .context("cannot load the stored SearchParameters")?;
+    tracing::info!(search_params = loaded, "run-time search parameters loaded");
     let state = AppState {
-        repo: Repo::new(store, limits),
+        repo,
         lifecycle: lifecycle.clone(),
         metrics: Default::default(),
         spans: config
@@ -206,7 +222,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     tokio::select! {
         result = &mut server => return Ok(result??),
-        () = ember_platform::shutdown::signal() => {}
+        () = signals.recv() => {}
     }
     // Draining: readiness fails at once while requests are still served, then the
     // listener closes and requests in flight finish, all within the grace period.
@@ -218,7 +234,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
     tokio::select! {
         () = tokio::time::sleep(config.shutdown_delay().min(config.shutdown_grace())) => {}
-        () = ember_platform::shutdown::signal() => return Ok(()),
+        () = signals.recv() => return Ok(()),
     }
     let _ = stop_tx.send(());
     tokio::select! {
@@ -226,14 +242,17 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             Ok(joined) => joined??,
             Err(_) => tracing::warn!("requests still in flight at the end of the grace period"),
         },
-        () = ember_platform::shutdown::signal() => {}
+        () = signals.recv() => {}
     }
     tracing::info!("ember stopped");
     Ok(())
 }
 
 /// Opens the store, waiting for the database while it is unreachable.
-async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn ember_store::Store>> {
+async fn open_store(
+    config: &ServeConfig,
+    signals: &mut ember_platform::shutdown::Signals,
+) -> anyhow::Result<Arc<dyn ember_store::Store>> {
     let options = StoreOptions {
         url: config.database_url.clone(),
         pool_size: config.db_pool_size,
@@ -247,7 +266,7 @@ async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn ember_store:
                 tracing::warn!(error = %e, retry_ms = wait.as_millis() as u64, "database unavailable; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = ember_platform::shutdown::signal() => anyhow::bail!("stopped while waiting for the database"),
+                    () = signals.recv() => anyhow::bail!("stopped while waiting for the database"),
                 }
                 wait = (wait * 2).min(Duration::from_secs(5));
             }

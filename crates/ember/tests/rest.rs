@@ -81,7 +81,7 @@ both_stores!(
     metadata_advertises_exactly_what_is_supported,
     metadata_interactions_all_answer,
     metadata_conditional_read_matches_behaviour,
-    search_is_not_advertised_and_answers_501,
+    search_is_advertised_and_answers,
     // batch
     batch_mixed_entries,
     batch_entries_fail_independently,
@@ -1717,10 +1717,9 @@ async fn unknown_paths_are_404(s: &TestServer) {
 
 async fn wrong_methods_are_405(s: &TestServer) {
     let body = json!({"resourceType": "Patient", "id": "x"}).to_string();
+    // `PUT`, `PATCH` and `DELETE` on a type are conditional interactions (without
+    // criteria a 400; see tests/conditional.rs).
     let cases = [
-        ("PUT", "Patient", Some(body.as_str())),
-        ("DELETE", "Patient", None),
-        ("PATCH", "Patient", None),
         ("DELETE", "metadata", None),
         ("POST", "metadata", Some(body.as_str())),
         ("POST", "Patient/x", Some(body.as_str())),
@@ -1778,6 +1777,7 @@ async fn metadata_advertises_exactly_what_is_supported(s: &TestServer) {
         "history-instance",
         "history-type",
         "create",
+        "search-type",
     ]
     .into_iter()
     .map(String::from)
@@ -1790,9 +1790,19 @@ async fn metadata_advertises_exactly_what_is_supported(s: &TestServer) {
         assert!(types.insert(t.to_owned()), "{t} listed twice");
         assert!(t != "Resource" && t != "DomainResource", "{t}");
         assert_eq!(codes(&r["interaction"]), expected_type, "{t}");
+        // Conditional interactions (tests/conditional.rs); R4 has no conditionalPatch.
+        assert_eq!(r["conditionalCreate"], true, "{t}");
+        assert_eq!(r["conditionalUpdate"], true, "{t}");
+        assert_eq!(r["conditionalDelete"], "multiple", "{t}");
+        let params = r["searchParam"].as_array().unwrap();
         assert!(
-            r.get("searchParam").is_none() || r["searchParam"].as_array().unwrap().is_empty(),
-            "{t} advertises search parameters"
+            params.iter().any(|p| p["name"] == "_lastUpdated"),
+            "{t} does not advertise _lastUpdated"
+        );
+        assert!(
+            params.iter().all(|p| p["type"] != "special"
+                || ["_list", "_text", "_content"].contains(&p["name"].as_str().unwrap())),
+            "{t} advertises a special parameter it cannot search"
         );
     }
     for t in [
@@ -1804,10 +1814,11 @@ async fn metadata_advertises_exactly_what_is_supported(s: &TestServer) {
     ] {
         assert!(types.contains(t), "{t} missing");
     }
-    let expected_system: BTreeSet<String> = ["transaction", "batch", "history-system"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let expected_system: BTreeSet<String> =
+        ["transaction", "batch", "history-system", "search-system"]
+            .into_iter()
+            .map(String::from)
+            .collect();
     assert_eq!(codes(&rest["interaction"]), expected_system);
     // A fresh server has stored nothing by answering metadata.
     assert_nothing_stored(s).await;
@@ -1921,16 +1932,38 @@ async fn metadata_conditional_read_matches_behaviour(s: &TestServer) {
     );
 }
 
-async fn search_is_not_advertised_and_answers_501(s: &TestServer) {
+async fn search_is_advertised_and_answers(s: &TestServer) {
     let cs = capability(s).await;
-    let text = cs.to_string();
-    assert!(!text.contains("search-type"), "search-type is advertised");
-    assert!(
-        !text.contains("search-system"),
-        "search-system is advertised"
+    let patient = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = patient["searchParam"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "name",
+        "identifier",
+        "birthdate",
+        "general-practitioner",
+        "_id",
+    ] {
+        assert!(names.contains(&name), "Patient does not advertise {name}");
+    }
+    expect(
+        &put(s, "Patient", "x1", json!({"name": [{"family": "Xu"}]})).await,
+        201,
     );
-    expect_outcome(&s.get("Patient?name=x").await, 501);
-    expect_outcome(&s.get("Patient").await, 501);
+    let resp = s.get("Patient?name=x").await;
+    expect(&resp, 200);
+    assert_eq!(resp.json()["type"], "searchset");
+    assert_eq!(resp.json()["entry"][0]["resource"]["id"], "x1");
     let resp = s
         .send(
             "POST",
@@ -1939,8 +1972,18 @@ async fn search_is_not_advertised_and_answers_501(s: &TestServer) {
             Some("name=x"),
         )
         .await;
-    expect_outcome(&resp, 501);
-    assert_nothing_stored(s).await;
+    expect(&resp, 200);
+    assert_eq!(resp.json()["entry"][0]["resource"]["id"], "x1");
+    // A _search body must be a form.
+    let resp = s
+        .send(
+            "POST",
+            "Patient/_search",
+            &[("content-type", "application/fhir+json")],
+            Some("{}"),
+        )
+        .await;
+    expect_outcome(&resp, 415);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -56,6 +56,10 @@ pub struct ElementDef {
     pub content_ref: Option<&'static str>,
     /// The ValueSet canonical (without `|version`) of a required binding.
     pub required_binding: Option<&'static str>,
+    /// `isSummary` of the snapshot element: part of the summary view (`_summary=true`). The
+    /// R4 snapshots mark `id`, `meta` and `implicitRules` as summary in every resource, and
+    /// `language`, `text`, `contained`, `extension` and `modifierExtension` as not.
+    pub summary: bool,
 }
 
 impl ElementDef {
@@ -116,6 +120,28 @@ pub fn member(parent: &str, json_name: &str) -> Option<(&'static ElementDef, &'s
         let ty = def.types.iter().find(|t| is_capitalized(suffix, t))?;
         Some((def, *ty))
     })
+}
+
+/// Whether the JSON member `json_name` of a value under `parent` (as for [`member`]) is part
+/// of the summary view, i.e. its element is marked `isSummary` in the base definition: the
+/// subset `_summary=true` returns. Usable to filter the top-level members of a resource:
+/// - choice members resolve to their element (`valueQuantity` → `value[x]`);
+/// - a primitive's extension member (`_birthDate`) follows its value (`birthDate`);
+/// - `resourceType` is kept under a resource type (it names the resource, not an element);
+/// - unknown members give false.
+///
+/// Per the spec (search, `_summary`), `true` returns solely the elements marked summary:
+/// mandatory elements are not added (they are for `_summary=text`), and a few mandatory
+/// top-level elements are not summary (`Provenance.agent`, `AuditEvent.source`). Backbone
+/// and data-type elements carry flags too (`("Observation.component", "code")`,
+/// `("HumanName", "family")`); this answers for one level, and whether to filter nested
+/// values as well is the caller's choice.
+pub fn is_summary(parent: &str, json_name: &str) -> bool {
+    if json_name == "resourceType" {
+        return type_def(parent).is_some_and(|t| t.kind == TypeKind::Resource);
+    }
+    let name = json_name.strip_prefix('_').unwrap_or(json_name);
+    member(parent, name).is_some_and(|(def, _)| def.summary)
 }
 
 /// Whether `suffix` is `type_code` with its first letter in upper case (`"DateTime"` for
@@ -435,6 +461,89 @@ mod tests {
         assert_eq!((def.path, ty, def.max), ("HumanName.given", "string", None));
         let (_, ty) = member("Patient", "deceasedBoolean").unwrap();
         assert_eq!(ty, "boolean");
+    }
+
+    #[test]
+    fn summary_flags() {
+        for name in [
+            "resourceType",
+            "id",
+            "meta",
+            "implicitRules",
+            "identifier",
+            "active",
+            "name",
+            "telecom",
+            "gender",
+            "birthDate",
+            "_birthDate",
+            "deceasedBoolean",
+            "deceasedDateTime",
+            "address",
+            "managingOrganization",
+            "link",
+        ] {
+            assert!(is_summary("Patient", name), "Patient.{name}");
+        }
+        for name in [
+            "language",
+            "text",
+            "contained",
+            "extension",
+            "modifierExtension",
+            "maritalStatus",
+            "multipleBirthBoolean",
+            "photo",
+            "contact",
+            "communication",
+            "generalPractitioner",
+            "deceased",
+            "nope",
+        ] {
+            assert!(!is_summary("Patient", name), "Patient.{name}");
+        }
+        assert!(element("Patient.name").summary);
+        assert!(!element("Patient.text").summary);
+
+        for name in [
+            "status",
+            "code",
+            "subject",
+            "effectiveDateTime",
+            "valueQuantity",
+        ] {
+            assert!(is_summary("Observation", name), "Observation.{name}");
+        }
+        assert!(is_summary("Observation", "valueString"));
+        for name in [
+            "note",
+            "category",
+            "interpretation",
+            "referenceRange",
+            "valueFoo",
+        ] {
+            assert!(!is_summary("Observation", name), "Observation.{name}");
+        }
+        assert!(element("Observation.value[x]").summary);
+        // Backbone and data-type elements.
+        assert!(is_summary("Observation.component", "valueQuantity"));
+        assert!(!is_summary("Observation.component", "referenceRange"));
+        assert!(is_summary("HumanName", "family"));
+        // Mandatory is not summary.
+        let agent = element("Provenance.agent");
+        assert!(agent.min >= 1 && !agent.summary);
+        // Bundle (not a DomainResource) and unknown parents.
+        assert!(is_summary("Bundle", "entry"));
+        assert!(is_summary("Bundle", "resourceType"));
+        assert!(!is_summary("HumanName", "resourceType"));
+        assert!(!is_summary("Nope", "id"));
+        // id, meta and implicitRules are summary in every resource, text in none.
+        for rt in crate::resource_types() {
+            for name in ["id", "meta", "implicitRules"] {
+                assert!(is_summary(rt, name), "{rt}.{name}");
+            }
+            assert!(!is_summary(rt, "text"), "{rt}.text");
+        }
     }
 
     #[test]

@@ -70,6 +70,16 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_MAX_COUNT", default_value_t = 1000)]
     pub max_count: u32,
 
+    /// Most resources one conditional delete (`DELETE [type]?search`) may remove; more
+    /// matches are a 412 and nothing is deleted. 0 or 1: only single-match deletes.
+    #[arg(long, env = "EMBER_MAX_CONDITIONAL_DELETE", default_value_t = 100)]
+    pub max_conditional_delete: u32,
+
+    /// How long a `$reindex` worker holds a job without committing a batch, in seconds;
+    /// after that another instance resumes the job from its last committed batch.
+    #[arg(long, env = "EMBER_REINDEX_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reindex_lease_seconds: u64,
+
     /// Longest time one request may take, in milliseconds.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,

@@ -5,13 +5,22 @@
 //! (DELETE, POST, PUT/PATCH), and its reads (GET) run afterwards. `urn:uuid:` and
 //! relative references between entries are rewritten to the ids the server assigns.
 //! A batch runs each entry on its own and reports a status per entry.
+//!
+//! Conditional entries (`ifNoneExist`, `Type?criteria` URLs) and conditional references
+//! (`"reference": "Patient?identifier=…"`) are resolved by searching before the plan;
+//! conditional creates are committed under guards (see [`crate::conditional`]) and the
+//! whole transaction is planned again when a guard finds that another writer created a
+//! match meanwhile.
 
 use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use ember_fhir::{IssueType, OperationOutcome, Severity, id, instant};
-use ember_store::StoreError;
+use ember_store::{Guard, Guarded, Hit, StoreError};
 use serde_json::{Value, json};
+
+use crate::conditional::{at_most_one, parse_condition, stored_of};
+use crate::search::Condition;
 
 use crate::write::{
     PatchDocument, Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch,
@@ -66,6 +75,22 @@ struct Entry {
     full_url: Option<String>,
     resource: Option<Value>,
     if_match: Option<i64>,
+    /// The criteria of `ifNoneExist` (POST) or of a `Type?criteria` URL (PUT, PATCH,
+    /// DELETE).
+    condition: Option<Vec<(String, String)>>,
+}
+
+/// What the search of a conditional entry found, for one plan of a transaction.
+#[derive(Debug, Clone)]
+enum Resolved {
+    /// Not conditional, or a conditional update or patch whose match is now `Entry::id`.
+    Plain,
+    /// A conditional create whose criteria match this resource: nothing is written.
+    Existing(Stored),
+    /// A create (POST, or a PUT that matched nothing) committed under this guard.
+    Guarded(Condition),
+    /// The matches of a conditional delete.
+    Deletes(Condition, Vec<Hit>),
 }
 
 /// What one entry did, for the response Bundle.
@@ -143,6 +168,9 @@ impl Repo {
 
     /// Runs one entry as its own interaction (batch semantics).
     async fn run_single(&self, e: Entry) -> Result<Outcome> {
+        if let Some(criteria) = &e.condition {
+            return self.run_conditional(&e, criteria).await;
+        }
         let id = e.id.as_deref().unwrap_or_default();
         Ok(match e.method {
             Method::Post => Outcome::Written(
@@ -164,6 +192,40 @@ impl Repo {
         })
     }
 
+    /// Runs one conditional entry as its own interaction (batch semantics).
+    async fn run_conditional(&self, e: &Entry, criteria: &[(String, String)]) -> Result<Outcome> {
+        let resource = || e.resource.clone().unwrap_or_default();
+        Ok(match e.method {
+            Method::Post => Outcome::Written(
+                self.create_conditional(&e.res_type, resource(), criteria)
+                    .await?,
+            ),
+            Method::Put => Outcome::Written(
+                self.update_conditional(&e.res_type, criteria, resource(), e.if_match)
+                    .await?,
+            ),
+            Method::Patch => {
+                let patch = patch_document(e.resource.as_ref())?;
+                Outcome::Written(
+                    self.patch_conditional(&e.res_type, criteria, &patch, e.if_match)
+                        .await?,
+                )
+            }
+            Method::Delete => {
+                let deleted = self.delete_conditional(&e.res_type, criteria).await?;
+                Outcome::Deleted(match deleted.deleted.as_slice() {
+                    [(_, version)] => Some(*version),
+                    _ => None,
+                })
+            }
+            Method::Get => {
+                return Err(RepoError::NotSupported(
+                    "searches in Bundles are not supported yet".into(),
+                ));
+            }
+        })
+    }
+
     async fn get(&self, e: &Entry) -> Result<Stored> {
         let id = e.id.as_deref().unwrap_or_default();
         match &e.version {
@@ -172,18 +234,8 @@ impl Repo {
         }
     }
 
-    async fn transaction(&self, mut entries: Vec<Entry>) -> Result<Vec<Outcome>> {
-        let references = assign_ids(&mut entries)?;
-        for entry in &mut entries {
-            if let Some(resource) = entry
-                .resource
-                .as_mut()
-                .filter(|_| matches!(entry.method, Method::Post | Method::Put))
-            {
-                rewrite_references(resource, &references);
-            }
-        }
-        let patches: Vec<Option<PatchDocument>> = entries
+    async fn transaction(&self, original: Vec<Entry>) -> Result<Vec<Outcome>> {
+        let patches: Vec<Option<PatchDocument>> = original
             .iter()
             .enumerate()
             .map(|(i, e)| match e.method {
@@ -193,30 +245,59 @@ impl Repo {
                 _ => Ok(None),
             })
             .collect::<Result<_>>()?;
-        let mut order: Vec<usize> = (0..entries.len()).collect();
-        order.sort_by_key(|&i| entries[i].method.rank());
+        let mut order: Vec<usize> = (0..original.len()).collect();
+        order.sort_by_key(|&i| original[i].method.rank());
 
         let mut attempt = 0;
-        let mut outcomes: Vec<Option<Outcome>> = loop {
+        let (entries, mut outcomes) = loop {
+            // Conditions are resolved afresh on every attempt: a retry follows a commit
+            // by someone else that may have changed what they match.
+            let mut entries = original.clone();
+            let mut resolved = Vec::with_capacity(entries.len());
+            for (i, e) in entries.iter_mut().enumerate() {
+                resolved.push(self.resolve(e).await.map_err(|err| at_entry(i, err))?);
+            }
+            check_distinct_guards(&entries, &resolved)?;
+            let mut references = assign_ids(&mut entries, &resolved)?;
+            self.resolve_references(&entries, &mut references).await?;
+            for entry in &mut entries {
+                if let Some(resource) = entry
+                    .resource
+                    .as_mut()
+                    .filter(|_| matches!(entry.method, Method::Post | Method::Put))
+                {
+                    rewrite_references(resource, &references);
+                }
+            }
+
             let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
             let mut plans: Vec<(usize, Plan)> = Vec::new();
+            let mut guards: Vec<Guard> = Vec::new();
             for &i in &order {
                 let e = &entries[i];
                 if e.method == Method::Get {
                     continue;
                 }
                 let (planned, outcome) = self
-                    .plan_entry(e, patches[i].as_ref())
+                    .plan_entry(e, patches[i].as_ref(), &resolved[i])
                     .await
                     .map_err(|err| at_entry(i, err))?;
                 outcomes[i] = Some(outcome);
-                if let Some(plan) = planned {
-                    plans.push((i, plan));
+                plans.extend(planned.into_iter().map(|p| (i, p)));
+                if let Resolved::Guarded(cond) = &resolved[i] {
+                    guards.push(cond.guard());
                 }
             }
             let writes = plans.iter().map(|(_, p)| p.write.clone()).collect();
-            match self.store.commit(writes).await {
-                Ok(()) => break outcomes,
+            let result = if guards.is_empty() {
+                self.store.commit(writes).await.map(|()| Guarded::Committed)
+            } else {
+                self.store.commit_guarded(&guards, writes).await
+            };
+            match result {
+                Ok(Guarded::Committed) => break (entries, outcomes),
+                // A conditional create lost a race: plan again, and find the winner.
+                Ok(Guarded::Matched { .. }) => {}
                 Err(StoreError::Conflict { index }) => {
                     let entry = &entries[plans[index].0];
                     if let Some(expected) = entry.if_match {
@@ -224,16 +305,16 @@ impl Repo {
                         let current = self.store.read(&entry.res_type, id).await?;
                         check_if_match(&entry.res_type, id, Some(expected), current.as_ref())?;
                     }
-                    if attempt >= self.limits.write_retries {
-                        return Err(RepoError::Conflict(
-                            "the transaction kept conflicting with concurrent writes".into(),
-                        ));
-                    }
-                    crate::write::backoff(attempt).await;
-                    attempt += 1;
                 }
                 Err(e) => return Err(e.into()),
             }
+            if attempt >= self.limits.write_retries {
+                return Err(RepoError::Conflict(
+                    "the transaction kept conflicting with concurrent writes".into(),
+                ));
+            }
+            crate::write::backoff(attempt).await;
+            attempt += 1;
         };
         for &i in order.iter().filter(|&&i| entries[i].method == Method::Get) {
             outcomes[i] = Some(match self.get(&entries[i]).await {
@@ -244,17 +325,135 @@ impl Repo {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
+    /// Runs the search of a conditional entry and fixes the entry's target: the id of
+    /// the match of a conditional update or patch, the id of a conditional create's
+    /// existing resource, the id a conditional update creates.
+    async fn resolve(&self, e: &mut Entry) -> Result<Resolved> {
+        let Some(criteria) = e.condition.clone() else {
+            return Ok(Resolved::Plain);
+        };
+        let res_type = e.res_type.clone();
+        if e.method == Method::Delete {
+            let cond = self.condition(&res_type, &criteria, self.delete_limit() + 1)?;
+            let hits = self.matches(&cond).await?;
+            return Ok(Resolved::Deletes(cond, hits));
+        }
+        let cond = self.condition(&res_type, &criteria, 2)?;
+        let what = match e.method {
+            Method::Post => "conditional create",
+            Method::Put => "conditional update",
+            _ => "conditional patch",
+        };
+        let found = at_most_one(&res_type, &cond, self.matches(&cond).await?, what)?;
+        Ok(match (e.method, found) {
+            (Method::Post, Some(hit)) => {
+                e.id = Some(hit.id.clone());
+                Resolved::Existing(stored_of(hit))
+            }
+            (Method::Post, None) => Resolved::Guarded(cond),
+            (Method::Put, found) => {
+                let resource = e.resource.get_or_insert_with(|| json!({}));
+                let body_id = crate::write::body_id(resource)?;
+                let (id, resolved) = match found {
+                    Some(hit) => {
+                        if body_id.as_deref().is_some_and(|id| id != hit.id) {
+                            return Err(RepoError::Invalid(format!(
+                                "the resource id {:?} is not the id of the resource the criteria match ({res_type}/{})",
+                                body_id.unwrap_or_default(),
+                                hit.id
+                            )));
+                        }
+                        (hit.id, Resolved::Plain)
+                    }
+                    None => (body_id.unwrap_or_else(id::new_id), Resolved::Guarded(cond)),
+                };
+                resource["id"] = Value::String(id.clone());
+                e.id = Some(id);
+                resolved
+            }
+            (_, Some(hit)) => {
+                e.id = Some(hit.id);
+                Resolved::Plain
+            }
+            (_, None) => {
+                return Err(RepoError::NotFound(format!(
+                    "no resource matching {res_type}?{}",
+                    cond.canonical
+                )));
+            }
+        })
+    }
+
+    /// Resolves every conditional reference (`Patient?identifier=…`) in the resources of
+    /// POST and PUT entries to its single match: none is a 400, several a 412.
+    async fn resolve_references(
+        &self,
+        entries: &[Entry],
+        references: &mut HashMap<String, String>,
+    ) -> Result<()> {
+        for (i, e) in entries.iter().enumerate() {
+            if !matches!(e.method, Method::Post | Method::Put) {
+                continue;
+            }
+            let mut found = Vec::new();
+            if let Some(resource) = &e.resource {
+                conditional_references(resource, &mut found);
+            }
+            for reference in found {
+                if references.contains_key(&reference) {
+                    continue;
+                }
+                let Some((res_type, query)) = reference.split_once('?') else {
+                    continue;
+                };
+                let resolve = async {
+                    let cond = self.condition(res_type, &parse_condition(query), 2)?;
+                    let hits = self.matches(&cond).await?;
+                    at_most_one(res_type, &cond, hits, "conditional reference")?.ok_or_else(|| {
+                        RepoError::Invalid(format!(
+                            "the conditional reference {reference:?} matches no resource"
+                        ))
+                    })
+                };
+                let hit = resolve.await.map_err(|err| at_entry(i, err))?;
+                references.insert(reference, format!("{}/{}", hit.res_type, hit.id));
+            }
+        }
+        Ok(())
+    }
+
     /// Plans one write entry of a transaction against the current version.
     async fn plan_entry(
         &self,
         e: &Entry,
         patch: Option<&PatchDocument>,
-    ) -> Result<(Option<Plan>, Outcome)> {
+        resolved: &Resolved,
+    ) -> Result<(Vec<Plan>, Outcome)> {
+        match resolved {
+            Resolved::Existing(stored) => return Ok((vec![], Outcome::Written(stored.clone()))),
+            Resolved::Deletes(cond, hits) => {
+                let plans = self.plan_deletes(&e.res_type, cond, hits)?;
+                let version = match plans.as_slice() {
+                    [one] => Some(one.stored.version),
+                    _ => None,
+                };
+                return Ok((plans, Outcome::Deleted(version)));
+            }
+            Resolved::Plain | Resolved::Guarded(_) => {}
+        }
         let id = e.id.as_deref().unwrap_or_default();
         let current = match e.method {
             Method::Post => None,
             _ => self.store.read(&e.res_type, id).await?,
         };
+        if let (Resolved::Guarded(cond), Some(c)) = (resolved, &current) {
+            if !c.deleted {
+                return Err(RepoError::Conflict(format!(
+                    "{}/{id} exists but does not meet the criteria {}?{}",
+                    e.res_type, e.res_type, cond.canonical
+                )));
+            }
+        }
         check_if_match(&e.res_type, id, e.if_match, current.as_ref())?;
         let plan = match e.method {
             Method::Post => {
@@ -287,9 +486,9 @@ impl Repo {
                 return Ok(match plan_delete(&e.res_type, id, current.as_ref())? {
                     Some(plan) => {
                         let version = plan.stored.version;
-                        (Some(plan), Outcome::Deleted(Some(version)))
+                        (vec![plan], Outcome::Deleted(Some(version)))
                     }
-                    None => (None, Outcome::Deleted(None)),
+                    None => (vec![], Outcome::Deleted(None)),
                 });
             }
             Method::Get => {
@@ -299,27 +498,42 @@ impl Repo {
             }
         };
         let outcome = Outcome::Written(plan.stored.clone());
-        Ok((Some(plan), outcome))
+        Ok((vec![plan], outcome))
     }
 }
 
-/// Gives every POST entry a new id and maps each entry's `fullUrl` (and, for absolute
-/// URLs, its `Type/id` tail) to the reference it will have on this server. Fails when
-/// two entries write the same resource.
-fn assign_ids(entries: &mut [Entry]) -> Result<HashMap<String, String>> {
+/// Gives every POST entry that creates a resource a new id and maps each entry's
+/// `fullUrl` (and, for absolute URLs, its `Type/id` tail) to the reference it will have
+/// on this server (for a conditional create that matched, the existing resource). Fails
+/// when two entries write the same resource.
+fn assign_ids(entries: &mut [Entry], resolved: &[Resolved]) -> Result<HashMap<String, String>> {
     let mut references = HashMap::new();
     let mut written = HashSet::new();
+    let mut write = |i: usize, reference: String| {
+        if written.insert(reference.clone()) {
+            Ok(())
+        } else {
+            Err(at_entry(
+                i,
+                RepoError::Invalid(format!("{reference} is written by more than one entry")),
+            ))
+        }
+    };
     for (i, e) in entries.iter_mut().enumerate() {
-        if e.method == Method::Post {
+        if let Some(Resolved::Deletes(_, hits)) = resolved.get(i) {
+            for hit in hits {
+                write(i, format!("{}/{}", hit.res_type, hit.id))?;
+            }
+            continue;
+        }
+        let existing = matches!(resolved.get(i), Some(Resolved::Existing(_)));
+        if e.method == Method::Post && !existing {
             e.id = Some(id::new_id());
         }
         let Some(id) = e.id.clone() else { continue };
         let reference = format!("{}/{id}", e.res_type);
-        if e.method != Method::Get && !written.insert(reference.clone()) {
-            return Err(at_entry(
-                i,
-                RepoError::Invalid(format!("{reference} is written by more than one entry")),
-            ));
+        if e.method != Method::Get && !existing {
+            write(i, reference.clone())?;
         }
         if let Some(full_url) = &e.full_url {
             if matches!(e.method, Method::Post | Method::Put) {
@@ -336,6 +550,49 @@ fn assign_ids(entries: &mut [Entry]) -> Result<HashMap<String, String>> {
         }
     }
     Ok(references)
+}
+
+/// Fails when two conditional creates of one transaction have the same criteria: both
+/// would be created, since neither sees the other before the commit.
+fn check_distinct_guards(entries: &[Entry], resolved: &[Resolved]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (i, r) in resolved.iter().enumerate() {
+        if let Resolved::Guarded(cond) = r {
+            if !seen.insert((entries[i].res_type.as_str(), cond.canonical.as_str())) {
+                return Err(at_entry(
+                    i,
+                    RepoError::Invalid(format!(
+                        "another entry conditionally creates {}?{} too",
+                        entries[i].res_type, cond.canonical
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Collects the conditional references (`"reference": "Type?criteria"`) in `value`.
+fn conditional_references(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    Value::String(s) if key == "reference" => {
+                        if s.split_once('?')
+                            .is_some_and(|(t, _)| ember_fhir::is_resource_type(t))
+                            && !out.contains(s)
+                        {
+                            out.push(s.clone());
+                        }
+                    }
+                    _ => conditional_references(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| conditional_references(v, out)),
+        _ => {}
+    }
 }
 
 /// Replaces references (and `urn:uuid:` URIs) that point at other entries.
@@ -414,14 +671,25 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| RepoError::Invalid("the entry has no request.url".into()))?;
-    if request.get("ifNoneExist").is_some()
-        || request.get("ifNoneMatch").is_some()
-        || request.get("ifModifiedSince").is_some()
-    {
+    if request.get("ifNoneMatch").is_some() || request.get("ifModifiedSince").is_some() {
         return Err(RepoError::NotSupported(
-            "conditional requests in Bundles are not supported yet".into(),
+            "ifNoneMatch and ifModifiedSince in Bundles are not supported yet".into(),
         ));
     }
+    let mut condition = match request.get("ifNoneExist") {
+        None => None,
+        Some(_) if method != Method::Post => {
+            return Err(RepoError::Invalid(
+                "request.ifNoneExist is only allowed on POST entries".into(),
+            ));
+        }
+        Some(Value::String(criteria)) => Some(parse_condition(criteria)),
+        Some(_) => {
+            return Err(RepoError::Invalid(
+                "request.ifNoneExist must be a string".into(),
+            ));
+        }
+    };
     let path = url
         .strip_prefix(base)
         .map(|p| p.trim_start_matches('/'))
@@ -430,11 +698,26 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
         return Err(RepoError::Invalid(format!("{url:?} is not on this server")));
     }
     let path = path.trim_start_matches('/');
-    if path.contains('?') {
-        return Err(RepoError::NotSupported(format!(
-            "search and conditional URLs in Bundles ({url:?}) are not supported yet"
-        )));
-    }
+    let path = match path.split_once('?') {
+        None => path,
+        Some((path, query)) => {
+            match method {
+                Method::Put | Method::Patch | Method::Delete if !path.contains('/') => {}
+                Method::Get => {
+                    return Err(RepoError::NotSupported(format!(
+                        "searches in Bundles ({url:?}) are not supported yet"
+                    )));
+                }
+                _ => {
+                    return Err(RepoError::Invalid(format!(
+                        "{method:?} is not allowed on {url:?}"
+                    )));
+                }
+            }
+            condition = Some(parse_condition(query));
+            path
+        }
+    };
     let segments: Vec<&str> = path.split('/').collect();
     let (res_type, id, version) = match segments.as_slice() {
         [t] => (*t, None, None),
@@ -452,6 +735,7 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
     }
     let shape_ok = match method {
         Method::Post => id.is_none(),
+        Method::Put | Method::Patch | Method::Delete if condition.is_some() => id.is_none(),
         Method::Put | Method::Patch | Method::Delete => id.is_some() && version.is_none(),
         Method::Get => id.is_some(),
     };
@@ -485,6 +769,7 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
             .map(str::to_owned),
         resource,
         if_match,
+        condition,
     })
 }
 
@@ -496,6 +781,8 @@ fn at_entry(index: usize, e: RepoError) -> RepoError {
         RepoError::NotFound(m) => RepoError::NotFound(prefix + &m),
         RepoError::Gone(m) => RepoError::Gone(prefix + &m),
         RepoError::Conflict(m) => RepoError::Conflict(prefix + &m),
+        RepoError::MultipleMatches(m) => RepoError::MultipleMatches(prefix + &m),
+        RepoError::TooManyMatches(m) => RepoError::TooManyMatches(prefix + &m),
         RepoError::Unprocessable(m) => RepoError::Unprocessable(prefix + &m),
         RepoError::NotSupported(m) => RepoError::NotSupported(prefix + &m),
         RepoError::UnknownType(t) => {

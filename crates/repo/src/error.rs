@@ -29,6 +29,13 @@ pub enum RepoError {
         expected: i64,
         current: String,
     },
+    /// The search of a conditional interaction matched more resources than it may act
+    /// on (412): the criteria are not selective enough.
+    #[error("{0}")]
+    MultipleMatches(String),
+    /// A conditional delete matched more resources than the server deletes at once (412).
+    #[error("{0}")]
+    TooManyMatches(String),
     /// The request conflicts with the state of the server (409).
     #[error("{0}")]
     Conflict(String),
@@ -74,7 +81,9 @@ impl RepoError {
             RepoError::Invalid(_) => 400,
             RepoError::UnknownType(_) | RepoError::NotFound(_) => 404,
             RepoError::Gone(_) => 410,
-            RepoError::VersionMismatch { .. } => 412,
+            RepoError::VersionMismatch { .. }
+            | RepoError::MultipleMatches(_)
+            | RepoError::TooManyMatches(_) => 412,
             RepoError::Conflict(_) => 409,
             RepoError::Unprocessable(_) | RepoError::Invalidated(_) => 422,
             RepoError::NotSupported(_) => 501,
@@ -99,6 +108,8 @@ impl RepoError {
             RepoError::NotFound(_) => IssueType::NotFound,
             RepoError::Gone(_) => IssueType::Deleted,
             RepoError::VersionMismatch { .. } | RepoError::Conflict(_) => IssueType::Conflict,
+            RepoError::MultipleMatches(_) => IssueType::Duplicate,
+            RepoError::TooManyMatches(_) => IssueType::TooCostly,
             RepoError::Unprocessable(_) | RepoError::Invalidated(_) => IssueType::Processing,
             RepoError::NotSupported(_) => IssueType::NotSupported,
             RepoError::Store(StoreError::Unavailable(_)) => IssueType::Transient,

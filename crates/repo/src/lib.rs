@@ -7,8 +7,13 @@
 //! parsed headers in and turn [`RepoError`] into responses.
 
 mod bundle;
+mod conditional;
 mod error;
 mod history;
+mod indexer;
+mod registry;
+mod reindex;
+mod search;
 mod write;
 
 use std::sync::Arc;
@@ -16,8 +21,11 @@ use std::sync::Arc;
 use ember_store::Store;
 
 pub use bundle::{BundleKind, Prefer};
+pub use conditional::{ConditionalDeleted, parse_condition};
 pub use error::RepoError;
 pub use history::{HistoryPage, HistoryParams, HistoryScope, history_bundle};
+pub use registry::SearchParams;
+pub use search::{Handling, SearchScope};
 pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
@@ -36,6 +44,17 @@ pub struct Limits {
     pub write_retries: u32,
     /// Structural validation of every resource written.
     pub validation: ember_fhir::validate::Mode,
+    /// Most resources one conditional delete may remove; 0 or 1 allows single-match
+    /// conditional deletes only.
+    pub max_conditional_delete: u32,
+    /// The run-time search parameters (stored SearchParameters) that writes index and
+    /// searches find; shared by clones and kept current by the [`Repo`].
+    pub search_params: SearchParams,
+    /// How long a reindex worker holds a job without committing a batch before another
+    /// instance may resume it.
+    pub reindex_lease: std::time::Duration,
+    /// Documents per reindex batch (one transaction).
+    pub reindex_batch: u32,
 }
 
 impl Default for Limits {
@@ -47,6 +66,10 @@ impl Default for Limits {
             max_count: 1000,
             write_retries: 32,
             validation: ember_fhir::validate::Mode::Strict,
+            max_conditional_delete: 100,
+            search_params: SearchParams::default(),
+            reindex_lease: std::time::Duration::from_secs(60),
+            reindex_batch: 500,
         }
     }
 }
@@ -56,13 +79,26 @@ impl Default for Limits {
 pub struct Repo {
     store: Arc<dyn Store>,
     limits: Arc<Limits>,
+    /// Set once the background work runs: wakes the reindex worker.
+    background: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
+    /// This repository's tag in bus messages.
+    origin: Arc<str>,
 }
 
 impl Repo {
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        let origin = ember_fhir::id::new_id();
+        // Commits that write a SearchParameter reload `limits.search_params`.
+        let store = Arc::new(registry::Watched {
+            inner: store,
+            params: limits.search_params.clone(),
+            origin: origin.clone(),
+        });
         Self {
             store,
             limits: Arc::new(limits),
+            background: Arc::default(),
+            origin: origin.into(),
         }
     }
 

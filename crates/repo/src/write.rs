@@ -261,10 +261,16 @@ fn written(plan: Option<Plan>) -> Result<Stored> {
         .ok_or_else(|| RepoError::Store(StoreError::Backend("a write planned nothing".into())))
 }
 
-/// A short randomized pause before retrying a lost race.
+/// A randomized pause before retrying a lost race: up to 1, 2, 4 … 64 ms, so writers
+/// that keep colliding spread out.
 pub(crate) async fn backoff(attempt: u32) {
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % (u64::from(attempt.min(8)) + 1);
-    tokio::time::sleep(Duration::from_millis(jitter)).await;
+    let window = 1u64 << attempt.min(6);
+    let random = u64::from(u16::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..2]
+            .try_into()
+            .unwrap_or([0, 0]),
+    ));
+    tokio::time::sleep(Duration::from_millis(random % (window + 1))).await;
 }
 
 pub(crate) fn check_if_match(
@@ -286,6 +292,20 @@ pub(crate) fn check_if_match(
                 |c| c.version.to_string(),
             ),
         }),
+    }
+}
+
+/// The `id` a request body carries, checked; `None` when it has none.
+pub(crate) fn body_id(body: &Value) -> Result<Option<String>> {
+    match body.get("id") {
+        None => Ok(None),
+        Some(Value::String(id)) => {
+            check_id(id)?;
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err(RepoError::Invalid(
+            "the resource id must be a string".into(),
+        )),
     }
 }
 
@@ -327,6 +347,7 @@ pub(crate) fn plan_put(
             last_updated,
             change,
             body: Some(text.clone()),
+            index: crate::indexer::index_rows(&body, &limits.search_params)?,
         },
         stored: Stored {
             res_type: res_type.to_owned(),
@@ -361,6 +382,7 @@ pub(crate) fn plan_delete(
             last_updated,
             change: Change::Delete,
             body: None,
+            index: ember_store::IndexRows::default(),
         },
         stored: Stored {
             res_type: res_type.to_owned(),

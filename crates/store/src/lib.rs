@@ -6,8 +6,11 @@
 //! produce two versions with the same number: the loser gets [`StoreError::Conflict`]
 //! and decides itself whether to retry.
 
+mod index;
 mod migrate;
 mod postgres;
+mod query;
+mod search_sql;
 mod sql;
 mod sqlite;
 
@@ -15,7 +18,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use index::{
+    DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, Slot, StringRow, TextKind, TextRow,
+    TokenRow, UriRow, key,
+};
 pub use postgres::PgStore;
+pub use query::{
+    Col, Cond, Cursor, Filter, Hit, Hits, Op, Rows, SearchQuery, Sort, SortKey, Table, Val,
+};
 pub use sql::statements;
 pub use sqlite::SqliteStore;
 
@@ -90,6 +100,29 @@ pub struct Write {
     pub change: Change,
     /// JSON text; `None` writes a deletion marker.
     pub body: Option<String>,
+    /// The index rows of this version; they replace the document's previous rows.
+    /// Must be empty for a deletion.
+    pub index: IndexRows,
+}
+
+/// A condition checked atomically with a commit: "no document matches `query`".
+#[derive(Debug, Clone)]
+pub struct Guard {
+    /// The key of the lock that serializes commits with the same condition.
+    pub lock: i64,
+    pub query: SearchQuery,
+}
+
+/// The result of [`Store::commit_guarded`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Guarded {
+    Committed,
+    /// Guard `index` matched these documents (at most its query's limit); nothing was
+    /// written.
+    Matched {
+        index: usize,
+        hits: Vec<Hit>,
+    },
 }
 
 /// Which versions a history query covers.
@@ -120,6 +153,88 @@ pub struct HistoryRow {
     /// Whether this version brought the document into existence: it is the first
     /// version, or the one before it was a deletion.
     pub created: bool,
+}
+
+/// The state of a reindex job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Done,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "done" => JobStatus::Done,
+            other => return Err(StoreError::Backend(format!("unknown job status {other:?}"))),
+        })
+    }
+}
+
+/// A job that recomputes the index rows of every live document of one type (or of all
+/// types), in batches in `rid` order, without writing versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReindexJob {
+    pub id: String,
+    /// The document type; `None` for every type.
+    pub scope: Option<String>,
+    pub status: JobStatus,
+    /// The last `rid` whose batch is committed; the next batch starts after it.
+    pub cursor: i64,
+    /// Documents handled so far.
+    pub processed: i64,
+    /// Live documents in scope when the job was created.
+    pub total: i64,
+    pub created_at: Micros,
+    pub started_at: Option<Micros>,
+    pub finished_at: Option<Micros>,
+}
+
+/// The current version of a live document, with its internal key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveDoc {
+    pub rid: i64,
+    pub res_type: String,
+    pub id: String,
+    pub version: i64,
+    pub body: String,
+}
+
+/// New index rows for one document, computed from `version`.
+#[derive(Debug, Clone)]
+pub struct Reindexed {
+    pub rid: i64,
+    pub version: i64,
+    pub index: IndexRows,
+}
+
+/// One committed step of a claimed reindex job (see [`Store::reindex_batch`]).
+#[derive(Debug, Clone)]
+pub struct ReindexBatch {
+    pub job: String,
+    /// The worker that claimed the job.
+    pub owner: String,
+    pub docs: Vec<Reindexed>,
+    /// Documents handled by this batch (those whose version changed meanwhile too).
+    pub processed: i64,
+    /// The job's cursor after this batch (the largest `rid` of the batch).
+    pub cursor: i64,
+    /// Whether this is the last batch.
+    pub done: bool,
+    pub now: Micros,
+    /// The worker's lease is extended to this instant.
+    pub lease_until: Micros,
 }
 
 /// Errors at the storage boundary.
@@ -162,12 +277,69 @@ pub trait Store: Send + Sync + 'static {
     /// Applies all writes atomically: either every write is stored or none is.
     async fn commit(&self, writes: Vec<Write>) -> Result<()>;
 
+    /// Like [`Store::commit`], but first runs each guard's query in the same
+    /// transaction, holding an exclusive lock on the guard's `lock` key until the end,
+    /// so two commits with the same guard run one after the other on every instance.
+    /// When a guard's query finds anything, nothing is written and the matches are
+    /// returned with the guard's index.
+    async fn commit_guarded(&self, guards: &[Guard], writes: Vec<Write>) -> Result<Guarded>;
+
     /// Versions in `scope`, newest first, at most `query.limit`.
     async fn history(
         &self,
         scope: HistoryScope<'_>,
         query: &HistoryQuery,
     ) -> Result<Vec<HistoryRow>>;
+
+    /// One page of the live documents that match a search.
+    async fn search(&self, query: &SearchQuery) -> Result<Hits>;
+
+    /// How many live documents match a search (its sort and cursor are ignored).
+    async fn count(&self, query: &SearchQuery) -> Result<u64>;
+
+    /// The distinct targets `(type, id)` of the reference rows under `keys` of the
+    /// documents `rids` (for `_include`).
+    async fn referenced(&self, rids: &[i64], keys: &[i64]) -> Result<Vec<(String, String)>>;
+
+    /// The live documents among `docs` (`(type, id)`), in no particular order.
+    async fn fetch(&self, docs: &[(String, String)]) -> Result<Vec<Hit>>;
+
+    /// Queues a reindex job of the live documents of type `scope` (all when `None`);
+    /// its `total` is their number now.
+    async fn enqueue_reindex(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+        now: Micros,
+    ) -> Result<ReindexJob>;
+
+    /// A reindex job by id.
+    async fn reindex_job(&self, id: &str) -> Result<Option<ReindexJob>>;
+
+    /// Claims the oldest unfinished reindex job for `owner` until `lease_until`: a job
+    /// nobody holds, or whose holder's lease ended before `now` (PostgreSQL: `FOR UPDATE
+    /// SKIP LOCKED`, so instances never claim the same job at once).
+    async fn claim_reindex(
+        &self,
+        owner: &str,
+        now: Micros,
+        lease_until: Micros,
+    ) -> Result<Option<ReindexJob>>;
+
+    /// Up to `limit` live documents of type `scope` (all when `None`) with `rid` above
+    /// `after`, in `rid` order.
+    async fn live_documents(
+        &self,
+        scope: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<LiveDoc>>;
+
+    /// In one transaction: replaces the index rows of each document of the batch whose
+    /// current version is still the one they were computed from (others are left as the
+    /// newer write indexed them), and advances the job. Returns `false`, writing nothing,
+    /// when `owner` no longer holds the job (its lease ended and another worker took it).
+    async fn reindex_batch(&self, batch: ReindexBatch) -> Result<bool>;
 
     /// A cheap round-trip to the database.
     async fn ping(&self) -> Result<()>;

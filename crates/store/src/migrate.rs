@@ -10,17 +10,41 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "resources",
-    sql: include_str!("../migrations/postgres/0001_resources.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "resources",
+        sql: include_str!("../migrations/postgres/0001_resources.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "search_index",
+        sql: include_str!("../migrations/postgres/0002_search_index.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "reindex_jobs",
+        sql: include_str!("../migrations/postgres/0003_reindex_jobs.sql"),
+    },
+];
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "resources",
-    sql: include_str!("../migrations/sqlite/0001_resources.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "resources",
+        sql: include_str!("../migrations/sqlite/0001_resources.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "search_index",
+        sql: include_str!("../migrations/sqlite/0002_search_index.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "reindex_jobs",
+        sql: include_str!("../migrations/sqlite/0003_reindex_jobs.sql"),
+    },
+];
 
 /// The table that records applied migrations; identical on both backends.
 pub(crate) const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS ember_schema (

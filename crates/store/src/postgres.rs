@@ -4,13 +4,18 @@
 //! explicit transaction and costs one round-trip. Several writes share one transaction.
 
 use async_trait::async_trait;
+use std::sync::LazyLock;
+
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, error::SqlState};
 
 use crate::migrate::{self, now_micros};
+use crate::query::ValKind;
 use crate::{
-    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, PoolStatus, Result, Store,
-    StoreError, StoreOptions, Version, Write,
+    Backend, Change, Current, Guard, Guarded, HistoryQuery, HistoryRow, HistoryScope, Hit, Hits,
+    IndexRows, PoolStatus, Result, SearchQuery, Slot, Store, StoreError, StoreOptions, Val,
+    Version, Write,
 };
 
 /// A pool of PostgreSQL connections holding Ember's schema.
@@ -24,9 +29,6 @@ pub struct PgStore {
 
 /// The newest version is the current one: versions and the pointer are written
 /// together, so one backward scan of the primary key finds the current state.
-/// The fixed statements of this backend (see [`crate::statements`]).
-pub(crate) const STATEMENTS: &[&str] = &[READ, VREAD, WRITE_NEW, WRITE_NEXT];
-
 const READ: &str = "SELECT version, last_updated, body IS NULL, body
     FROM resource_versions WHERE res_type = $1 AND res_id = $2
     ORDER BY version DESC LIMIT 1";
@@ -34,22 +36,279 @@ const READ: &str = "SELECT version, last_updated, body IS NULL, body
 const VREAD: &str = "SELECT res_type, res_id, version, last_updated, change, body
     FROM resource_versions WHERE res_type = $1 AND res_id = $2 AND version = $3";
 
-/// Creates the current pointer only if absent, and the version row only if that worked.
-const WRITE_NEW: &str = "WITH cur AS (
-        INSERT INTO resources (res_type, res_id, version, last_updated, deleted)
+/// The fixed statements of this backend (see [`crate::statements`]).
+pub(crate) fn statements() -> Vec<String> {
+    vec![
+        READ.to_owned(),
+        VREAD.to_owned(),
+        WRITE_NEW.clone(),
+        WRITE_NEXT.clone(),
+        REINDEX_TAKE.to_owned(),
+        REINDEX_PUT_BACK.to_owned(),
+        REINDEX_ROWS.clone(),
+        JOB_ENQUEUE.to_owned(),
+        JOB_READ.to_owned(),
+        JOB_CLAIM.to_owned(),
+        JOB_LOCK.to_owned(),
+        JOB_ADVANCE.to_owned(),
+        LIVE_ALL.to_owned(),
+        LIVE_TYPE.to_owned(),
+    ]
+}
+
+const JOB_ENQUEUE: &str = "INSERT INTO reindex_jobs (id, scope, status, total, created_at)
+    SELECT $1, $2, 'queued', count(*), $3 FROM resources
+    WHERE NOT deleted AND ($2::text IS NULL OR res_type = $2::text)
+    RETURNING id, scope, status, cursor_rid, processed, total, created_at, started_at, finished_at";
+
+const JOB_READ: &str =
+    "SELECT id, scope, status, cursor_rid, processed, total, created_at, started_at, finished_at
+    FROM reindex_jobs WHERE id = $1";
+
+/// Takes the oldest unfinished job that nobody holds: `SKIP LOCKED` passes over a job
+/// another instance is claiming or committing a batch of right now.
+const JOB_CLAIM: &str = "UPDATE reindex_jobs
+    SET status = 'running', claimed_by = $1, claimed_until = $3,
+        started_at = COALESCE(started_at, $2)
+    WHERE id = (SELECT id FROM reindex_jobs
+        WHERE status <> 'done' AND (claimed_until IS NULL OR claimed_until < $2)
+        ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING id, scope, status, cursor_rid, processed, total, created_at, started_at, finished_at";
+
+const JOB_LOCK: &str = "SELECT cursor_rid FROM reindex_jobs
+    WHERE id = $1 AND claimed_by = $2 AND status = 'running' FOR UPDATE";
+
+const JOB_ADVANCE: &str = "UPDATE reindex_jobs
+    SET cursor_rid = $3, processed = processed + $4, claimed_until = $5, status = $6,
+        finished_at = $7
+    WHERE id = $1 AND claimed_by = $2";
+
+const LIVE_ALL: &str = "SELECT r.rid, r.res_type, r.res_id, r.version, v.body
+    FROM resources r JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE NOT r.deleted AND r.rid > $1 ORDER BY r.rid LIMIT $2";
+
+const LIVE_TYPE: &str = "SELECT r.rid, r.res_type, r.res_id, r.version, v.body
+    FROM resources r JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE NOT r.deleted AND r.rid > $1 AND r.res_type = $3 ORDER BY r.rid LIMIT $2";
+
+fn job_from_row(r: &Row) -> Result<crate::ReindexJob> {
+    Ok(crate::ReindexJob {
+        id: r.get(0),
+        scope: r.get(1),
+        status: crate::JobStatus::parse(r.get(2))?,
+        cursor: r.get(3),
+        processed: r.get(4),
+        total: r.get(5),
+        created_at: r.get(6),
+        started_at: r.get(7),
+        finished_at: r.get(8),
+    })
+}
+
+/// Creates the current pointer only if absent, then the version row and index rows.
+static WRITE_NEW: LazyLock<String> = LazyLock::new(|| {
+    write_statement(
+        "INSERT INTO resources (res_type, res_id, version, last_updated, deleted)
         VALUES ($1, $2, $3, $4, $5)
         ON CONFLICT (res_type, res_id) DO NOTHING
-        RETURNING 1)
-    INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
-    SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur";
+        RETURNING rid",
+        8,
+    )
+});
 
-/// Moves the current pointer only from the expected version, and adds the version row.
-const WRITE_NEXT: &str = "WITH cur AS (
-        UPDATE resources SET version = $3, last_updated = $4, deleted = $5
+/// Moves the current pointer only from the expected version ($8), adds the version
+/// row and replaces the index rows.
+static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
+    write_statement(
+        "UPDATE resources SET version = $3, last_updated = $4, deleted = $5
         WHERE res_type = $1 AND res_id = $2 AND version = $8
-        RETURNING 1)
-    INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
-    SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur";
+        RETURNING rid",
+        9,
+    )
+});
+
+/// One statement that writes a version: `cur` moves the pointer (and yields the
+/// document's `rid` only when that worked); the version row, the removal of the old
+/// index rows and the new ones (bound as arrays from parameter `first` on) all
+/// depend on it. It returns 1 when the write happened, 0 when the guard failed.
+fn write_statement(cur: &str, first: usize) -> String {
+    let mut sql = format!(
+        "WITH cur AS ({cur}),
+    ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
+        SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur)"
+    );
+    index_ctes(&mut sql, first);
+    sql.push_str("\nSELECT count(*) FROM cur");
+    sql
+}
+
+/// Reindexing a document holds its pointer row by deleting it and inserting it again
+/// (same values, same `rid`) in the batch's transaction, only while its current version
+/// is `$2`. A concurrent write of the document waits, then finds its row gone and fails
+/// its version guard (the repository retries it with a fresh snapshot); so does a
+/// reindex of the same document by another job. A plain row lock would not do: the
+/// waiting statement would then run on a snapshot without the new index rows and
+/// leave them beside its own.
+const REINDEX_TAKE: &str = "DELETE FROM resources
+    WHERE rid = $1 AND version = $2 AND NOT deleted
+    RETURNING res_type, res_id, last_updated";
+
+const REINDEX_PUT_BACK: &str =
+    "INSERT INTO resources (rid, res_type, res_id, version, last_updated, deleted)
+    VALUES ($1, $3, $4, $2, $5, false)";
+
+/// Replaces the index rows of document `$1` (bound from `$2` on), on a snapshot taken
+/// after its pointer row is held.
+static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
+    let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
+    index_ctes(&mut sql, 2);
+    sql.push_str("\nSELECT count(*) FROM cur");
+    sql
+});
+
+/// Appends the CTEs that remove the index rows of the document in `cur` and insert the
+/// new ones, bound as arrays from parameter `first` on.
+fn index_ctes(sql: &mut String, first: usize) {
+    let mut n = first;
+    for (table, cols) in INDEX_COLUMNS {
+        sql.push_str(&format!(
+            ",\n    d_{table} AS (DELETE FROM {table} WHERE rid IN (SELECT rid FROM cur))"
+        ));
+        let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
+        let arrays: Vec<String> = cols
+            .iter()
+            .map(|(_, ty)| {
+                let a = format!("${n}::{ty}[]");
+                n += 1;
+                a
+            })
+            .collect();
+        sql.push_str(&format!(
+            ",\n    i_{table} AS (INSERT INTO {table} (rid, {names}) SELECT cur.rid, u.* FROM cur, unnest({arrays}) AS u)",
+            names = names.join(", "),
+            arrays = arrays.join(", "),
+        ));
+    }
+    sql.push_str(&format!(
+        ",\n    d_idx_text AS (DELETE FROM idx_text WHERE rid IN (SELECT rid FROM cur)),
+    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
+        SELECT cur.rid, u.kind, to_tsvector('simple', u.doc)
+        FROM cur, unnest(${n}::int2[], ${}::text[]) AS u (kind, doc))",
+        n + 1
+    ));
+}
+
+/// The index tables with their columns after `rid`, and the PostgreSQL element types.
+const INDEX_COLUMNS: [(&str, &[(&str, &str)]); 7] = [
+    (
+        "idx_string",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("norm", "text"),
+            ("exact", "text"),
+        ],
+    ),
+    (
+        "idx_token",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("system", "text"),
+            ("code", "text"),
+            ("text", "text"),
+        ],
+    ),
+    (
+        "idx_date",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("lo", "int8"),
+            ("hi", "int8"),
+        ],
+    ),
+    (
+        "idx_number",
+        &[("p", "int8"), ("grp", "int4"), ("v", "float8")],
+    ),
+    (
+        "idx_quantity",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("system", "text"),
+            ("code", "text"),
+            ("v", "float8"),
+        ],
+    ),
+    (
+        "idx_reference",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("target_type", "text"),
+            ("target_id", "text"),
+            ("url", "text"),
+        ],
+    ),
+    (
+        "idx_uri",
+        &[("p", "int8"), ("grp", "int4"), ("uri", "text")],
+    ),
+];
+
+/// A bind value of a write statement.
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// The index rows as column arrays, in the order of [`INDEX_COLUMNS`].
+fn index_params(rows: &IndexRows) -> Vec<Param> {
+    fn slots<T>(rows: &[T], slot: impl Fn(&T) -> Slot) -> [Param; 2] {
+        [
+            Box::new(rows.iter().map(|r| slot(r).p).collect::<Vec<i64>>()),
+            Box::new(rows.iter().map(|r| slot(r).grp).collect::<Vec<i32>>()),
+        ]
+    }
+    fn col<T, V: ToSql + Sync + Send + 'static>(rows: &[T], f: impl Fn(&T) -> V) -> Param {
+        Box::new(rows.iter().map(f).collect::<Vec<V>>())
+    }
+    let mut out: Vec<Param> = Vec::with_capacity(30);
+    let r = &rows.strings;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.norm.clone()));
+    out.push(col(r, |r| r.exact.clone()));
+    let r = &rows.tokens;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.system.clone()));
+    out.push(col(r, |r| r.code.clone()));
+    out.push(col(r, |r| r.text.clone()));
+    let r = &rows.dates;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.lo));
+    out.push(col(r, |r| r.hi));
+    let r = &rows.numbers;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.v));
+    let r = &rows.quantities;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.system.clone()));
+    out.push(col(r, |r| r.code.clone()));
+    out.push(col(r, |r| r.v));
+    let r = &rows.references;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.target_type.clone()));
+    out.push(col(r, |r| r.target_id.clone()));
+    out.push(col(r, |r| r.url.clone()));
+    let r = &rows.uris;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.uri.clone()));
+    let r = &rows.texts;
+    out.push(col(r, |r| r.kind as i16));
+    out.push(col(r, |r| r.doc.clone()));
+    out
+}
 
 impl PgStore {
     /// Connects, migrates (under an advisory lock) and returns the store.
@@ -165,29 +424,85 @@ impl PgStore {
 
 async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
     let deleted = w.body.is_none();
-    let change = w.change.as_str();
-    let expected = w.expected.unwrap_or_default();
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
-        &w.res_type,
-        &w.id,
-        &w.version,
-        &w.last_updated,
-        &deleted,
-        &change,
-        &w.body,
-        &expected,
+    let mut params: Vec<Param> = vec![
+        Box::new(w.res_type.clone()),
+        Box::new(w.id.clone()),
+        Box::new(w.version),
+        Box::new(w.last_updated),
+        Box::new(deleted),
+        Box::new(w.change.as_str()),
+        Box::new(w.body.clone()),
     ];
-    // A new document binds the first seven parameters; a next version also the expected one.
-    let (sql, params) = match w.expected {
-        None => (WRITE_NEW, &params[..7]),
-        Some(_) => (WRITE_NEXT, &params[..]),
+    // A next version also binds the version it expects to replace.
+    let sql = match w.expected {
+        None => WRITE_NEW.as_str(),
+        Some(expected) => {
+            params.push(Box::new(expected));
+            WRITE_NEXT.as_str()
+        }
     };
+    params.extend(index_params(&w.index));
     let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
-    let n = client.execute(&stmt, params).await;
-    match n {
-        Ok(n) => Ok(n == 1),
+    match client.query_one(&stmt, &param_refs(&params)).await {
+        Ok(row) => Ok(row.get::<_, i64>(0) == 1),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
         Err(e) => Err(pg_err(e)),
+    }
+}
+
+fn param_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
+}
+
+fn arg_params(args: Vec<crate::sql::Arg>) -> Vec<Param> {
+    args.into_iter()
+        .map(|a| -> Param {
+            match a {
+                crate::sql::Arg::Text(t) => Box::new(t),
+                crate::sql::Arg::Int(i) => Box::new(i),
+                crate::sql::Arg::Float(f) => Box::new(f),
+            }
+        })
+        .collect()
+}
+
+/// Prepared statements kept per connection before the cache is emptied: search SQL
+/// varies with the shape of a query, and shapes are unbounded.
+const STATEMENT_CACHE_LIMIT: usize = 256;
+
+impl PgStore {
+    /// Runs a dynamically built query, prepared once per shape and connection.
+    async fn query_dynamic(&self, sql: &str, args: Vec<crate::sql::Arg>) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        if client.statement_cache.size() > STATEMENT_CACHE_LIMIT {
+            client.statement_cache.clear();
+        }
+        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+        let params = arg_params(args);
+        client
+            .query(&stmt, &param_refs(&params))
+            .await
+            .map_err(pg_err)
+    }
+}
+
+fn hit_from_row(r: &Row, kinds: &[ValKind]) -> Hit {
+    Hit {
+        rid: r.get(0),
+        res_type: r.get(1),
+        id: r.get(2),
+        version: r.get(3),
+        last_updated: r.get(4),
+        body: r.get(5),
+        sort_values: kinds
+            .iter()
+            .enumerate()
+            .map(|(i, k)| match k {
+                ValKind::Text => Val::Text(r.get(6 + i)),
+                ValKind::Int => Val::Int(r.get(6 + i)),
+                ValKind::Float => Val::Float(r.get(6 + i)),
+            })
+            .collect(),
     }
 }
 
@@ -240,23 +555,48 @@ impl Store for PgStore {
         tx.commit().await.map_err(pg_err)
     }
 
+    async fn commit_guarded(&self, guards: &[Guard], writes: Vec<Write>) -> Result<Guarded> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // Locks in key order, so two commits with overlapping guards cannot deadlock.
+        let mut locks: Vec<i64> = guards.iter().map(|g| g.lock).collect();
+        locks.sort_unstable();
+        locks.dedup();
+        for lock in locks {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
+                .await
+                .map_err(pg_err)?;
+        }
+        // Each statement below sees every commit that finished before the locks were
+        // granted (READ COMMITTED takes a snapshot per statement).
+        for (index, guard) in guards.iter().enumerate() {
+            let (sql, args) = crate::search_sql::page(&crate::search_sql::POSTGRES, &guard.query);
+            let kinds = crate::search_sql::sort_kinds(&guard.query.sort);
+            let params = arg_params(args);
+            let rows = tx.query(&sql, &param_refs(&params)).await.map_err(pg_err)?;
+            if !rows.is_empty() {
+                let hits = rows.iter().map(|r| hit_from_row(r, &kinds)).collect();
+                let hits = crate::search_sql::into_page(hits, &guard.query).hits;
+                return Ok(Guarded::Matched { index, hits });
+            }
+        }
+        for (index, w) in writes.iter().enumerate() {
+            if !write_one(&tx, w).await? {
+                return Err(StoreError::Conflict { index });
+            }
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(Guarded::Committed)
+    }
+
     async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
         let client = self.client().await?;
         let (sql, args) = crate::sql::history(scope, q, crate::sql::pg_placeholder);
-        let params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = args
-            .into_iter()
-            .map(|a| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
-                match a {
-                    crate::sql::Arg::Text(t) => Box::new(t),
-                    crate::sql::Arg::Int(i) => Box::new(i),
-                }
-            })
-            .collect();
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        let rows = client.query(&sql, &refs).await.map_err(pg_err)?;
+        let params = arg_params(args);
+        let rows = client
+            .query(&sql, &param_refs(&params))
+            .await
+            .map_err(pg_err)?;
         rows.iter()
             .map(|r| {
                 Ok(HistoryRow {
@@ -266,6 +606,37 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<Hits> {
+        let (sql, args) = crate::search_sql::page(&crate::search_sql::POSTGRES, q);
+        let kinds = crate::search_sql::sort_kinds(&q.sort);
+        let rows = self.query_dynamic(&sql, args).await?;
+        Ok(crate::search_sql::into_page(
+            rows.iter().map(|r| hit_from_row(r, &kinds)).collect(),
+            q,
+        ))
+    }
+
+    async fn count(&self, q: &SearchQuery) -> Result<u64> {
+        let (sql, args) = crate::search_sql::count(&crate::search_sql::POSTGRES, q);
+        let rows = self.query_dynamic(&sql, args).await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    async fn referenced(&self, rids: &[i64], keys: &[i64]) -> Result<Vec<(String, String)>> {
+        let (sql, args) = crate::search_sql::referenced(&crate::search_sql::POSTGRES, rids, keys);
+        let rows = self.query_dynamic(&sql, args).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn fetch(&self, docs: &[(String, String)]) -> Result<Vec<Hit>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, args) = crate::search_sql::fetch(&crate::search_sql::POSTGRES, docs);
+        let rows = self.query_dynamic(&sql, args).await?;
+        Ok(rows.iter().map(|r| hit_from_row(r, &[])).collect())
     }
 
     fn pool_status(&self) -> PoolStatus {
@@ -306,6 +677,134 @@ impl Store for PgStore {
                 wait = (wait * 2).min(std::time::Duration::from_secs(5));
             }
         });
+    }
+
+    async fn enqueue_reindex(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+        now: crate::Micros,
+    ) -> Result<crate::ReindexJob> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(JOB_ENQUEUE).await.map_err(pg_err)?;
+        let row = client
+            .query_one(&stmt, &[&id, &scope, &now])
+            .await
+            .map_err(pg_err)?;
+        job_from_row(&row)
+    }
+
+    async fn reindex_job(&self, id: &str) -> Result<Option<crate::ReindexJob>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(JOB_READ).await.map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &[&id]).await.map_err(pg_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn claim_reindex(
+        &self,
+        owner: &str,
+        now: crate::Micros,
+        lease_until: crate::Micros,
+    ) -> Result<Option<crate::ReindexJob>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(JOB_CLAIM).await.map_err(pg_err)?;
+        let row = client
+            .query_opt(&stmt, &[&owner, &now, &lease_until])
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn live_documents(
+        &self,
+        scope: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::LiveDoc>> {
+        let client = self.client().await?;
+        let limit = i64::from(limit);
+        let rows = match scope {
+            None => {
+                let stmt = client.prepare_cached(LIVE_ALL).await.map_err(pg_err)?;
+                client.query(&stmt, &[&after, &limit]).await
+            }
+            Some(t) => {
+                let stmt = client.prepare_cached(LIVE_TYPE).await.map_err(pg_err)?;
+                client.query(&stmt, &[&after, &limit, &t]).await
+            }
+        }
+        .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::LiveDoc {
+                rid: r.get(0),
+                res_type: r.get(1),
+                id: r.get(2),
+                version: r.get(3),
+                body: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn reindex_batch(&self, batch: crate::ReindexBatch) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // Holding the job row serializes this batch with a claim by another instance.
+        let held = tx
+            .query_opt(JOB_LOCK, &[&batch.job, &batch.owner])
+            .await
+            .map_err(pg_err)?;
+        if held.is_none() {
+            return Ok(false);
+        }
+        let take = tx.prepare_cached(REINDEX_TAKE).await.map_err(pg_err)?;
+        let put_back = tx.prepare_cached(REINDEX_PUT_BACK).await.map_err(pg_err)?;
+        let rows = tx.prepare_cached(&REINDEX_ROWS).await.map_err(pg_err)?;
+        for doc in &batch.docs {
+            let Some(held) = tx
+                .query_opt(&take, &[&doc.rid, &doc.version])
+                .await
+                .map_err(pg_err)?
+            else {
+                // Written (or deleted) meanwhile: that write indexed it.
+                continue;
+            };
+            let (res_type, res_id, last_updated): (String, String, i64) =
+                (held.get(0), held.get(1), held.get(2));
+            tx.execute(
+                &put_back,
+                &[&doc.rid, &doc.version, &res_type, &res_id, &last_updated],
+            )
+            .await
+            .map_err(pg_err)?;
+            let mut params: Vec<Param> = vec![Box::new(doc.rid)];
+            params.extend(index_params(&doc.index));
+            tx.query_one(&rows, &param_refs(&params))
+                .await
+                .map_err(pg_err)?;
+        }
+        let (status, finished) = if batch.done {
+            ("done", Some(batch.now))
+        } else {
+            ("running", None)
+        };
+        tx.execute(
+            JOB_ADVANCE,
+            &[
+                &batch.job,
+                &batch.owner,
+                &batch.cursor,
+                &batch.processed,
+                &batch.lease_until,
+                &status,
+                &finished,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -4,10 +4,11 @@
 use crate::{Backend, HistoryQuery, HistoryScope};
 
 /// A bind value of a dynamically built statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+    Float(f64),
 }
 
 /// Whether a history row brought its document into existence: the first version, or
@@ -76,20 +77,21 @@ pub fn statements(backend: Backend) -> Vec<String> {
         before_seq: Some(1),
         limit: 1,
     };
-    let mut all: Vec<String> = match backend {
-        Backend::Postgres => crate::postgres::STATEMENTS
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-        Backend::Sqlite => crate::sqlite::STATEMENTS
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
+    let (mut all, dialect) = match backend {
+        Backend::Postgres => (crate::postgres::statements(), &crate::search_sql::POSTGRES),
+        Backend::Sqlite => (crate::sqlite::statements(), &crate::search_sql::SQLITE),
     };
-    let placeholder = match backend {
-        Backend::Postgres => pg_placeholder,
-        Backend::Sqlite => sqlite_placeholder,
+    let placeholder = dialect.placeholder;
+    let sample = crate::search_sql::sample_query();
+    all.push(crate::search_sql::page(dialect, &sample).0);
+    all.push(crate::search_sql::count(dialect, &sample).0);
+    let own_rows = crate::SearchQuery {
+        filters: vec![sample.filters[0].clone()],
+        ..sample
     };
+    all.push(crate::search_sql::count(dialect, &own_rows).0);
+    all.push(crate::search_sql::referenced(dialect, &[1], &[1]).0);
+    all.push(crate::search_sql::fetch(dialect, &[("T".into(), "i".into())]).0);
     all.push(history(HistoryScope::Instance("T", "i"), &full, placeholder).0);
     all
 }

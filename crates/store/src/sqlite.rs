@@ -14,9 +14,10 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use tokio::sync::Semaphore;
 
 use crate::migrate::{self, now_micros};
+use crate::query::ValKind;
 use crate::{
-    Backend, Change, Current, HistoryQuery, HistoryRow, HistoryScope, PoolStatus, Result, Store,
-    StoreError, StoreOptions, Version, Write,
+    Backend, Change, Current, Guard, Guarded, HistoryQuery, HistoryRow, HistoryScope, Hit, Hits,
+    PoolStatus, Result, SearchQuery, Store, StoreError, StoreOptions, Val, Version, Write,
 };
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
@@ -171,7 +172,149 @@ fn run_migrations(conn: &mut Connection) -> Result<usize> {
 /// The newest version is the current one: versions and the pointer are written
 /// together, so one backward scan of the primary key finds the current state.
 /// The fixed statements of this backend (see [`crate::statements`]).
-pub(crate) const STATEMENTS: &[&str] = &[READ, VREAD, WRITE_NEW, WRITE_NEXT, WRITE_VERSION];
+pub(crate) fn statements() -> Vec<String> {
+    let mut all: Vec<String> = [READ, VREAD, WRITE_NEW, WRITE_NEXT, WRITE_VERSION]
+        .iter()
+        .chain(INDEX_STATEMENTS)
+        .map(|s| (*s).to_owned())
+        .collect();
+    all.extend(
+        INDEX_TABLES
+            .iter()
+            .map(|t| format!("DELETE FROM {t} WHERE rid = ?1")),
+    );
+    all.extend(
+        [
+            JOB_ENQUEUE,
+            JOB_READ,
+            JOB_CLAIM,
+            JOB_LOCK,
+            JOB_ADVANCE,
+            LIVE_ALL,
+            LIVE_TYPE,
+            LIVE_VERSION,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned()),
+    );
+    all
+}
+
+const JOB_ENQUEUE: &str = "INSERT INTO reindex_jobs (id, scope, status, total, created_at)
+    SELECT ?1, ?2, 'queued', count(*), ?3 FROM resources
+    WHERE NOT deleted AND (?2 IS NULL OR res_type = ?2)
+    RETURNING id, scope, status, cursor_rid, processed, total, created_at, started_at, finished_at";
+
+const JOB_READ: &str =
+    "SELECT id, scope, status, cursor_rid, processed, total, created_at, started_at, finished_at
+    FROM reindex_jobs WHERE id = ?1";
+
+/// One instance, one worker: the oldest unfinished job, whoever held it before.
+const JOB_CLAIM: &str = "UPDATE reindex_jobs
+    SET status = 'running', claimed_by = ?1, claimed_until = ?3,
+        started_at = COALESCE(started_at, ?2)
+    WHERE id = (SELECT id FROM reindex_jobs WHERE status <> 'done'
+        ORDER BY created_at, id LIMIT 1)
+    RETURNING id, scope, status, cursor_rid, processed, total, created_at, started_at, finished_at";
+
+const JOB_LOCK: &str = "SELECT cursor_rid FROM reindex_jobs
+    WHERE id = ?1 AND claimed_by = ?2 AND status = 'running'";
+
+const JOB_ADVANCE: &str = "UPDATE reindex_jobs
+    SET cursor_rid = ?3, processed = processed + ?4, claimed_until = ?5, status = ?6,
+        finished_at = ?7
+    WHERE id = ?1 AND claimed_by = ?2";
+
+const LIVE_ALL: &str = "SELECT k.rid, k.res_type, k.res_id, r.version, v.body
+    FROM resource_keys k
+    JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id
+    JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE k.rid > ?1 AND NOT r.deleted ORDER BY k.rid LIMIT ?2";
+
+const LIVE_TYPE: &str = "SELECT k.rid, k.res_type, k.res_id, r.version, v.body
+    FROM resource_keys k
+    JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id
+    JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE k.rid > ?1 AND k.res_type = ?3 AND NOT r.deleted ORDER BY k.rid LIMIT ?2";
+
+const LIVE_VERSION: &str = "SELECT r.version FROM resource_keys k
+    JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id
+    WHERE k.rid = ?1 AND NOT r.deleted";
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<(crate::ReindexJob, String)> {
+    Ok((
+        crate::ReindexJob {
+            id: r.get(0)?,
+            scope: r.get(1)?,
+            status: crate::JobStatus::Queued,
+            cursor: r.get(3)?,
+            processed: r.get(4)?,
+            total: r.get(5)?,
+            created_at: r.get(6)?,
+            started_at: r.get(7)?,
+            finished_at: r.get(8)?,
+        },
+        r.get(2)?,
+    ))
+}
+
+fn job_checked(raw: Option<(crate::ReindexJob, String)>) -> Result<Option<crate::ReindexJob>> {
+    raw.map(|(mut job, status)| {
+        job.status = crate::JobStatus::parse(&status)?;
+        Ok(job)
+    })
+    .transpose()
+}
+
+/// One batch of a reindex job in one immediate transaction (see
+/// [`Store::reindex_batch`]).
+fn reindex_batch(conn: &mut Connection, batch: &crate::ReindexBatch) -> Result<bool> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_err)?;
+    let held: Option<i64> = tx
+        .prepare_cached(JOB_LOCK)
+        .and_then(|mut s| {
+            s.query_row(params![batch.job, batch.owner], |r| r.get(0))
+                .optional()
+        })
+        .map_err(sqlite_err)?;
+    if held.is_none() {
+        return Ok(false);
+    }
+    for doc in &batch.docs {
+        let current: Option<i64> = tx
+            .prepare_cached(LIVE_VERSION)
+            .and_then(|mut s| s.query_row([doc.rid], |r| r.get(0)).optional())
+            .map_err(sqlite_err)?;
+        if current == Some(doc.version) {
+            delete_rows(&tx, doc.rid).map_err(sqlite_err)?;
+            insert_rows(&tx, doc.rid, &doc.index).map_err(sqlite_err)?;
+        }
+    }
+    let (status, finished) = if batch.done {
+        ("done", Some(batch.now))
+    } else {
+        ("running", None)
+    };
+    tx.prepare_cached(JOB_ADVANCE)
+        .and_then(|mut s| {
+            s.execute(params![
+                batch.job,
+                batch.owner,
+                batch.cursor,
+                batch.processed,
+                batch.lease_until,
+                status,
+                finished
+            ])
+        })
+        .map_err(sqlite_err)?;
+    tx.commit().map_err(sqlite_err)?;
+    Ok(true)
+}
 
 const READ: &str = "SELECT version, last_updated, body IS NULL, body
     FROM resource_versions WHERE res_type = ?1 AND res_id = ?2
@@ -189,10 +332,173 @@ const WRITE_NEXT: &str = "UPDATE resources SET version = ?3, last_updated = ?4, 
 const WRITE_VERSION: &str = "INSERT INTO resource_versions
     (res_type, res_id, version, last_updated, change, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+const KEY_READ: &str = "SELECT rid FROM resource_keys WHERE res_type = ?1 AND res_id = ?2";
+const KEY_NEW: &str = "INSERT INTO resource_keys (res_type, res_id) VALUES (?1, ?2)";
+const KEY_DROP: &str = "DELETE FROM resource_keys WHERE rid = ?1";
+const INSERT_STRING: &str =
+    "INSERT INTO idx_string (rid, p, grp, norm, exact) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_TOKEN: &str =
+    "INSERT INTO idx_token (rid, p, grp, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_DATE: &str = "INSERT INTO idx_date (rid, p, grp, lo, hi) VALUES (?1, ?2, ?3, ?4, ?5)";
+const INSERT_NUMBER: &str = "INSERT INTO idx_number (rid, p, grp, v) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_QUANTITY: &str =
+    "INSERT INTO idx_quantity (rid, p, grp, system, code, v) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_REFERENCE: &str =
+    "INSERT INTO idx_reference (rid, p, grp, target_type, target_id, url)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_URI: &str = "INSERT INTO idx_uri (rid, p, grp, uri) VALUES (?1, ?2, ?3, ?4)";
+
+const INSERT_TEXT: &str = "INSERT INTO idx_text (rowid, doc) VALUES (?1, ?2)";
+const TEXT_DROP: &str = "DELETE FROM idx_text WHERE rowid IN (?1 * 2, ?1 * 2 + 1)";
+
+const INDEX_STATEMENTS: &[&str] = &[
+    INSERT_TEXT,
+    TEXT_DROP,
+    KEY_READ,
+    KEY_NEW,
+    KEY_DROP,
+    INSERT_STRING,
+    INSERT_TOKEN,
+    INSERT_DATE,
+    INSERT_NUMBER,
+    INSERT_QUANTITY,
+    INSERT_REFERENCE,
+    INSERT_URI,
+];
+
+const INDEX_TABLES: [&str; 7] = [
+    "idx_string",
+    "idx_token",
+    "idx_date",
+    "idx_number",
+    "idx_quantity",
+    "idx_reference",
+    "idx_uri",
+];
+
+/// Replaces the index rows of the document of `w`, inside the write's transaction:
+/// drops the old rows, and the document's key when it was deleted.
+fn write_index(tx: &rusqlite::Transaction<'_>, w: &Write) -> rusqlite::Result<()> {
+    let rid: Option<i64> = tx
+        .prepare_cached(KEY_READ)?
+        .query_row(params![w.res_type, w.id], |r| r.get(0))
+        .optional()?;
+    if let Some(rid) = rid {
+        delete_rows(tx, rid)?;
+    }
+    if w.body.is_none() {
+        if let Some(rid) = rid {
+            tx.prepare_cached(KEY_DROP)?.execute([rid])?;
+        }
+        return Ok(());
+    }
+    let rid = match rid {
+        Some(rid) => rid,
+        None => {
+            tx.prepare_cached(KEY_NEW)?
+                .execute(params![w.res_type, w.id])?;
+            tx.last_insert_rowid()
+        }
+    };
+    insert_rows(tx, rid, &w.index)
+}
+
+/// Removes every index row of document `rid`.
+fn delete_rows(tx: &rusqlite::Transaction<'_>, rid: i64) -> rusqlite::Result<()> {
+    for table in INDEX_TABLES {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE rid = ?1"))?
+            .execute([rid])?;
+    }
+    tx.prepare_cached(TEXT_DROP)?.execute([rid])?;
+    Ok(())
+}
+
+/// Adds the index rows of document `rid`.
+fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rid: i64,
+    rows: &crate::IndexRows,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(INSERT_STRING)?;
+    for r in &rows.strings {
+        stmt.execute(params![rid, r.slot.p, r.slot.grp, r.norm, r.exact])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_TOKEN)?;
+    for r in &rows.tokens {
+        stmt.execute(params![rid, r.slot.p, r.slot.grp, r.system, r.code, r.text])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_DATE)?;
+    for r in &rows.dates {
+        stmt.execute(params![rid, r.slot.p, r.slot.grp, r.lo, r.hi])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_NUMBER)?;
+    for r in &rows.numbers {
+        stmt.execute(params![rid, r.slot.p, r.slot.grp, r.v])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_QUANTITY)?;
+    for r in &rows.quantities {
+        stmt.execute(params![rid, r.slot.p, r.slot.grp, r.system, r.code, r.v])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_REFERENCE)?;
+    for r in &rows.references {
+        stmt.execute(params![
+            rid,
+            r.slot.p,
+            r.slot.grp,
+            r.target_type,
+            r.target_id,
+            r.url
+        ])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_URI)?;
+    for r in &rows.uris {
+        stmt.execute(params![rid, r.slot.p, r.slot.grp, r.uri])?;
+    }
+    let mut stmt = tx.prepare_cached(INSERT_TEXT)?;
+    for r in &rows.texts {
+        stmt.execute(params![rid * 2 + r.kind as i64, r.doc])?;
+    }
+    Ok(())
+}
+
 fn write_all(conn: &mut Connection, writes: &[Write]) -> Result<()> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_err)?;
+    write_in(&tx, writes)?;
+    tx.commit().map_err(sqlite_err)
+}
+
+/// Checks the guards, then writes, in one immediate transaction. The single writer
+/// connection already serializes every commit, so no lock keys are needed.
+fn write_guarded(conn: &mut Connection, guards: &[Guard], writes: &[Write]) -> Result<Guarded> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_err)?;
+    for (index, guard) in guards.iter().enumerate() {
+        let (sql, args) = crate::search_sql::page(&crate::search_sql::SQLITE, &guard.query);
+        let kinds = crate::search_sql::sort_kinds(&guard.query.sort);
+        let args: Vec<rusqlite::types::Value> = args.into_iter().map(sqlite_value).collect();
+        let mut stmt = tx.prepare_cached(&sql).map_err(sqlite_err)?;
+        let hits = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                hit_from_row(r, &kinds)
+            })
+            .map_err(sqlite_err)?
+            .collect::<rusqlite::Result<Vec<Hit>>>()
+            .map_err(sqlite_err)?;
+        if !hits.is_empty() {
+            let hits = crate::search_sql::into_page(hits, &guard.query).hits;
+            return Ok(Guarded::Matched { index, hits });
+        }
+    }
+    write_in(&tx, writes)?;
+    tx.commit().map_err(sqlite_err)?;
+    Ok(Guarded::Committed)
+}
+
+/// The writes of one commit inside its transaction.
+fn write_in(tx: &rusqlite::Transaction<'_>, writes: &[Write]) -> Result<()> {
     for (index, w) in writes.iter().enumerate() {
         let deleted = w.body.is_none();
         let moved = match w.expected {
@@ -240,8 +546,9 @@ fn write_all(conn: &mut Connection, writes: &[Write]) -> Result<()> {
             }
             Err(e) => return Err(sqlite_err(e)),
         }
+        write_index(tx, w).map_err(sqlite_err)?;
     }
-    tx.commit().map_err(sqlite_err)
+    Ok(())
 }
 
 #[async_trait]
@@ -287,15 +594,16 @@ impl Store for SqliteStore {
         self.writer.run(move |conn| write_all(conn, &writes)).await
     }
 
+    async fn commit_guarded(&self, guards: &[Guard], writes: Vec<Write>) -> Result<Guarded> {
+        let guards = guards.to_vec();
+        self.writer
+            .run(move |conn| write_guarded(conn, &guards, &writes))
+            .await
+    }
+
     async fn history(&self, scope: HistoryScope<'_>, q: &HistoryQuery) -> Result<Vec<HistoryRow>> {
         let (sql, args) = crate::sql::history(scope, q, crate::sql::sqlite_placeholder);
-        let args: Vec<rusqlite::types::Value> = args
-            .into_iter()
-            .map(|a| match a {
-                crate::sql::Arg::Text(t) => rusqlite::types::Value::Text(t),
-                crate::sql::Arg::Int(i) => rusqlite::types::Value::Integer(i),
-            })
-            .collect();
+        let args: Vec<rusqlite::types::Value> = args.into_iter().map(sqlite_value).collect();
         self.readers
             .run(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql).map_err(sqlite_err)?;
@@ -314,6 +622,38 @@ impl Store for SqliteStore {
                 })
                 .collect()
             })
+            .await
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<Hits> {
+        let (sql, args) = crate::search_sql::page(&crate::search_sql::SQLITE, q);
+        let kinds = crate::search_sql::sort_kinds(&q.sort);
+        let hits = self
+            .query_dynamic(sql, args, move |r| hit_from_row(r, &kinds))
+            .await?;
+        Ok(crate::search_sql::into_page(hits, q))
+    }
+
+    async fn count(&self, q: &SearchQuery) -> Result<u64> {
+        let (sql, args) = crate::search_sql::count(&crate::search_sql::SQLITE, q);
+        let counts = self
+            .query_dynamic(sql, args, |r| r.get::<_, i64>(0))
+            .await?;
+        Ok(counts.first().map_or(0, |c| (*c).max(0) as u64))
+    }
+
+    async fn referenced(&self, rids: &[i64], keys: &[i64]) -> Result<Vec<(String, String)>> {
+        let (sql, args) = crate::search_sql::referenced(&crate::search_sql::SQLITE, rids, keys);
+        self.query_dynamic(sql, args, |r| Ok((r.get(0)?, r.get(1)?)))
+            .await
+    }
+
+    async fn fetch(&self, docs: &[(String, String)]) -> Result<Vec<Hit>> {
+        if docs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (sql, args) = crate::search_sql::fetch(&crate::search_sql::SQLITE, docs);
+        self.query_dynamic(sql, args, |r| hit_from_row(r, &[]))
             .await
     }
 
@@ -346,11 +686,157 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn enqueue_reindex(
+        &self,
+        id: &str,
+        scope: Option<&str>,
+        now: crate::Micros,
+    ) -> Result<crate::ReindexJob> {
+        let (id, scope) = (id.to_owned(), scope.map(str::to_owned));
+        self.writer
+            .run(move |conn| {
+                let raw = conn
+                    .prepare_cached(JOB_ENQUEUE)
+                    .and_then(|mut s| s.query_row(params![id, scope, now], job_from_row))
+                    .map_err(sqlite_err)?;
+                job_checked(Some(raw))?
+                    .ok_or_else(|| StoreError::Backend("no job was queued".into()))
+            })
+            .await
+    }
+
+    async fn reindex_job(&self, id: &str) -> Result<Option<crate::ReindexJob>> {
+        let id = id.to_owned();
+        self.readers
+            .run(move |conn| {
+                let raw = conn
+                    .prepare_cached(JOB_READ)
+                    .and_then(|mut s| s.query_row([id], job_from_row).optional())
+                    .map_err(sqlite_err)?;
+                job_checked(raw)
+            })
+            .await
+    }
+
+    async fn claim_reindex(
+        &self,
+        owner: &str,
+        now: crate::Micros,
+        lease_until: crate::Micros,
+    ) -> Result<Option<crate::ReindexJob>> {
+        let owner = owner.to_owned();
+        self.writer
+            .run(move |conn| {
+                let raw = conn
+                    .prepare_cached(JOB_CLAIM)
+                    .and_then(|mut s| {
+                        s.query_row(params![owner, now, lease_until], job_from_row)
+                            .optional()
+                    })
+                    .map_err(sqlite_err)?;
+                job_checked(raw)
+            })
+            .await
+    }
+
+    async fn live_documents(
+        &self,
+        scope: Option<&str>,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::LiveDoc>> {
+        let scope = scope.map(str::to_owned);
+        self.readers
+            .run(move |conn| {
+                let map = |r: &Row<'_>| {
+                    Ok(crate::LiveDoc {
+                        rid: r.get(0)?,
+                        res_type: r.get(1)?,
+                        id: r.get(2)?,
+                        version: r.get(3)?,
+                        body: r.get(4)?,
+                    })
+                };
+                let docs = match &scope {
+                    None => conn.prepare_cached(LIVE_ALL).and_then(|mut s| {
+                        s.query_map(params![after, limit], map)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    }),
+                    Some(t) => conn.prepare_cached(LIVE_TYPE).and_then(|mut s| {
+                        s.query_map(params![after, limit, t], map)?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    }),
+                };
+                docs.map_err(sqlite_err)
+            })
+            .await
+    }
+
+    async fn reindex_batch(&self, batch: crate::ReindexBatch) -> Result<bool> {
+        self.writer
+            .run(move |conn| reindex_batch(conn, &batch))
+            .await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.readers
             .run(|conn| conn.execute_batch("SELECT 1").map_err(sqlite_err))
             .await
     }
+}
+
+impl SqliteStore {
+    /// Runs a dynamically built query on a reader, mapping each row with `map`.
+    async fn query_dynamic<T, F>(
+        &self,
+        sql: String,
+        args: Vec<crate::sql::Arg>,
+        map: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let args: Vec<rusqlite::types::Value> = args.into_iter().map(sqlite_value).collect();
+        self.readers
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(sqlite_err)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| map(r))
+                    .map_err(sqlite_err)?;
+                rows.collect::<rusqlite::Result<Vec<T>>>()
+                    .map_err(sqlite_err)
+            })
+            .await
+    }
+}
+
+fn sqlite_value(a: crate::sql::Arg) -> rusqlite::types::Value {
+    match a {
+        crate::sql::Arg::Text(t) => rusqlite::types::Value::Text(t),
+        crate::sql::Arg::Int(i) => rusqlite::types::Value::Integer(i),
+        crate::sql::Arg::Float(f) => rusqlite::types::Value::Real(f),
+    }
+}
+
+fn hit_from_row(r: &Row<'_>, kinds: &[ValKind]) -> rusqlite::Result<Hit> {
+    let mut sort_values = Vec::with_capacity(kinds.len());
+    for (i, k) in kinds.iter().enumerate() {
+        sort_values.push(match k {
+            ValKind::Text => Val::Text(r.get(6 + i)?),
+            ValKind::Int => Val::Int(r.get(6 + i)?),
+            ValKind::Float => Val::Float(r.get(6 + i)?),
+        });
+    }
+    Ok(Hit {
+        rid: r.get(0)?,
+        res_type: r.get(1)?,
+        id: r.get(2)?,
+        version: r.get(3)?,
+        last_updated: r.get(4)?,
+        body: r.get(5)?,
+        sort_values,
+    })
 }
 
 /// A version row before its `change` column is checked.

@@ -5,6 +5,8 @@
 //! own temporary file.
 #![allow(dead_code)]
 
+pub mod corpus;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -291,6 +291,87 @@ pub fn extract(resource: &Value) -> Result<Extraction, IndexError> {
     Ok(out)
 }
 
+/// A search parameter defined at run time (a `SearchParameter` resource) for one
+/// resource type: its expression narrowed to that type and compiled once. Composite and
+/// special parameters are not supported.
+#[derive(Debug)]
+pub struct AdHocParam {
+    code: String,
+    kind: SearchParamType,
+    source: String,
+    expr: crate::fhirpath::Expression,
+}
+
+impl AdHocParam {
+    /// Compiles `expression` for documents of `resource_type`; an error when the type
+    /// cannot be indexed at run time or the expression does not parse.
+    pub fn new(
+        resource_type: &str,
+        code: &str,
+        kind: SearchParamType,
+        expression: &str,
+    ) -> Result<Self, String> {
+        if matches!(kind, SearchParamType::Composite | SearchParamType::Special) {
+            return Err(format!(
+                "{kind:?} search parameters cannot be defined at run time"
+            ));
+        }
+        let source = plan::narrow(expression, resource_type);
+        let expr = crate::fhirpath::Expression::parse(&source)
+            .map_err(|e| format!("{expression:?} does not parse: {e}"))?;
+        Ok(Self {
+            code: code.to_owned(),
+            kind,
+            source: expression.to_owned(),
+            expr,
+        })
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn kind(&self) -> SearchParamType {
+        self.kind
+    }
+
+    /// The expression as defined (before narrowing).
+    pub fn expression(&self) -> &str {
+        &self.source
+    }
+}
+
+/// The index values of one run-time parameter of `resource`, sorted and deduplicated.
+/// Nodes its type cannot index are skipped; an evaluation error or an invalid value is
+/// the error (values converted before it are lost).
+///
+/// ```
+/// use ember_fhir::definitions::SearchParamType;
+/// use ember_fhir::index::{AdHocParam, IndexValue, extract_adhoc};
+/// let p = AdHocParam::new("Patient", "eye", SearchParamType::Token,
+///     "Patient.extension.where(url='http://x/eye').value").unwrap();
+/// let patient = serde_json::json!({"resourceType": "Patient",
+///     "extension": [{"url": "http://x/eye", "valueCode": "blue"}]});
+/// let values = extract_adhoc(&patient, &p).unwrap();
+/// assert_eq!(values, [IndexValue::Token {
+///     system: None, code: Some("blue".into()), display: None, text_only: false,
+/// }]);
+/// ```
+pub fn extract_adhoc(resource: &Value, param: &AdHocParam) -> Result<Vec<IndexValue>, String> {
+    let env = Env::new().with_var("resource", vec![Node::resource(resource)]);
+    let nodes = param
+        .expr
+        .evaluate(resource, &env)
+        .map_err(|e| format!("evaluation failed: {e}"))?;
+    let mut values = Vec::new();
+    for node in &nodes {
+        convert::convert(param.kind, node, resource, &mut values)?;
+    }
+    values.sort_unstable();
+    values.dedup();
+    Ok(values)
+}
+
 /// The largest number of combinations a composite indexes per node.
 const MAX_COMBINATIONS: usize = 1024;
 
@@ -436,6 +517,34 @@ mod tests {
         assert_eq!(x.problems.len(), 1, "{:?}", x.problems);
         assert_eq!(x.problems[0].code, "birthdate");
         assert_eq!(values(&x, "gender").len(), 1);
+    }
+
+    #[test]
+    fn ad_hoc_parameters() {
+        let p = AdHocParam::new(
+            "Patient",
+            "eye-colour",
+            SearchParamType::Token,
+            "Patient.extension.where(url='http://example.org/eye-colour').value | Person.name",
+        )
+        .unwrap();
+        let patient = json!({"resourceType": "Patient", "extension": [
+            {"url": "http://example.org/eye-colour", "valueCodeableConcept": {"coding": [{"system": "urn:c", "code": "blue"}]}},
+            {"url": "http://example.org/other", "valueCode": "x"}]});
+        let v = extract_adhoc(&patient, &p).unwrap();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(matches!(&v[0], IndexValue::Token { code: Some(c), .. } if c == "blue"));
+        assert!(
+            extract_adhoc(&json!({"resourceType": "Patient"}), &p)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(AdHocParam::new("Patient", "x", SearchParamType::Composite, "Patient.id").is_err());
+        assert!(AdHocParam::new("Patient", "x", SearchParamType::Token, "Patient.(").is_err());
+        let d =
+            AdHocParam::new("Patient", "b", SearchParamType::Date, "Patient.birthDate").unwrap();
+        let bad = json!({"resourceType": "Patient", "birthDate": "1974-13"});
+        assert!(extract_adhoc(&bad, &d).is_err());
     }
 
     #[test]

@@ -161,6 +161,10 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.maxBundleEntries | int64 | quote }}
 - name: EMBER_MAX_COUNT
   value: {{ $c.maxCount | quote }}
+- name: EMBER_MAX_CONDITIONAL_DELETE
+  value: {{ $c.maxConditionalDelete | int64 | quote }}
+- name: EMBER_REINDEX_LEASE_SECONDS
+  value: {{ $c.reindexLeaseSeconds | int64 | quote }}
 - name: EMBER_REQUEST_TIMEOUT_MS
   value: {{ $c.requestTimeoutMs | int64 | quote }}
 - name: EMBER_SHUTDOWN_DELAY_MS

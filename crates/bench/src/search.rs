@@ -1,0 +1,1150 @@
+//! `ember bench-search`: FHIR search latency against a server loaded by `ember dataset`.
+//!
+//! One timed phase per query kind (warm-up, then recording), each request a query chosen
+//! at random (seeded) over the population, with its ids, names, identifiers and codes
+//! taken from the same [`Generator`] that wrote the data set. Every answer is checked
+//! (status 200, a `searchset` Bundle, and what the data set says it must contain); a
+//! failed check is an error, counted apart from the latencies and printed. Each kind
+//! has latency targets; the report says whether each was met.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use http::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::dataset::{Generator, LOINC_SYSTEM, MeasureFacts, describe_period, period_days};
+use crate::http::{Conn, Target};
+use crate::phase::Timing;
+use crate::report::now_rfc3339;
+use crate::rng::Rng;
+use crate::stats::{ErrorSamples, PhaseStats, truncate};
+
+/// Arguments of `ember bench-search`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SearchBenchArgs {
+    /// FHIR base URL of a server loaded by `ember dataset`, e.g. http://127.0.0.1:8080/fhir
+    #[arg(long, env = "EMBER_BENCH_URL")]
+    pub url: String,
+
+    /// Patients of the loaded data set (`ember dataset --patients`)
+    #[arg(long, env = "EMBER_BENCH_SEARCH_PATIENTS", default_value_t = 100)]
+    pub patients: u64,
+
+    /// Years of measurements of the loaded data set (`ember dataset --years`)
+    #[arg(long, env = "EMBER_BENCH_SEARCH_YEARS", default_value_t = 1)]
+    pub years: u64,
+
+    /// Days of measurements of the loaded data set (`ember dataset --days`); overrides --years
+    #[arg(long, env = "EMBER_BENCH_SEARCH_DAYS")]
+    pub days: Option<u64>,
+
+    /// Seed the data set was generated with (`ember dataset --seed`; part of every id)
+    #[arg(long, env = "EMBER_BENCH_SEARCH_DATASET_SEED", default_value_t = 42)]
+    pub dataset_seed: u64,
+
+    /// Seed of the random choice of queries
+    #[arg(long, env = "EMBER_BENCH_SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Concurrent HTTP/1.1 connections (one worker each)
+    #[arg(long, env = "EMBER_BENCH_CONNECTIONS", default_value_t = 16)]
+    pub connections: usize,
+
+    /// Recorded seconds per query kind
+    #[arg(long, env = "EMBER_BENCH_DURATION", default_value_t = 10)]
+    pub duration: u64,
+
+    /// Unrecorded warm-up seconds before each query kind
+    #[arg(long, env = "EMBER_BENCH_WARMUP", default_value_t = 2)]
+    pub warmup: u64,
+
+    /// Query kinds to run (always in the order listed in --help)
+    #[arg(
+        long,
+        env = "EMBER_BENCH_SEARCH_QUERIES",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team"
+    )]
+    pub queries: Vec<QueryKind>,
+
+    /// Also write the full report as JSON to this file
+    #[arg(long, env = "EMBER_BENCH_JSON")]
+    pub json: Option<PathBuf>,
+}
+
+/// The kinds of search measured.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QueryKind {
+    /// `Observation?subject=Patient/<id>&code=<loinc>&date=ge<day>&_sort=-date&_count=50`
+    SubjectCodeDate,
+    /// `Patient?name=<family>`
+    Name,
+    /// `Patient?identifier=<system>|<value>`
+    Identifier,
+    /// `Observation?code=<loinc>&_summary=count`
+    CodeCount,
+    /// `Observation?subject=Patient/<id>&code=<loinc>&_include=Observation:subject&_count=20`
+    Include,
+    /// `Patient?_has:Observation:subject:code=<loinc>&_id=<id>`
+    HasObservation,
+    /// `Patient?_has:CareTeam:subject:participant=Practitioner/<id>&_count=50`: a
+    /// clinician's patient list.
+    HasCareTeam,
+}
+
+/// A percentile of the latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pct {
+    P50,
+    P99,
+}
+
+/// `percentile < below_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyTarget {
+    pub percentile: Pct,
+    pub below_ms: f64,
+}
+
+const fn target(percentile: Pct, below_ms: f64) -> LatencyTarget {
+    LatencyTarget {
+        percentile,
+        below_ms,
+    }
+}
+
+impl QueryKind {
+    pub const ALL: [QueryKind; 7] = [
+        QueryKind::SubjectCodeDate,
+        QueryKind::Name,
+        QueryKind::Identifier,
+        QueryKind::CodeCount,
+        QueryKind::Include,
+        QueryKind::HasObservation,
+        QueryKind::HasCareTeam,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryKind::SubjectCodeDate => "subject-code-date",
+            QueryKind::Name => "name",
+            QueryKind::Identifier => "identifier",
+            QueryKind::CodeCount => "code-count",
+            QueryKind::Include => "include",
+            QueryKind::HasObservation => "has-observation",
+            QueryKind::HasCareTeam => "has-care-team",
+        }
+    }
+
+    /// The latency targets of this kind.
+    pub fn targets(self) -> &'static [LatencyTarget] {
+        const SUBJECT: [LatencyTarget; 2] = [target(Pct::P50, 5.0), target(Pct::P99, 25.0)];
+        const POINT: [LatencyTarget; 1] = [target(Pct::P50, 3.0)];
+        const COUNT: [LatencyTarget; 1] = [target(Pct::P99, 200.0)];
+        const JOIN: [LatencyTarget; 1] = [target(Pct::P99, 50.0)];
+        match self {
+            QueryKind::SubjectCodeDate => &SUBJECT,
+            QueryKind::Name | QueryKind::Identifier => &POINT,
+            QueryKind::CodeCount => &COUNT,
+            QueryKind::Include | QueryKind::HasObservation | QueryKind::HasCareTeam => &JOIN,
+        }
+    }
+
+    fn salt(self) -> u64 {
+        100 + QueryKind::ALL.iter().position(|k| *k == self).unwrap_or(0) as u64
+    }
+}
+
+/// `_count` of the subject-code-date query.
+const PAGE: u64 = 50;
+/// `_count` of the include query.
+const INCLUDE_PAGE: u64 = 20;
+/// `_count` of the care-team query (above the 20 patients a Practitioner has).
+const CARE_TEAM_PAGE: u64 = 50;
+
+/// The loaded data set, as far as the queries need it.
+#[derive(Debug, Clone)]
+pub struct Population {
+    pub g: Generator,
+    measures: Vec<MeasureFacts>,
+    /// Patients per family name.
+    families: HashMap<&'static str, u64>,
+}
+
+impl Population {
+    /// The population of `patients` patients with `days` days of measurements.
+    pub fn new(seed: u64, patients: u64, days: u64) -> Self {
+        let g = Generator {
+            seed,
+            patients,
+            days,
+        };
+        let mut families = HashMap::new();
+        for n in 0..patients {
+            *families.entry(g.patient_facts(n).family).or_default() += 1;
+        }
+        Self {
+            g,
+            measures: Generator::measures(),
+            families,
+        }
+    }
+}
+
+/// What a correct answer to a query contains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Observations of one patient with one code.
+    Observations {
+        patient: String,
+        loinc: &'static str,
+        /// Every `effectiveDateTime` is on or after this day, newest first.
+        from_day: Option<String>,
+        /// Exactly this many matches on the page.
+        matches: u64,
+        /// `total`, when the server sends one.
+        total: u64,
+        /// Exactly one included entry, this Patient.
+        include_patient: bool,
+    },
+    /// Patients with a name starting with `prefix`; at least one, `total` at least `at_least`.
+    PatientsNamed { prefix: String, at_least: u64 },
+    /// Exactly these Patients (in any order).
+    Patients { ids: Vec<String> },
+    /// `_summary=count`: no entries and a `total` of at least `at_least`.
+    Count { at_least: u64 },
+}
+
+/// One concrete query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub kind: QueryKind,
+    /// Relative to the FHIR base, e.g. `Patient?name=Jensen`.
+    pub path: String,
+    pub expect: Expect,
+}
+
+/// Percent-encodes a query-parameter value (keeps unreserved characters, `:` and `/`).
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The next query of `kind`, drawn with `rng` over `pop`.
+pub fn generate(kind: QueryKind, rng: &mut Rng, pop: &Population) -> Query {
+    let g = &pop.g;
+    let n = rng.below(g.patients);
+    let m = *rng.pick(&pop.measures);
+    let code = enc(&format!("{LOINC_SYSTEM}|{}", m.loinc));
+    let facts = g.patient_facts(n);
+    let (path, expect) = match kind {
+        QueryKind::SubjectCodeDate => {
+            let from = rng.below(g.measurement_days());
+            let day = Generator::day(from);
+            let total = g.observations_from(&m, from);
+            (
+                format!(
+                    "Observation?subject=Patient/{}&code={code}&date=ge{day}&_sort=-date&_count={PAGE}",
+                    enc(&facts.id)
+                ),
+                Expect::Observations {
+                    patient: facts.id,
+                    loinc: m.loinc,
+                    from_day: Some(day),
+                    matches: total.min(PAGE),
+                    total,
+                    include_patient: false,
+                },
+            )
+        }
+        QueryKind::Name => (
+            format!("Patient?name={}", enc(facts.family)),
+            Expect::PatientsNamed {
+                prefix: facts.family.to_owned(),
+                at_least: pop.families.get(facts.family).copied().unwrap_or(1),
+            },
+        ),
+        QueryKind::Identifier => (
+            format!(
+                "Patient?identifier={}",
+                enc(&format!(
+                    "{}|{}",
+                    facts.identifier_system, facts.identifier_value
+                ))
+            ),
+            Expect::Patients {
+                ids: vec![facts.id],
+            },
+        ),
+        QueryKind::CodeCount => (
+            format!("Observation?code={code}&_summary=count"),
+            Expect::Count {
+                at_least: g.patients * g.observations_from(&m, 0),
+            },
+        ),
+        QueryKind::Include => {
+            let total = g.observations_from(&m, 0);
+            (
+                format!(
+                    "Observation?subject=Patient/{}&code={code}&_include=Observation:subject&_count={INCLUDE_PAGE}",
+                    enc(&facts.id)
+                ),
+                Expect::Observations {
+                    patient: facts.id,
+                    loinc: m.loinc,
+                    from_day: None,
+                    matches: total.min(INCLUDE_PAGE),
+                    total,
+                    include_patient: true,
+                },
+            )
+        }
+        QueryKind::HasObservation => (
+            format!(
+                "Patient?_has:Observation:subject:code={code}&_id={}",
+                enc(&facts.id)
+            ),
+            Expect::Patients {
+                ids: vec![facts.id],
+            },
+        ),
+        QueryKind::HasCareTeam => {
+            let k = facts.practitioner;
+            (
+                format!(
+                    "Patient?_has:CareTeam:subject:participant=Practitioner/{}&_count={CARE_TEAM_PAGE}",
+                    enc(&g.practitioner_id(k))
+                ),
+                Expect::Patients {
+                    ids: g
+                        .patients_of_practitioner(k)
+                        .map(|p| g.patient_id(p))
+                        .collect(),
+                },
+            )
+        }
+    };
+    Query { kind, path, expect }
+}
+
+// The parts of a search answer the checks read; everything else is skipped unparsed.
+
+#[derive(Debug, Deserialize)]
+struct BundleDoc {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    #[serde(rename = "type", default)]
+    bundle_type: Option<String>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    entry: Vec<EntryDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EntryDoc {
+    #[serde(default)]
+    resource: Option<ResourceDoc>,
+    #[serde(default)]
+    search: Option<SearchDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchDoc {
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ResourceDoc {
+    #[serde(rename = "resourceType")]
+    resource_type: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    subject: Option<ReferenceDoc>,
+    #[serde(default)]
+    code: Option<CodeableConceptDoc>,
+    #[serde(rename = "effectiveDateTime", default)]
+    effective: Option<String>,
+    #[serde(default)]
+    name: Vec<HumanNameDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReferenceDoc {
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeableConceptDoc {
+    #[serde(default)]
+    coding: Vec<CodingDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CodingDoc {
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HumanNameDoc {
+    #[serde(default)]
+    family: Option<String>,
+    #[serde(default)]
+    given: Vec<String>,
+}
+
+impl ResourceDoc {
+    fn label(&self) -> String {
+        format!(
+            "{}/{}",
+            self.resource_type,
+            self.id.as_deref().unwrap_or("(no id)")
+        )
+    }
+
+    fn has_code(&self, system: &str, code: &str) -> bool {
+        self.code.as_ref().is_some_and(|c| {
+            c.coding
+                .iter()
+                .any(|x| x.system.as_deref() == Some(system) && x.code.as_deref() == Some(code))
+        })
+    }
+
+    /// Whether `subject` points at `Patient/<id>` (relative or absolute).
+    fn subject_is(&self, patient: &str) -> bool {
+        let want = format!("Patient/{patient}");
+        self.subject
+            .as_ref()
+            .and_then(|s| s.reference.as_deref())
+            .is_some_and(|r| r == want || r.ends_with(&format!("/{want}")))
+    }
+
+    /// Whether a family or given name starts with `prefix`, ignoring case (FHIR string search).
+    fn name_starts_with(&self, prefix: &str) -> bool {
+        let prefix = prefix.to_lowercase();
+        self.name.iter().any(|n| {
+            n.family
+                .iter()
+                .chain(&n.given)
+                .any(|s| s.to_lowercase().starts_with(&prefix))
+        })
+    }
+}
+
+/// Checks one answer against what the data set says it must contain.
+pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), String> {
+    if status != StatusCode::OK {
+        return Err(format!(
+            "status {status}: {}",
+            truncate(&String::from_utf8_lossy(body), 200)
+        ));
+    }
+    let bundle: BundleDoc = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "not a Bundle ({e}): {}",
+            truncate(&String::from_utf8_lossy(body), 120)
+        )
+    })?;
+    if bundle.resource_type != "Bundle" {
+        return Err(format!(
+            "resourceType {} instead of Bundle",
+            bundle.resource_type
+        ));
+    }
+    if bundle.bundle_type.as_deref() != Some("searchset") {
+        return Err(format!(
+            "Bundle.type {:?} instead of searchset",
+            bundle.bundle_type
+        ));
+    }
+    // Entries by search mode; an entry without a mode counts as a match, and
+    // `outcome` entries (warnings) are ignored.
+    let mut matches = Vec::new();
+    let mut includes = Vec::new();
+    for e in &bundle.entry {
+        let mode = e.search.as_ref().and_then(|s| s.mode.as_deref());
+        if mode == Some("outcome") {
+            continue;
+        }
+        let Some(r) = &e.resource else {
+            return Err("an entry without a resource".into());
+        };
+        match mode {
+            None | Some("match") => matches.push(r),
+            Some("include") => includes.push(r),
+            Some(other) => return Err(format!("entry with search.mode {other:?}")),
+        }
+    }
+    match &query.expect {
+        Expect::Observations {
+            patient,
+            loinc,
+            from_day,
+            matches: want,
+            total,
+            include_patient,
+        } => {
+            if matches.len() as u64 != *want {
+                return Err(format!(
+                    "{} matches, the data set has {want} on this page (total {total}; do --patients/--years/--days/--dataset-seed match the load?)",
+                    matches.len()
+                ));
+            }
+            if let Some(t) = bundle.total {
+                if t != *total {
+                    return Err(format!("total {t}, the data set has {total}"));
+                }
+            }
+            let mut previous: Option<&str> = None;
+            for r in &matches {
+                if r.resource_type != "Observation" {
+                    return Err(format!("matched {}", r.label()));
+                }
+                if !r.subject_is(patient) {
+                    return Err(format!(
+                        "{} has subject {:?}, not Patient/{patient}",
+                        r.label(),
+                        r.subject.as_ref().and_then(|s| s.reference.as_deref())
+                    ));
+                }
+                if !r.has_code(LOINC_SYSTEM, loinc) {
+                    return Err(format!("{} does not have code {loinc}", r.label()));
+                }
+                if let Some(day) = from_day {
+                    let eff = r.effective.as_deref().unwrap_or("");
+                    if eff < day.as_str() {
+                        return Err(format!("{} effective {eff:?} before {day}", r.label()));
+                    }
+                    if previous.is_some_and(|p| p < eff) {
+                        return Err(format!(
+                            "not sorted by -date: {eff} after {}",
+                            previous.unwrap_or_default()
+                        ));
+                    }
+                    previous = Some(eff);
+                }
+            }
+            if *include_patient {
+                let ok = includes.len() == 1
+                    && includes[0].resource_type == "Patient"
+                    && includes[0].id.as_deref() == Some(patient.as_str());
+                if !ok {
+                    let got: Vec<String> = includes.iter().map(|r| r.label()).collect();
+                    return Err(format!("included {got:?}, expected [Patient/{patient}]"));
+                }
+            } else if !includes.is_empty() {
+                return Err(format!("{} unexpected included entries", includes.len()));
+            }
+        }
+        Expect::PatientsNamed { prefix, at_least } => {
+            if matches.is_empty() {
+                return Err(format!("no Patient named {prefix}"));
+            }
+            for r in &matches {
+                if r.resource_type != "Patient" || !r.name_starts_with(prefix) {
+                    return Err(format!("matched {}, not named {prefix}", r.label()));
+                }
+            }
+            if let Some(t) = bundle.total {
+                if t < *at_least {
+                    return Err(format!(
+                        "total {t}, the data set has {at_least} Patients named {prefix}"
+                    ));
+                }
+            }
+        }
+        Expect::Patients { ids } => {
+            let mut got: Vec<String> = Vec::with_capacity(matches.len());
+            for r in &matches {
+                if r.resource_type != "Patient" {
+                    return Err(format!("matched {}", r.label()));
+                }
+                got.push(r.id.clone().unwrap_or_default());
+            }
+            got.sort();
+            let mut want = ids.clone();
+            want.sort();
+            if got != want {
+                return Err(format!(
+                    "matched {} Patients {}, expected {} {}",
+                    got.len(),
+                    truncate(&got.join(","), 120),
+                    want.len(),
+                    truncate(&want.join(","), 120)
+                ));
+            }
+            if let Some(t) = bundle.total {
+                if t != want.len() as u64 {
+                    return Err(format!("total {t}, expected {}", want.len()));
+                }
+            }
+        }
+        Expect::Count { at_least } => {
+            match bundle.total {
+                None => return Err("no total".into()),
+                Some(0) => return Err("total 0".into()),
+                Some(t) if t < *at_least => {
+                    return Err(format!("total {t}, the data set has {at_least}"));
+                }
+                Some(_) => {}
+            }
+            if !matches.is_empty() || !includes.is_empty() {
+                return Err(format!(
+                    "_summary=count answered {} entries",
+                    matches.len() + includes.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One query kind's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetResult {
+    pub percentile: Pct,
+    pub below_ms: f64,
+    pub measured_ms: f64,
+    /// `None` when the phase had errors or no requests: its numbers are not valid.
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryResult {
+    pub kind: String,
+    /// One query of this kind, as sent before the phase (not recorded).
+    pub example: String,
+    /// Latency of that query.
+    pub first_ms: f64,
+    pub stats: PhaseStats,
+    pub targets: Vec<TargetResult>,
+    /// Why the timed phase did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchReportArgs {
+    pub url: String,
+    pub patients: u64,
+    pub years: u64,
+    /// Days of measurements: `--days`, or else `--years` × 365.
+    pub days: u64,
+    pub dataset_seed: u64,
+    pub seed: u64,
+    pub connections: usize,
+    pub duration_secs: u64,
+    pub warmup_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchReport {
+    pub timestamp: String,
+    pub version: String,
+    pub args: SearchReportArgs,
+    pub queries: Vec<QueryResult>,
+    pub errors: u64,
+    pub targets_met: usize,
+    pub targets_missed: usize,
+    pub targets_not_judged: usize,
+    /// Kinds that ran but had no request finish within the measured window.
+    pub empty: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl QueryResult {
+    fn new(
+        kind: QueryKind,
+        example: String,
+        first: Duration,
+        stats: PhaseStats,
+        skipped: Option<String>,
+    ) -> Self {
+        let valid = stats.errors == 0 && stats.requests > 0;
+        let targets = kind
+            .targets()
+            .iter()
+            .map(|t| {
+                let measured_ms = match t.percentile {
+                    Pct::P50 => stats.p50_ms,
+                    Pct::P99 => stats.p99_ms,
+                };
+                TargetResult {
+                    percentile: t.percentile,
+                    below_ms: t.below_ms,
+                    measured_ms,
+                    met: valid.then_some(measured_ms < t.below_ms),
+                }
+            })
+            .collect();
+        Self {
+            kind: kind.name().to_owned(),
+            example,
+            first_ms: crate::stats::round2(first.as_secs_f64() * 1000.0),
+            stats,
+            targets,
+            skipped,
+        }
+    }
+
+    fn target_cell(&self, p: Pct) -> String {
+        match self.targets.iter().find(|t| t.percentile == p) {
+            None => "-".into(),
+            Some(t) => format!(
+                "<{} {}",
+                t.below_ms,
+                match t.met {
+                    Some(true) => "met",
+                    Some(false) => "MISSED",
+                    None => "n/a",
+                }
+            ),
+        }
+    }
+}
+
+impl SearchReport {
+    fn tally(&mut self) {
+        let all = || self.queries.iter().flat_map(|q| &q.targets);
+        self.targets_met = all().filter(|t| t.met == Some(true)).count();
+        self.targets_missed = all().filter(|t| t.met == Some(false)).count();
+        self.targets_not_judged = all().filter(|t| t.met.is_none()).count();
+        self.errors = self.queries.iter().map(|q| q.stats.errors).sum();
+        self.empty = self
+            .queries
+            .iter()
+            .filter(|q| q.skipped.is_none() && q.stats.requests == 0)
+            .map(|q| q.kind.clone())
+            .collect();
+    }
+
+    /// Whether the numbers can be trusted: no wrong answers, and every kind measured.
+    pub fn valid(&self) -> bool {
+        self.errors == 0 && self.empty.is_empty()
+    }
+
+    /// Human-readable table, in the layout of `ember bench`'s.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let a = &self.args;
+        let _ = writeln!(
+            s,
+            "\nEmber search bench {}  {}  patients={} {} dataset-seed={} connections={} duration={}s warmup={}s seed={}",
+            self.version,
+            a.url,
+            a.patients,
+            if a.days == period_days(a.years, None) {
+                format!("years={}", a.years)
+            } else {
+                format!("days={}", a.days)
+            },
+            a.dataset_seed,
+            a.connections,
+            a.duration_secs,
+            a.warmup_secs,
+            a.seed
+        );
+        let _ = writeln!(
+            s,
+            "{:<18} {:>9} {:>10} {:>8} {:<11} {:>8} {:>8} {:<11} {:>9} {:>7}",
+            "query",
+            "requests",
+            "req/s",
+            "p50 ms",
+            "target",
+            "p90 ms",
+            "p99 ms",
+            "target",
+            "max ms",
+            "errors"
+        );
+        let _ = writeln!(s, "{}", "-".repeat(107));
+        for q in &self.queries {
+            let p = &q.stats;
+            let _ = writeln!(
+                s,
+                "{:<18} {:>9} {:>10.2} {:>8.2} {:<11} {:>8.2} {:>8.2} {:<11} {:>9.2} {:>7}{}",
+                q.kind,
+                p.requests,
+                p.requests_per_sec,
+                p.p50_ms,
+                q.target_cell(Pct::P50),
+                p.p90_ms,
+                p.p99_ms,
+                q.target_cell(Pct::P99),
+                p.max_ms,
+                p.errors,
+                if q.skipped.is_some() {
+                    "  (skipped)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\ntargets: {} met, {} missed, {} not judged (errors or no requests)",
+            self.targets_met, self.targets_missed, self.targets_not_judged
+        );
+        let _ = writeln!(
+            s,
+            "\nqueries (one example each, sent before the phase, and its latency):"
+        );
+        for q in &self.queries {
+            let _ = writeln!(s, "  {:<18} {:>9.2} ms  {}", q.kind, q.first_ms, q.example);
+        }
+        let with_errors: Vec<&QueryResult> = self
+            .queries
+            .iter()
+            .filter(|q| !q.stats.error_samples.is_empty() || q.skipped.is_some())
+            .collect();
+        if !with_errors.is_empty() {
+            let _ = writeln!(s, "\nfirst errors:");
+            for q in with_errors {
+                if let Some(why) = &q.skipped {
+                    let _ = writeln!(s, "  [{}] skipped: {why}", q.kind);
+                }
+                for e in &q.stats.error_samples {
+                    let _ = writeln!(s, "  [{}] {e}", q.kind);
+                }
+            }
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "\nnotes:");
+            for n in &self.notes {
+                let _ = writeln!(s, "  - {n}");
+            }
+        }
+        let mut alarms = Vec::new();
+        if self.errors > 0 {
+            let bad: Vec<&str> = self
+                .queries
+                .iter()
+                .filter(|q| q.stats.errors > 0)
+                .map(|q| q.kind.as_str())
+                .collect();
+            alarms.push(format!(
+                "!!! {} ERRORS in {}: the numbers of these queries are NOT valid !!!",
+                self.errors,
+                bad.join(", ")
+            ));
+        }
+        if !self.empty.is_empty() {
+            alarms.push(format!(
+                "!!! NO ANSWER within the measured window in {} (see the first query's latency) !!!",
+                self.empty.join(", ")
+            ));
+        }
+        if let Some(width) = alarms.iter().map(|l| l.chars().count()).max() {
+            let bar = "!".repeat(width);
+            let _ = writeln!(s, "\n{bar}\n{}\n{bar}", alarms.join("\n"));
+        }
+        s
+    }
+}
+
+/// The outcome of one query.
+struct Probe {
+    elapsed: Duration,
+    /// `None` on a transport error.
+    status: Option<StatusCode>,
+    error: Option<String>,
+}
+
+/// Sends one query and checks the answer.
+async fn probe(conn: &mut Conn, target: &Target, q: &Query) -> Probe {
+    let path = target.path(&q.path);
+    let started = Instant::now();
+    let reply = conn.send(Method::GET, &path, None).await;
+    let elapsed = started.elapsed();
+    match reply {
+        Ok(r) => Probe {
+            elapsed,
+            status: Some(r.status),
+            error: check(q, r.status, &r.body)
+                .err()
+                .map(|e| format!("GET {path}: {e}")),
+        },
+        Err(e) => Probe {
+            elapsed,
+            status: None,
+            error: Some(format!("GET {path}: transport error: {e:#}")),
+        },
+    }
+}
+
+struct Out {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    finished_at: Instant,
+}
+
+async fn worker(
+    kind: QueryKind,
+    pop: Arc<Population>,
+    target: Arc<Target>,
+    samples: Arc<ErrorSamples>,
+    seed: u64,
+    idx: usize,
+    timing: Timing,
+) -> Out {
+    let mut conn = Conn::new(target.clone());
+    let mut rng = Rng::for_worker(seed, kind.salt(), idx);
+    let mut out = Out {
+        latencies_us: Vec::with_capacity(4096),
+        errors: 0,
+        finished_at: Instant::now(),
+    };
+    while Instant::now() < timing.end {
+        let q = generate(kind, &mut rng, &pop);
+        let started = Instant::now();
+        let p = probe(&mut conn, &target, &q).await;
+        let transport = p.status.is_none();
+        if started >= timing.record_from {
+            out.latencies_us
+                .push(u64::try_from(p.elapsed.as_micros()).unwrap_or(u64::MAX));
+            if let Some(e) = p.error {
+                out.errors += 1;
+                samples.push(|| e);
+            }
+        }
+        if transport {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    out.finished_at = Instant::now();
+    out
+}
+
+async fn run_phase(
+    kind: QueryKind,
+    pop: &Arc<Population>,
+    target: &Arc<Target>,
+    args: &SearchBenchArgs,
+) -> Result<PhaseStats> {
+    let timing = Timing::starting_now(
+        Duration::from_secs(args.warmup),
+        Duration::from_secs(args.duration),
+    );
+    let samples = Arc::new(ErrorSamples::default());
+    let mut set = JoinSet::new();
+    for idx in 0..args.connections {
+        set.spawn(worker(
+            kind,
+            pop.clone(),
+            target.clone(),
+            samples.clone(),
+            args.seed,
+            idx,
+            timing,
+        ));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    let mut last = timing.record_from;
+    while let Some(out) = set.join_next().await {
+        let out = out.with_context(|| format!("{} worker crashed", kind.name()))?;
+        lat.extend_from_slice(&out.latencies_us);
+        errors += out.errors;
+        last = last.max(out.finished_at);
+    }
+    let elapsed = last.saturating_duration_since(timing.record_from);
+    Ok(PhaseStats::from_latencies(
+        kind.name(),
+        lat,
+        errors,
+        elapsed,
+        false,
+        samples.take(),
+    ))
+}
+
+/// Checks that the data set described by the arguments is the one loaded: its first and
+/// last patient exist, and the last patient's last Observation is the last there is.
+async fn check_dataset(conn: &mut Conn, target: &Target, pop: &Population) -> Result<()> {
+    let g = &pop.g;
+    let last = g.patients - 1;
+    let per_patient = g.observations_per_patient();
+    let hint = "load it with `ember dataset` first, or pass its --patients/--years (or --days)/--dataset-seed";
+    for (path, want) in [
+        (format!("Patient/{}", g.patient_id(0)), StatusCode::OK),
+        (format!("Patient/{}", g.patient_id(last)), StatusCode::OK),
+        (
+            format!("Observation/{}", g.observation_id(last, per_patient - 1)),
+            StatusCode::OK,
+        ),
+        (
+            format!("Observation/{}", g.observation_id(last, per_patient)),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let full = target.path(&path);
+        let reply = conn.send(Method::GET, &full, None).await?;
+        if reply.status != want {
+            bail!(
+                "the data set on the server is not {} patients x {} day(s) with seed {}: GET {full} answered {}, expected {want}; {hint}",
+                g.patients,
+                g.measurement_days(),
+                g.seed,
+                reply.status
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `ember bench-search`: prints the report, fails when any answer was wrong.
+pub async fn run(args: SearchBenchArgs) -> Result<()> {
+    if args.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    if args.duration == 0 {
+        bail!("--duration must be at least 1 second");
+    }
+    let days = period_days(args.years, args.days);
+    if args.patients == 0 || days == 0 {
+        bail!(
+            "--patients and --years (or --days) must be at least 1, not {} patients x {}",
+            args.patients,
+            describe_period(args.years, args.days)
+        );
+    }
+    let target = Arc::new(Target::parse(&args.url)?);
+    let mut conn = Conn::new(target.clone());
+    let metadata = target.path("metadata");
+    if let Err(e) = conn.send(Method::GET, &metadata, None).await {
+        bail!("FHIR server at {} is not reachable: {e:#}", args.url);
+    }
+    let pop = Arc::new(Population::new(args.dataset_seed, args.patients, days));
+    check_dataset(&mut conn, &target, &pop).await?;
+
+    let mut notes = Vec::new();
+    let mut results = Vec::new();
+    for kind in QueryKind::ALL {
+        if !args.queries.contains(&kind) {
+            continue;
+        }
+        // One query first: a kind the server does not serve is reported, not timed.
+        let example = generate(
+            kind,
+            &mut Rng::for_worker(args.seed, kind.salt(), usize::MAX),
+            &pop,
+        );
+        let first = probe(&mut conn, &target, &example).await;
+        let example_path = target.path(&example.path);
+        let refused = first.status.is_some_and(|s| s != StatusCode::OK);
+        if let Some(e) = first.error.filter(|_| refused) {
+            eprintln!(
+                "{}: skipped, the server answered {} to its first query",
+                kind.name(),
+                first.status.map(|s| s.as_u16()).unwrap_or_default()
+            );
+            let stats = PhaseStats::from_latencies(
+                kind.name(),
+                Vec::new(),
+                1,
+                Duration::ZERO,
+                false,
+                vec![],
+            );
+            results.push(QueryResult::new(
+                kind,
+                example_path,
+                first.elapsed,
+                stats,
+                Some(e),
+            ));
+            continue;
+        }
+        eprintln!(
+            "{}: first query {:.1} ms; {}s warmup + {}s measured, {} connections...",
+            kind.name(),
+            first.elapsed.as_secs_f64() * 1000.0,
+            args.warmup,
+            args.duration,
+            args.connections
+        );
+        let stats = run_phase(kind, &pop, &target, &args).await?;
+        results.push(QueryResult::new(
+            kind,
+            example_path,
+            first.elapsed,
+            stats,
+            None,
+        ));
+    }
+    if results
+        .iter()
+        .any(|q| q.kind == QueryKind::CodeCount.name())
+    {
+        notes.push("code-count: the target (< 200 ms) is applied to p99".into());
+    }
+
+    let mut report = SearchReport {
+        timestamp: now_rfc3339(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        args: SearchReportArgs {
+            url: args.url.clone(),
+            patients: args.patients,
+            years: args.years,
+            days,
+            dataset_seed: args.dataset_seed,
+            seed: args.seed,
+            connections: args.connections,
+            duration_secs: args.duration,
+            warmup_secs: args.warmup,
+        },
+        queries: results,
+        errors: 0,
+        targets_met: 0,
+        targets_missed: 0,
+        targets_not_judged: 0,
+        empty: Vec::new(),
+        notes,
+    };
+    report.tally();
+    print!("{}", report.render());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).context("serializing the JSON report")?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing the JSON report to {}", path.display()))?;
+        eprintln!("JSON report written to {}", path.display());
+    }
+    if report.errors > 0 {
+        bail!(
+            "the search bench saw {} wrong or failed answers; its numbers are not valid",
+            report.errors
+        );
+    }
+    if !report.valid() {
+        bail!(
+            "no request of {} finished within the measured window; its numbers are not valid",
+            report.empty.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

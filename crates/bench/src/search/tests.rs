@@ -1,0 +1,662 @@
+//! Query generation, answer checks, and whole runs against an in-process mock server
+//! that answers from the same [`Generator`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn pop() -> Population {
+    Population::new(42, 25, 365)
+}
+
+fn queries(kind: QueryKind, seed: u64, worker: usize, n: usize) -> Vec<Query> {
+    let pop = pop();
+    let mut rng = Rng::for_worker(seed, kind.salt(), worker);
+    (0..n).map(|_| generate(kind, &mut rng, &pop)).collect()
+}
+
+#[test]
+fn generation_is_deterministic_and_seeded() {
+    for kind in QueryKind::ALL {
+        let a = queries(kind, 7, 3, 40);
+        assert_eq!(a, queries(kind, 7, 3, 40), "{kind:?}");
+        if kind != QueryKind::CodeCount {
+            assert_ne!(a, queries(kind, 8, 3, 40), "{kind:?}");
+            assert_ne!(a, queries(kind, 7, 4, 40), "{kind:?}");
+        }
+        let distinct: std::collections::HashSet<&str> = a.iter().map(|q| q.path.as_str()).collect();
+        assert!(distinct.len() > 1, "{kind:?} always sends the same query");
+    }
+}
+
+#[test]
+fn queries_cover_the_population_and_name_its_resources() {
+    let pop = pop();
+    let mut seen = std::collections::HashSet::new();
+    for q in queries(QueryKind::Identifier, 1, 0, 500) {
+        let Expect::Patients { ids } = &q.expect else {
+            panic!("{q:?}")
+        };
+        seen.insert(ids[0].clone());
+        let n: u64 = ids[0].rsplit('-').next().unwrap().parse().unwrap();
+        let f = pop.g.patient_facts(n);
+        assert_eq!(
+            q.path,
+            format!(
+                "Patient?identifier=urn:oid:1.2.208.176.1.2%7C{}",
+                f.identifier_value
+            )
+        );
+    }
+    assert_eq!(seen.len(), 25, "every patient is drawn");
+
+    for q in queries(QueryKind::SubjectCodeDate, 1, 0, 50) {
+        let Expect::Observations {
+            patient,
+            loinc,
+            from_day: Some(day),
+            matches,
+            total,
+            include_patient: false,
+        } = &q.expect
+        else {
+            panic!("{q:?}")
+        };
+        assert_eq!(
+            q.path,
+            format!(
+                "Observation?subject=Patient/{patient}&code=http://loinc.org%7C{loinc}&date=ge{day}&_sort=-date&_count=50"
+            )
+        );
+        assert_eq!(*matches, (*total).min(50));
+        assert!(*total >= 1);
+    }
+    // Family names are encoded as UTF-8.
+    let q = queries(QueryKind::Name, 1, 0, 300)
+        .into_iter()
+        .find(|q| q.path.contains('%'))
+        .expect("a name with ø");
+    assert!(q.path.contains("%C3%B8"), "{}", q.path);
+    let q = &queries(QueryKind::HasCareTeam, 1, 0, 1)[0];
+    assert!(
+        q.path
+            .starts_with("Patient?_has:CareTeam:subject:participant=Practitioner/dataset-42-prac-")
+    );
+    let Expect::Patients { ids } = &q.expect else {
+        panic!()
+    };
+    assert!(ids.len() == 20 || ids.len() == 5, "{ids:?}");
+    let q = &queries(QueryKind::CodeCount, 1, 0, 1)[0];
+    assert!(matches!(q.expect, Expect::Count { at_least } if at_least >= 25 * 53));
+}
+
+// ---- A mock FHIR server that answers the queries from the generator. ----
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    None,
+    /// Every search answers 501.
+    NoSearch,
+    /// `Patient?name=` also returns a Patient of another name.
+    WrongName,
+}
+
+struct Mock {
+    g: Generator,
+    flaw: Flaw,
+    observations: Mutex<HashMap<u64, Arc<Vec<Value>>>>,
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn searchset(entries: Vec<Value>, total: Option<usize>) -> Value {
+    let mut b = json!({"resourceType": "Bundle", "type": "searchset", "entry": entries});
+    if let Some(t) = total {
+        b["total"] = json!(t);
+    }
+    b
+}
+
+fn entry(resource: &Value, mode: &str) -> Value {
+    json!({"resource": resource, "search": {"mode": mode}})
+}
+
+impl Mock {
+    fn patient_index(&self, id: &str) -> Option<u64> {
+        let n: u64 = id
+            .strip_prefix(&format!("dataset-{}-pat-", self.g.seed))?
+            .parse()
+            .ok()?;
+        (n < self.g.patients).then_some(n)
+    }
+
+    fn patient(&self, n: u64) -> Value {
+        self.g.patient_group(n)[0].resource.clone()
+    }
+
+    fn observations(&self, n: u64) -> Arc<Vec<Value>> {
+        let mut cache = self.observations.lock().unwrap();
+        cache
+            .entry(n)
+            .or_insert_with(|| {
+                Arc::new(
+                    self.g
+                        .observations(n)
+                        .into_iter()
+                        .map(|o| o.resource)
+                        .collect(),
+                )
+            })
+            .clone()
+    }
+
+    fn handle(&self, path: &str, query: Option<&str>) -> (u16, Value) {
+        let rest = path.trim_start_matches("/fhir/");
+        let params: Vec<(String, String)> = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let segs: Vec<&str> = rest.split('/').collect();
+        let not_found = (404, json!({"resourceType": "OperationOutcome"}));
+        match segs.as_slice() {
+            ["metadata"] => (200, json!({"resourceType": "CapabilityStatement"})),
+            ["Patient", id] => match self.patient_index(id) {
+                Some(n) => (200, self.patient(n)),
+                None => not_found,
+            },
+            ["Observation", id] => {
+                let known = id
+                    .strip_prefix(&format!("dataset-{}-obs-", self.g.seed))
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(n, k)| Some((n.parse::<u64>().ok()?, k.parse::<u64>().ok()?)))
+                    .is_some_and(|(n, k)| {
+                        n < self.g.patients && k < self.g.observations_per_patient()
+                    });
+                if known {
+                    (200, json!({"resourceType": "Observation", "id": id}))
+                } else {
+                    not_found
+                }
+            }
+            _ if self.flaw == Flaw::NoSearch => (501, json!({"resourceType": "OperationOutcome"})),
+            ["Observation"] => {
+                let code = param("code").unwrap().split('|').nth(1).unwrap().to_owned();
+                if param("_summary") == Some("count") {
+                    let m = Generator::measures()
+                        .into_iter()
+                        .find(|m| m.loinc == code)
+                        .unwrap();
+                    let total = self.g.patients * self.g.observations_from(&m, 0);
+                    return (200, searchset(vec![], Some(total as usize)));
+                }
+                let id = param("subject").unwrap().trim_start_matches("Patient/");
+                let n = self.patient_index(id).unwrap();
+                let from = param("date").map(|d| d.trim_start_matches("ge").to_owned());
+                let all = self.observations(n);
+                let mut hits: Vec<&Value> = all
+                    .iter()
+                    .filter(|o| o["code"]["coding"][0]["code"] == code.as_str())
+                    .filter(|o| {
+                        from.as_deref()
+                            .is_none_or(|d| o["effectiveDateTime"].as_str().unwrap() >= d)
+                    })
+                    .collect();
+                if param("_sort") == Some("-date") {
+                    hits.sort_by(|a, b| {
+                        b["effectiveDateTime"]
+                            .as_str()
+                            .cmp(&a["effectiveDateTime"].as_str())
+                    });
+                }
+                let total = hits.len();
+                let count: usize = param("_count").unwrap().parse().unwrap();
+                let mut entries: Vec<Value> = hits
+                    .into_iter()
+                    .take(count)
+                    .map(|o| entry(o, "match"))
+                    .collect();
+                if param("_include").is_some() {
+                    entries.push(entry(&self.patient(n), "include"));
+                }
+                (200, searchset(entries, Some(total)))
+            }
+            ["Patient"] => {
+                let ns: Vec<u64> = if let Some(name) = param("name") {
+                    let mut ns: Vec<u64> = (0..self.g.patients)
+                        .filter(|n| self.g.patient_facts(*n).family.starts_with(name))
+                        .collect();
+                    if self.flaw == Flaw::WrongName {
+                        ns.extend(
+                            (0..self.g.patients).find(|n| self.g.patient_facts(*n).family != name),
+                        );
+                    }
+                    ns
+                } else if let Some(ident) = param("identifier") {
+                    let value = ident.split('|').nth(1).unwrap();
+                    (0..self.g.patients)
+                        .filter(|n| self.g.patient_facts(*n).identifier_value == value)
+                        .collect()
+                } else if let Some(id) = param("_id") {
+                    assert!(param("_has:Observation:subject:code").is_some());
+                    self.patient_index(id).into_iter().collect()
+                } else if let Some(prac) = param("_has:CareTeam:subject:participant") {
+                    (0..self.g.patients)
+                        .filter(|n| {
+                            format!(
+                                "Practitioner/{}",
+                                self.g
+                                    .practitioner_id(self.g.patient_facts(*n).practitioner)
+                            ) == prac
+                        })
+                        .collect()
+                } else {
+                    panic!("unexpected Patient search {query:?}")
+                };
+                let entries = ns
+                    .iter()
+                    .map(|n| entry(&self.patient(*n), "match"))
+                    .collect();
+                (200, searchset(entries, Some(ns.len())))
+            }
+            _ => not_found,
+        }
+    }
+}
+
+async fn start_mock(patients: u64, flaw: Flaw) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mock = Arc::new(Mock {
+        g: Generator {
+            seed: 42,
+            patients,
+            days: 365,
+        },
+        flaw,
+        observations: Mutex::new(HashMap::new()),
+    });
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mock = mock.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let mock = mock.clone();
+                    async move {
+                        let (status, body) = mock.handle(req.uri().path(), req.uri().query());
+                        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+                        *r.status_mut() = StatusCode::from_u16(status).expect("status");
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/fhir")
+}
+
+#[test]
+fn correct_answers_pass_the_checks() {
+    let pop = pop();
+    let mock = Mock {
+        g: pop.g,
+        flaw: Flaw::None,
+        observations: Mutex::new(HashMap::new()),
+    };
+    for kind in QueryKind::ALL {
+        for q in queries(kind, 3, 0, 15) {
+            let (path, query) = q.path.split_once('?').unwrap();
+            let (status, body) = mock.handle(&format!("/fhir/{path}"), Some(query));
+            let body = body.to_string();
+            let result = check(&q, StatusCode::from_u16(status).unwrap(), body.as_bytes());
+            assert_eq!(result, Ok(()), "{}", q.path);
+        }
+    }
+}
+
+/// The answer of the mock to `q`, changed by `f`, then checked.
+fn check_changed(q: &Query, f: impl FnOnce(&mut Value)) -> Result<(), String> {
+    let mock = Mock {
+        g: pop().g,
+        flaw: Flaw::None,
+        observations: Mutex::new(HashMap::new()),
+    };
+    let (path, query) = q.path.split_once('?').unwrap();
+    let (_, mut body) = mock.handle(&format!("/fhir/{path}"), Some(query));
+    f(&mut body);
+    check(q, StatusCode::OK, body.to_string().as_bytes())
+}
+
+#[test]
+fn wrong_answers_fail_the_checks() {
+    let obs = queries(QueryKind::SubjectCodeDate, 3, 0, 20)
+        .into_iter()
+        .find(|q| matches!(q.expect, Expect::Observations { matches, .. } if matches >= 3))
+        .unwrap();
+    let err = |q: &Query, f: fn(&mut Value)| check_changed(q, f).expect_err(&q.path);
+    assert!(
+        check(&obs, StatusCode::NOT_IMPLEMENTED, b"{}")
+            .unwrap_err()
+            .contains("501")
+    );
+    assert!(
+        check(&obs, StatusCode::OK, b"not json")
+            .unwrap_err()
+            .contains("not a Bundle")
+    );
+    assert!(err(&obs, |b| b["resourceType"] = json!("Patient")).contains("instead of Bundle"));
+    assert!(err(&obs, |b| b["type"] = json!("collection")).contains("searchset"));
+    assert!(err(&obs, |b| b["total"] = json!(1)).contains("total 1"));
+    assert!(
+        err(&obs, |b| {
+            b["entry"].as_array_mut().unwrap().pop();
+        })
+        .contains("matches")
+    );
+    assert!(
+        err(&obs, |b| {
+            b["entry"][1]["resource"]["subject"]["reference"] = json!("Patient/other")
+        })
+        .contains("Patient/other")
+    );
+    assert!(
+        err(&obs, |b| {
+            b["entry"][0]["resource"]["code"]["coding"][0]["code"] = json!("1-1")
+        })
+        .contains("does not have code")
+    );
+    assert!(err(&obs, |b| b["entry"].as_array_mut().unwrap().swap(0, 2)).contains("sorted"));
+    assert!(
+        err(&obs, |b| {
+            b["entry"][2]["resource"]["effectiveDateTime"] = json!("2023-01-01T00:00:00Z")
+        })
+        .contains("before")
+    );
+    // Absolute references and entries without search.mode are fine.
+    assert_eq!(
+        check_changed(&obs, |b| {
+            let r = b["entry"][0]["resource"]["subject"]["reference"]
+                .as_str()
+                .unwrap();
+            b["entry"][0]["resource"]["subject"]["reference"] = json!(format!("http://h/fhir/{r}"));
+            b["entry"][1].as_object_mut().unwrap().remove("search");
+            b.as_object_mut().unwrap().remove("total");
+        }),
+        Ok(())
+    );
+
+    let inc = &queries(QueryKind::Include, 3, 0, 1)[0];
+    assert!(
+        err(inc, |b| {
+            b["entry"].as_array_mut().unwrap().pop();
+        })
+        .contains("included []")
+    );
+    assert!(
+        err(inc, |b| {
+            let last = b["entry"].as_array().unwrap().len() - 1;
+            b["entry"][last]["resource"]["id"] = json!("x")
+        })
+        .contains("Patient/x")
+    );
+
+    let one = &queries(QueryKind::Identifier, 3, 0, 1)[0];
+    assert!(
+        err(one, |b| {
+            let e = b["entry"][0].clone();
+            b["entry"].as_array_mut().unwrap().push(e);
+            b["total"] = json!(2);
+        })
+        .contains("matched 2 Patients")
+    );
+    assert!(err(one, |b| b["entry"] = json!([])).contains("matched 0"));
+
+    let count = &queries(QueryKind::CodeCount, 3, 0, 1)[0];
+    assert!(err(count, |b| b["total"] = json!(0)).contains("total 0"));
+    assert!(
+        err(count, |b| {
+            b.as_object_mut().unwrap().remove("total");
+        })
+        .contains("no total")
+    );
+    assert!(
+        err(count, |b| b["entry"] =
+            json!([{"resource": {"resourceType": "Observation"}}]))
+        .contains("entries")
+    );
+
+    let name = &queries(QueryKind::Name, 3, 0, 1)[0];
+    assert!(err(name, |b| b["entry"] = json!([])).contains("no Patient named"));
+    assert!(
+        err(name, |b| {
+            b["entry"][0]["resource"]["name"] = json!([{"family": "Zed"}])
+        })
+        .contains("not named")
+    );
+}
+
+fn args(url: String, patients: u64) -> SearchBenchArgs {
+    SearchBenchArgs {
+        url,
+        patients,
+        years: 1,
+        days: None,
+        dataset_seed: 42,
+        seed: 5,
+        connections: 2,
+        duration: 1,
+        warmup: 0,
+        queries: QueryKind::ALL.to_vec(),
+        json: None,
+    }
+}
+
+fn json_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "ember-bench-search-{name}-{}.json",
+        std::process::id()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_run_against_a_correct_server() {
+    let url = start_mock(25, Flaw::None).await;
+    let path = json_path("ok");
+    let mut a = args(url, 25);
+    a.json = Some(path.clone());
+    run(a).await.expect("no errors");
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(report["errors"], 0);
+    let queries = report["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 7);
+    for q in queries {
+        assert!(q["stats"]["requests"].as_u64().unwrap() > 0, "{q}");
+        assert_eq!(q["stats"]["errors"], 0, "{q}");
+        assert!(q["targets"][0]["met"].is_boolean(), "{q}");
+    }
+    assert_eq!(queries[0]["targets"][1]["percentile"], "p99");
+    assert_eq!(queries[0]["targets"][1]["below_ms"], 25.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_counted_and_fail_the_run() {
+    // A server without search: every kind is skipped after its first answer.
+    let url = start_mock(25, Flaw::NoSearch).await;
+    let path = json_path("501");
+    let mut a = args(url, 25);
+    a.json = Some(path.clone());
+    let e = run(a).await.expect_err("must fail");
+    assert!(
+        format!("{e:#}").contains("7 wrong or failed answers"),
+        "{e:#}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(report["targets_not_judged"], 8);
+    assert!(
+        report["queries"][0]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("501")
+    );
+
+    // One wrong kind: its errors are counted, the others are judged.
+    let url = start_mock(25, Flaw::WrongName).await;
+    let path = json_path("name");
+    let mut a = args(url, 25);
+    a.queries = vec![QueryKind::Name, QueryKind::Identifier];
+    a.json = Some(path.clone());
+    assert!(run(a).await.is_err());
+    let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let q = &report["queries"];
+    assert_eq!(q[0]["kind"], "name");
+    assert_eq!(q[0]["stats"]["errors"], q[0]["stats"]["requests"]);
+    assert!(q[0]["targets"][0]["met"].is_null());
+    assert_eq!(q[1]["stats"]["errors"], 0);
+    assert!(q[1]["targets"][0]["met"].is_boolean());
+}
+
+#[tokio::test]
+async fn a_different_data_set_is_refused() {
+    let url = start_mock(25, Flaw::None).await;
+    // More patients than loaded.
+    let e = run(args(url.clone(), 30)).await.expect_err("must fail");
+    assert!(format!("{e:#}").contains("not 30 patients"), "{e:#}");
+    // More years than loaded.
+    let mut a = args(url.clone(), 25);
+    a.years = 2;
+    assert!(run(a).await.is_err());
+    // Fewer days than loaded, and --days overriding a matching --years.
+    let mut a = args(url.clone(), 25);
+    a.days = Some(100);
+    let e = run(a).await.expect_err("must fail");
+    assert!(format!("{e:#}").contains("x 100 day(s)"), "{e:#}");
+    // Another seed.
+    let mut a = args(url, 25);
+    a.dataset_seed = 7;
+    assert!(run(a).await.is_err());
+}
+
+#[test]
+fn report_renders_targets_and_errors_loudly() {
+    let stats = |errors| {
+        PhaseStats::from_latencies(
+            "x",
+            vec![1000, 2000, 30_000],
+            errors,
+            Duration::from_secs(1),
+            false,
+            if errors > 0 {
+                vec!["GET /x: status 500".into()]
+            } else {
+                vec![]
+            },
+        )
+    };
+    let mut r = SearchReport {
+        timestamp: String::new(),
+        version: "v".into(),
+        args: SearchReportArgs {
+            url: "u".into(),
+            patients: 1,
+            years: 1,
+            days: 365,
+            dataset_seed: 42,
+            seed: 1,
+            connections: 1,
+            duration_secs: 1,
+            warmup_secs: 0,
+        },
+        queries: vec![
+            QueryResult::new(
+                QueryKind::SubjectCodeDate,
+                "/a".into(),
+                Duration::ZERO,
+                stats(0),
+                None,
+            ),
+            QueryResult::new(QueryKind::Name, "/b".into(), Duration::ZERO, stats(2), None),
+        ],
+        errors: 0,
+        targets_met: 0,
+        targets_missed: 0,
+        targets_not_judged: 0,
+        empty: vec![],
+        notes: vec![],
+    };
+    r.tally();
+    assert_eq!(
+        (
+            r.targets_met,
+            r.targets_missed,
+            r.targets_not_judged,
+            r.errors
+        ),
+        (1, 1, 1, 2)
+    );
+    let text = r.render();
+    assert!(text.contains("<5 met"), "{text}");
+    assert!(text.contains("<25 MISSED"), "{text}");
+    assert!(text.contains("<3 n/a"), "{text}");
+    assert!(text.contains("!!! 2 ERRORS in name:"), "{text}");
+    assert!(text.contains("[name] GET /x: status 500"), "{text}");
+    r.queries.pop();
+    r.tally();
+    assert!(r.valid());
+    assert!(!r.render().contains("!!!"));
+    // A kind where no request finished in the window is not valid either.
+    r.queries.push(QueryResult::new(
+        QueryKind::Include,
+        "/c".into(),
+        Duration::from_secs(40),
+        PhaseStats::from_latencies("include", vec![], 0, Duration::ZERO, false, vec![]),
+        None,
+    ));
+    r.tally();
+    assert!(!r.valid());
+    let text = r.render();
+    assert!(
+        text.contains("!!! NO ANSWER within the measured window in include"),
+        "{text}"
+    );
+    assert!(text.contains("40000.00 ms  /c"), "{text}");
+}

@@ -1,0 +1,422 @@
+//! Conditional interactions: create with `If-None-Exist`, and update, patch and delete
+//! of `[type]?criteria`.
+//!
+//! The criteria are a search (strict: an unknown parameter is a 400). A conditional
+//! create is race-free across instances: the check and the write are one store commit
+//! guarded by the criteria ([`ember_store::Store::commit_guarded`]) under a lock keyed by
+//! their canonical form, so two creates with the same criteria run one after the other
+//! and the second finds the first. Updates, patches and deletes of the match are
+//! compare-and-swap writes against the version the search found; when it changed
+//! meanwhile, the search runs again.
+
+use ember_fhir::id;
+use ember_store::{Change, Current, Guard, Guarded, Hit, StoreError};
+use serde_json::Value;
+
+use crate::search::{Condition, condition};
+use crate::write::{
+    PatchDocument, Plan, Stored, backoff, body_id, check_body, check_if_match, plan_delete,
+    plan_patch, plan_put,
+};
+use crate::{Repo, RepoError, Result, check_type};
+
+/// The result of a conditional delete.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConditionalDeleted {
+    /// `(id, version of the deletion)` of every resource deleted; empty when nothing
+    /// matched.
+    pub deleted: Vec<(String, i64)>,
+}
+
+/// Parses criteria as sent in `If-None-Exist` or `Bundle.entry.request.ifNoneExist`:
+/// `identifier=http://x|1`, also with a leading `?` or `Type?`.
+pub fn parse_condition(criteria: &str) -> Vec<(String, String)> {
+    let criteria = criteria.trim();
+    let query = match criteria.split_once('?') {
+        Some((head, rest)) if !head.contains('=') => rest,
+        _ => criteria,
+    };
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(n, _)| !n.is_empty())
+        .collect()
+}
+
+impl Condition {
+    pub(crate) fn guard(&self) -> Guard {
+        Guard {
+            lock: self.lock,
+            query: self.query.clone(),
+        }
+    }
+}
+
+/// The current state of a live document as a search found it.
+pub(crate) fn current_of(hit: &Hit) -> Current {
+    Current {
+        version: hit.version,
+        last_updated: hit.last_updated,
+        deleted: false,
+        body: Some(hit.body.clone()),
+    }
+}
+
+/// A live document found by a search, as returned to a client (not created now).
+pub(crate) fn stored_of(hit: Hit) -> Stored {
+    Stored {
+        res_type: hit.res_type,
+        id: hit.id,
+        version: hit.version,
+        last_updated: hit.last_updated,
+        body: hit.body,
+        created: false,
+    }
+}
+
+/// The 412 of criteria that match several resources.
+pub(crate) fn multiple(res_type: &str, cond: &Condition, what: &str) -> RepoError {
+    RepoError::MultipleMatches(format!(
+        "{what}: the criteria {res_type}?{} match more than one resource; they are not selective enough",
+        cond.canonical
+    ))
+}
+
+/// The only match of `hits`, `None` for no match, a 412 for several.
+pub(crate) fn at_most_one(
+    res_type: &str,
+    cond: &Condition,
+    mut hits: Vec<Hit>,
+    what: &str,
+) -> Result<Option<Hit>> {
+    match hits.len() {
+        0 => Ok(None),
+        1 => Ok(hits.pop()),
+        _ => Err(multiple(res_type, cond, what)),
+    }
+}
+
+impl Repo {
+    /// The criteria of a conditional interaction, returning at most `limit` matches.
+    pub(crate) fn condition(
+        &self,
+        res_type: &str,
+        criteria: &[(String, String)],
+        limit: u32,
+    ) -> Result<Condition> {
+        let _runtime_params = self.limits.search_params.enter();
+        condition(res_type, criteria, limit)
+    }
+
+    /// The live documents that meet `cond` (at most its limit).
+    pub(crate) async fn matches(&self, cond: &Condition) -> Result<Vec<Hit>> {
+        Ok(self.store.search(&cond.query).await?.hits)
+    }
+
+    /// Most matches a conditional delete may remove, and whether several are allowed.
+    pub(crate) fn delete_limit(&self) -> u32 {
+        self.limits.max_conditional_delete.max(1)
+    }
+
+    /// Conditional create (`If-None-Exist`): the existing resource when the criteria
+    /// match one (`created` is false; nothing is written), a new one when they match
+    /// none, a 412 when they match several.
+    pub async fn create_conditional(
+        &self,
+        res_type: &str,
+        body: Value,
+        criteria: &[(String, String)],
+    ) -> Result<Stored> {
+        check_type(res_type)?;
+        let cond = self.condition(res_type, criteria, 2)?;
+        check_body(res_type, &body)?;
+        let what = "conditional create";
+        if let Some(hit) = at_most_one(res_type, &cond, self.matches(&cond).await?, what)? {
+            return Ok(stored_of(hit));
+        }
+        let plan = self.plan_create(res_type, &id::new_id(), body)?;
+        match self
+            .store
+            .commit_guarded(&[cond.guard()], vec![plan.write])
+            .await?
+        {
+            Guarded::Committed => Ok(plan.stored),
+            // Another create with these criteria committed first.
+            Guarded::Matched { hits, .. } => at_most_one(res_type, &cond, hits, what)?
+                .map(stored_of)
+                .ok_or_else(|| {
+                    RepoError::Store(StoreError::Backend("a guard matched nothing".into()))
+                }),
+        }
+    }
+
+    /// Conditional update (`PUT [type]?criteria`): updates the one match (an id in the
+    /// body must be its id), creates the resource when nothing matches (with the body's
+    /// id, or a new one), and is a 412 when several match.
+    pub async fn update_conditional(
+        &self,
+        res_type: &str,
+        criteria: &[(String, String)],
+        mut body: Value,
+        if_match: Option<i64>,
+    ) -> Result<Stored> {
+        check_type(res_type)?;
+        let cond = self.condition(res_type, criteria, 2)?;
+        check_body(res_type, &body)?;
+        let body_id = body_id(&body)?;
+        let what = "conditional update";
+        for attempt in 0..=self.limits.write_retries {
+            let found = at_most_one(res_type, &cond, self.matches(&cond).await?, what)?;
+            let outcome = match found {
+                Some(hit) => {
+                    if body_id.as_deref().is_some_and(|id| id != hit.id) {
+                        return Err(RepoError::Invalid(format!(
+                            "the resource id {:?} is not the id of the resource the criteria match ({}/{})",
+                            body_id.unwrap_or_default(),
+                            hit.res_type,
+                            hit.id
+                        )));
+                    }
+                    let current = current_of(&hit);
+                    check_if_match(res_type, &hit.id, if_match, Some(&current))?;
+                    body["id"] = Value::String(hit.id.clone());
+                    let plan = plan_put(
+                        res_type,
+                        &hit.id,
+                        body.clone(),
+                        Some(&current),
+                        Change::Update,
+                        &self.limits,
+                    )?;
+                    let stored = plan.stored.clone();
+                    self.store
+                        .commit(vec![plan.write])
+                        .await
+                        .map(|()| Guarded::Committed)
+                        .map(|g| (g, stored))
+                }
+                None => {
+                    if let Some(expected) = if_match {
+                        return Err(RepoError::VersionMismatch {
+                            reference: format!("{res_type}?{}", cond.canonical),
+                            expected,
+                            current: "none (nothing matches the criteria)".into(),
+                        });
+                    }
+                    let id = body_id.clone().unwrap_or_else(id::new_id);
+                    let current = match &body_id {
+                        Some(id) => self.store.read(res_type, id).await?,
+                        None => None,
+                    };
+                    if current.as_ref().is_some_and(|c| !c.deleted) {
+                        return Err(RepoError::Conflict(format!(
+                            "{res_type}/{id} exists but does not meet the criteria {res_type}?{}",
+                            cond.canonical
+                        )));
+                    }
+                    body["id"] = Value::String(id.clone());
+                    let plan = plan_put(
+                        res_type,
+                        &id,
+                        body.clone(),
+                        current.as_ref(),
+                        Change::Update,
+                        &self.limits,
+                    )?;
+                    let stored = plan.stored.clone();
+                    self.store
+                        .commit_guarded(&[cond.guard()], vec![plan.write])
+                        .await
+                        .map(|g| (g, stored))
+                }
+            };
+            match outcome {
+                Ok((Guarded::Committed, stored)) => return Ok(stored),
+                // Created meanwhile: update it on the next round.
+                Ok((Guarded::Matched { .. }, _)) => {}
+                Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(RepoError::Conflict(format!(
+                        "{res_type}?{} changed concurrently; retry",
+                        cond.canonical
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(gave_up(res_type, &cond, self.limits.write_retries))
+    }
+
+    /// Conditional patch (`PATCH [type]?criteria`): patches the one match; 404 when
+    /// nothing matches, 412 when several do.
+    pub async fn patch_conditional(
+        &self,
+        res_type: &str,
+        criteria: &[(String, String)],
+        patch_doc: &PatchDocument,
+        if_match: Option<i64>,
+    ) -> Result<Stored> {
+        check_type(res_type)?;
+        let cond = self.condition(res_type, criteria, 2)?;
+        for attempt in 0..=self.limits.write_retries {
+            let hits = self.matches(&cond).await?;
+            let hit =
+                at_most_one(res_type, &cond, hits, "conditional patch")?.ok_or_else(|| {
+                    RepoError::NotFound(format!(
+                        "no resource matching {res_type}?{}",
+                        cond.canonical
+                    ))
+                })?;
+            let current = current_of(&hit);
+            check_if_match(res_type, &hit.id, if_match, Some(&current))?;
+            let plan = plan_patch(res_type, &hit.id, patch_doc, Some(&current), &self.limits)?;
+            match self.store.commit(vec![plan.write]).await {
+                Ok(()) => return Ok(plan.stored),
+                Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(RepoError::Conflict(format!(
+                        "{res_type}/{} changed concurrently; retry",
+                        hit.id
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(gave_up(res_type, &cond, self.limits.write_retries))
+    }
+
+    /// Conditional delete (`DELETE [type]?criteria`): deletes every match, all in one
+    /// commit, when there are at most `Limits::max_conditional_delete` of them (one when
+    /// that is 0 or 1); more matches are a 412 and nothing is deleted. No match deletes
+    /// nothing and is not an error.
+    pub async fn delete_conditional(
+        &self,
+        res_type: &str,
+        criteria: &[(String, String)],
+    ) -> Result<ConditionalDeleted> {
+        check_type(res_type)?;
+        let max = self.delete_limit();
+        let cond = self.condition(res_type, criteria, max + 1)?;
+        for attempt in 0..=self.limits.write_retries {
+            let hits = self.matches(&cond).await?;
+            let plans = self.plan_deletes(res_type, &cond, &hits)?;
+            if plans.is_empty() {
+                return Ok(ConditionalDeleted::default());
+            }
+            let deleted = plans
+                .iter()
+                .map(|p| (p.stored.id.clone(), p.stored.version))
+                .collect();
+            match self
+                .store
+                .commit(plans.into_iter().map(|p| p.write).collect())
+                .await
+            {
+                Ok(()) => return Ok(ConditionalDeleted { deleted }),
+                Err(StoreError::Conflict { .. }) => backoff(attempt).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(gave_up(res_type, &cond, self.limits.write_retries))
+    }
+
+    /// The deletions of the matches of a conditional delete; a 412 when there are more
+    /// than the server deletes at once.
+    pub(crate) fn plan_deletes(
+        &self,
+        res_type: &str,
+        cond: &Condition,
+        hits: &[Hit],
+    ) -> Result<Vec<Plan>> {
+        let max = self.delete_limit();
+        if hits.len() > max as usize {
+            return Err(if max == 1 {
+                RepoError::MultipleMatches(format!(
+                    "conditional delete: the criteria {res_type}?{} match more than one resource, and this server deletes only one at a time (EMBER_MAX_CONDITIONAL_DELETE); nothing was deleted",
+                    cond.canonical
+                ))
+            } else {
+                RepoError::TooManyMatches(format!(
+                    "conditional delete: the criteria {res_type}?{} match more than {max} resources, the most this server deletes at once (EMBER_MAX_CONDITIONAL_DELETE); nothing was deleted",
+                    cond.canonical
+                ))
+            });
+        }
+        let mut plans = Vec::new();
+        for hit in hits {
+            if let Some(plan) = plan_delete(res_type, &hit.id, Some(&current_of(hit)))? {
+                plans.push(plan);
+            }
+        }
+        Ok(plans)
+    }
+}
+
+fn gave_up(res_type: &str, cond: &Condition, retries: u32) -> RepoError {
+    RepoError::Conflict(format!(
+        "the resources matching {res_type}?{} are being changed by many writers at once; gave up after {} attempts",
+        cond.canonical,
+        retries + 1
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_criteria_in_every_spelling() {
+        let want = pairs(&[("identifier", "http://x|1")]);
+        assert_eq!(parse_condition("identifier=http://x|1"), want);
+        assert_eq!(parse_condition("?identifier=http://x|1"), want);
+        assert_eq!(
+            parse_condition("Patient?identifier=http%3A%2F%2Fx%7C1"),
+            want
+        );
+        assert!(parse_condition("").is_empty());
+    }
+
+    #[test]
+    fn criteria_are_strict_and_canonical() {
+        let a = condition(
+            "Patient",
+            &pairs(&[("name", "x"), ("identifier", "s|1"), ("_format", "json")]),
+            2,
+        )
+        .unwrap();
+        let b = condition(
+            "Patient",
+            &pairs(&[("identifier", "s|1"), ("name", "x")]),
+            2,
+        )
+        .unwrap();
+        assert_eq!(a.canonical, "identifier=s%7C1&name=x");
+        assert_eq!(a.lock, b.lock);
+        let c = condition("Observation", &pairs(&[("identifier", "s|1")]), 2).unwrap();
+        let d = condition("Patient", &pairs(&[("identifier", "s|1")]), 2).unwrap();
+        assert_ne!(c.lock, d.lock);
+        for bad in [
+            pairs(&[]),
+            pairs(&[("_format", "json")]),
+            pairs(&[("nonsense", "1")]),
+            pairs(&[("identifier", "s|1"), ("_count", "1")]),
+            pairs(&[("identifier", "s|1"), ("_sort", "name")]),
+            pairs(&[("identifier", "s|1"), ("_include", "Patient:organization")]),
+            pairs(&[("name:bogus", "x")]),
+        ] {
+            assert!(
+                matches!(condition("Patient", &bad, 2), Err(RepoError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            condition("Nope", &pairs(&[("identifier", "s|1")]), 2),
+            Err(RepoError::UnknownType(_))
+        ));
+    }
+}

@@ -1,0 +1,804 @@
+//! FHIR search: the query string parsed into store filters, run, and answered as a
+//! `searchset` Bundle with includes and paging links.
+//!
+//! - [`values`]: one value of one parameter type as row conditions (prefixes, precision);
+//! - [`filter`]: one parameter (modifiers, chains, `_has`) as a store filter;
+//! - this module: the control parameters (`_count`, `_sort`, `_include`…), the
+//!   cursor, and the Bundle.
+
+mod filter;
+mod values;
+
+use std::collections::HashSet;
+
+use base64::Engine;
+use ember_fhir::definitions::{self, SearchParamType};
+use ember_store::{
+    Col, Cond, Cursor, Filter, Hit, Op, Rows, SearchQuery, Sort, SortKey, Table, Val, key,
+};
+use serde_json::{Value, json};
+
+use crate::{Repo, RepoError, Result, check_id, check_type};
+use filter::Problem;
+
+/// What a search covers.
+#[derive(Debug, Clone, Copy)]
+pub enum SearchScope<'a> {
+    /// `GET [base]/[type]?…`
+    Type(&'a str),
+    /// `GET [base]?_type=…&…`: every type when `_type` is absent.
+    System,
+    /// `GET [base]/[compartment]/[id]/[type]?…`
+    Compartment {
+        compartment: &'a str,
+        id: &'a str,
+        res_type: &'a str,
+    },
+}
+
+/// How unknown or unsupported parameters are treated (`Prefer: handling=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Handling {
+    /// Ignore them and report them in an OperationOutcome entry.
+    #[default]
+    Lenient,
+    /// Reject the search with 400.
+    Strict,
+}
+
+/// The paging cursor's parameter name. Its value is opaque to clients.
+const CURSOR: &str = "_cursor";
+
+/// Most rounds of `:iterate` includes.
+const MAX_INCLUDE_ROUNDS: usize = 4;
+
+/// `_summary` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Summary {
+    True,
+    Text,
+    Data,
+    Count,
+}
+
+/// `_include` or `_revinclude`: `Source:param[:Target]` or `*`.
+#[derive(Debug, Clone)]
+struct Include {
+    source: Option<String>,
+    param: Option<String>,
+    target: Option<String>,
+    iterate: bool,
+}
+
+/// A parsed search request.
+struct Request {
+    types: Vec<String>,
+    filters: Vec<Filter>,
+    sort: Vec<Sort>,
+    count: u32,
+    total: bool,
+    summary: Option<Summary>,
+    elements: Vec<String>,
+    includes: Vec<Include>,
+    revincludes: Vec<Include>,
+    cursor: Option<Cursor>,
+    /// The accepted parameters, for the links.
+    accepted: Vec<(String, String)>,
+    /// Parameters ignored under lenient handling, with the reason.
+    ignored: Vec<String>,
+}
+
+impl Repo {
+    /// Runs a search and returns the `searchset` Bundle. `base` is the server's FHIR
+    /// base URL and `endpoint` the absolute URL searched (without query), for links.
+    pub async fn search(
+        &self,
+        scope: SearchScope<'_>,
+        pairs: &[(String, String)],
+        handling: Handling,
+        base: &str,
+        endpoint: &str,
+    ) -> Result<Value> {
+        // References to this server's own base URL are local references.
+        let own = format!("{base}/");
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(n, v)| (n.clone(), v.replace(&own, "")))
+            .collect();
+        let req = self.parse(scope, &pairs, handling)?;
+        let query = SearchQuery {
+            types: req.types.clone(),
+            filters: req.filters.clone(),
+            sort: req.sort.clone(),
+            cursor: req.cursor.clone(),
+            limit: req.count,
+        };
+        let total = if req.total || req.summary == Some(Summary::Count) || req.count == 0 {
+            Some(self.store.count(&query).await?)
+        } else {
+            None
+        };
+        let page = if req.summary == Some(Summary::Count) || req.count == 0 {
+            ember_store::Hits::default()
+        } else {
+            self.store.search(&query).await?
+        };
+        let included = self.includes(&req, &page.hits).await?;
+        Ok(bundle(&req, &page, &included, total, base, endpoint))
+    }
+
+    fn parse(
+        &self,
+        scope: SearchScope<'_>,
+        pairs: &[(String, String)],
+        handling: Handling,
+    ) -> Result<Request> {
+        let _runtime_params = self.limits.search_params.enter();
+        let limits = self.limits();
+        let mut req = Request {
+            types: Vec::new(),
+            filters: Vec::new(),
+            sort: Vec::new(),
+            count: limits.default_count,
+            total: false,
+            summary: None,
+            elements: Vec::new(),
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+            cursor: None,
+            accepted: Vec::new(),
+            ignored: Vec::new(),
+        };
+        match scope {
+            SearchScope::Type(t) => {
+                check_type(t)?;
+                req.types.push(t.to_owned());
+            }
+            SearchScope::System => match pairs.iter().find(|(n, _)| n == "_type") {
+                Some((_, v)) => {
+                    for t in v.split(',') {
+                        check_type(t).map_err(|_| {
+                            RepoError::Invalid(format!("_type: {t:?} is not a resource type"))
+                        })?;
+                        req.types.push(t.to_owned());
+                    }
+                    req.accepted.push(("_type".into(), v.clone()));
+                }
+                None => {
+                    req.types = ember_fhir::resource_types()
+                        .iter()
+                        .map(|t| (*t).to_owned())
+                        .collect();
+                }
+            },
+            SearchScope::Compartment {
+                compartment,
+                id,
+                res_type,
+            } => {
+                check_type(compartment)?;
+                check_type(res_type)?;
+                check_id(id)?;
+                req.types.push(res_type.to_owned());
+                req.filters
+                    .push(compartment_filter(compartment, id, res_type)?);
+            }
+        }
+        let strict = handling == Handling::Strict;
+        for (name, value) in pairs {
+            let outcome = self.parse_pair(&mut req, name, value);
+            match outcome {
+                Ok(true) => req.accepted.push((name.clone(), value.clone())),
+                Ok(false) => {}
+                Err(Problem::Invalid(msg)) => return Err(RepoError::Invalid(msg)),
+                Err(Problem::Unsupported(msg)) if strict => return Err(RepoError::Invalid(msg)),
+                Err(Problem::Unsupported(msg)) => req.ignored.push(format!("{name}: {msg}")),
+            }
+        }
+        Ok(req)
+    }
+
+    /// Applies one query parameter; `Ok(false)` for those that are not part of the
+    /// search itself (the cursor, formatting).
+    fn parse_pair(&self, req: &mut Request, name: &str, value: &str) -> Result<bool, Problem> {
+        let invalid = |m: String| Problem::Invalid(m);
+        match name {
+            "_format" | "_pretty" | "_type" | CURSOR => {
+                if name == CURSOR {
+                    req.cursor = Some(decode_cursor(value, 0)?);
+                }
+                Ok(false)
+            }
+            "_count" => {
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| invalid(format!("_count: {value:?} is not a whole number")))?;
+                req.count = n.min(self.limits().max_count);
+                Ok(true)
+            }
+            "_total" => {
+                req.total = match value {
+                    "none" => false,
+                    "estimate" | "accurate" => true,
+                    _ => {
+                        return Err(invalid(format!(
+                            "_total: {value:?} is not none, estimate or accurate"
+                        )));
+                    }
+                };
+                Ok(true)
+            }
+            "_summary" => {
+                req.summary = match value {
+                    "true" => Some(Summary::True),
+                    "text" => Some(Summary::Text),
+                    "data" => Some(Summary::Data),
+                    "count" => Some(Summary::Count),
+                    "false" => None,
+                    _ => {
+                        return Err(invalid(format!(
+                            "_summary: {value:?} is not true, text, data, count or false"
+                        )));
+                    }
+                };
+                Ok(true)
+            }
+            "_elements" => {
+                req.elements = value.split(',').map(|e| e.trim().to_owned()).collect();
+                Ok(true)
+            }
+            "_sort" => {
+                req.sort = value
+                    .split(',')
+                    .map(|k| sort_key(&req.types, k))
+                    .collect::<Result<_, _>>()?;
+                Ok(true)
+            }
+            _ if name == "_include" || name.starts_with("_include:") => {
+                req.includes.push(include(name, value, &req.types)?);
+                Ok(true)
+            }
+            _ if name == "_revinclude" || name.starts_with("_revinclude:") => {
+                req.revincludes.push(include(name, value, &req.types)?);
+                Ok(true)
+            }
+            _ => {
+                let f = filter::filter(&req.types, name, value)?;
+                req.filters.push(f);
+                Ok(true)
+            }
+        }
+    }
+
+    /// The resources `_include` and `_revinclude` add to a page, without duplicates.
+    async fn includes(&self, req: &Request, page: &[Hit]) -> Result<Vec<Hit>> {
+        if req.includes.is_empty() && req.revincludes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen: HashSet<(String, String)> = page
+            .iter()
+            .map(|h| (h.res_type.clone(), h.id.clone()))
+            .collect();
+        let mut out: Vec<Hit> = Vec::new();
+        let mut frontier: Vec<Hit> = page.to_vec();
+        for round in 0..MAX_INCLUDE_ROUNDS {
+            let active = |i: &&Include| round == 0 || i.iterate;
+            let mut found: Vec<Hit> = Vec::new();
+            for inc in req.includes.iter().filter(active) {
+                for (source, rids) in by_type(&frontier) {
+                    let keys = reference_keys(&source, inc);
+                    if keys.is_empty() {
+                        continue;
+                    }
+                    let targets: Vec<(String, String)> = self
+                        .store
+                        .referenced(&rids, &keys)
+                        .await?
+                        .into_iter()
+                        .filter(|(t, _)| inc.target.as_ref().is_none_or(|want| want == t))
+                        .filter(|t| !seen.contains(t))
+                        .collect();
+                    for hit in self.store.fetch(&targets).await? {
+                        if seen.insert((hit.res_type.clone(), hit.id.clone())) {
+                            found.push(hit);
+                        }
+                    }
+                }
+            }
+            for inc in req.revincludes.iter().filter(active) {
+                let Some(source) = inc.source.clone() else {
+                    continue;
+                };
+                let keys = reference_keys(&source, inc);
+                let targets: Vec<Cond> = frontier
+                    .iter()
+                    .map(|h| {
+                        Cond::All(vec![
+                            Cond::Cmp(Col::TargetType, Op::Eq, Val::Text(h.res_type.clone())),
+                            Cond::Cmp(Col::TargetId, Op::Eq, Val::Text(h.id.clone())),
+                        ])
+                    })
+                    .collect();
+                if keys.is_empty() || targets.is_empty() {
+                    continue;
+                }
+                let query = SearchQuery {
+                    types: vec![source],
+                    filters: vec![Filter::Has(Rows {
+                        table: Table::Reference,
+                        keys,
+                        conds: vec![Cond::Any(targets)],
+                    })],
+                    sort: vec![],
+                    cursor: None,
+                    limit: self.limits().max_count,
+                };
+                for hit in self.store.search(&query).await?.hits {
+                    if seen.insert((hit.res_type.clone(), hit.id.clone())) {
+                        found.push(hit);
+                    }
+                }
+            }
+            if found.is_empty() {
+                break;
+            }
+            out.extend(found.iter().cloned());
+            frontier = found;
+        }
+        Ok(out)
+    }
+}
+
+/// The filter that keeps the resources of `res_type` in the compartment of
+/// `compartment/id`.
+fn compartment_filter(compartment: &str, id: &str, res_type: &str) -> Result<Filter> {
+    let def = definitions::compartment(compartment)
+        .ok_or_else(|| RepoError::Invalid(format!("{compartment} is not a compartment type")))?;
+    let params = def.params(res_type).ok_or_else(|| {
+        RepoError::Invalid(format!(
+            "{res_type} is not in the {compartment} compartment"
+        ))
+    })?;
+    let target = Cond::All(vec![
+        Cond::Cmp(Col::TargetType, Op::Eq, Val::Text(compartment.to_owned())),
+        Cond::Cmp(Col::TargetId, Op::Eq, Val::Text(id.to_owned())),
+    ]);
+    let mut any = Vec::new();
+    for code in params.iter() {
+        if *code == "{def}" {
+            any.push(Filter::Id(vec![id.to_owned()]));
+        } else {
+            any.push(Filter::Has(Rows {
+                table: Table::Reference,
+                keys: vec![key(res_type, code)],
+                conds: vec![target.clone()],
+            }));
+        }
+    }
+    Ok(Filter::Any(any))
+}
+
+/// One `_sort` key: `[-]param`.
+fn sort_key(types: &[String], spec: &str) -> Result<Sort, Problem> {
+    let (desc, code) = match spec.strip_prefix('-') {
+        Some(c) => (true, c),
+        None => (false, spec),
+    };
+    if code == "_id" {
+        return Ok(Sort {
+            key: SortKey::Id,
+            desc,
+        });
+    }
+    let mut keys = Vec::new();
+    let mut kind = None;
+    for ty in types {
+        if let Some(def) = filter::param(ty, code) {
+            keys.extend(filter::keys_of(ty, def.code()));
+            kind = Some(def.kind());
+        }
+    }
+    let (table, asc_col, desc_col) = match kind {
+        Some(SearchParamType::String) => (Table::String, Col::Norm, Col::Norm),
+        Some(SearchParamType::Token) => (Table::Token, Col::Code, Col::Code),
+        Some(SearchParamType::Date) => (Table::Date, Col::Lo, Col::Hi),
+        Some(SearchParamType::Number) => (Table::Number, Col::V, Col::V),
+        Some(SearchParamType::Quantity) => (Table::Quantity, Col::V, Col::V),
+        Some(SearchParamType::Reference) => (Table::Reference, Col::TargetId, Col::TargetId),
+        Some(SearchParamType::Uri) => (Table::Uri, Col::Uri, Col::Uri),
+        Some(_) => {
+            return Err(Problem::Invalid(format!(
+                "_sort: cannot sort by the parameter {code:?}"
+            )));
+        }
+        None => {
+            return Err(Problem::Invalid(format!(
+                "_sort: unknown search parameter {code:?}"
+            )));
+        }
+    };
+    Ok(Sort {
+        key: SortKey::Rows {
+            table,
+            keys,
+            asc: asc_col,
+            desc: desc_col,
+        },
+        desc,
+    })
+}
+
+/// Parses `_include[:iterate]=Source:param[:Target]` or `*`.
+fn include(name: &str, value: &str, types: &[String]) -> Result<Include, Problem> {
+    let iterate = name.ends_with(":iterate") || name.ends_with(":recurse");
+    if value == "*" {
+        return Ok(Include {
+            source: None,
+            param: None,
+            target: None,
+            iterate,
+        });
+    }
+    let mut parts = value.split(':');
+    let source = parts.next().unwrap_or_default();
+    let param = parts.next();
+    let target = parts.next();
+    if !ember_fhir::is_resource_type(source) {
+        return Err(Problem::Invalid(format!(
+            "{name}: {source:?} is not a resource type"
+        )));
+    }
+    if let Some(t) = target {
+        if !ember_fhir::is_resource_type(t) {
+            return Err(Problem::Invalid(format!(
+                "{name}: {t:?} is not a resource type"
+            )));
+        }
+    }
+    let param = match param {
+        None | Some("*") => None,
+        Some(code) => {
+            let def = filter::param(source, code)
+                .filter(|d| d.kind() == SearchParamType::Reference)
+                .ok_or_else(|| {
+                    Problem::Unsupported(format!("{source} has no reference parameter {code:?}"))
+                })?;
+            Some(def.code().to_owned())
+        }
+    };
+    if name.starts_with("_include") && !iterate && !types.iter().any(|t| t == source) {
+        return Err(Problem::Unsupported(format!(
+            "{name}={value}: the search is not on {source}"
+        )));
+    }
+    Ok(Include {
+        source: Some(source.to_owned()),
+        param,
+        target: target.map(str::to_owned),
+        iterate,
+    })
+}
+
+/// The reference index keys of `source` an include follows.
+fn reference_keys(source: &str, inc: &Include) -> Vec<i64> {
+    if inc.source.as_deref().is_some_and(|s| s != source) {
+        return Vec::new();
+    }
+    match &inc.param {
+        Some(code) => vec![key(source, code)],
+        None => definitions::search_params(source)
+            .into_iter()
+            .filter(|d| d.kind == SearchParamType::Reference)
+            .map(|d| key(source, d.code))
+            .collect(),
+    }
+}
+
+/// The internal keys of `hits`, grouped by type.
+fn by_type(hits: &[Hit]) -> Vec<(String, Vec<i64>)> {
+    let mut groups: Vec<(String, Vec<i64>)> = Vec::new();
+    for h in hits {
+        match groups.iter_mut().find(|(t, _)| *t == h.res_type) {
+            Some((_, rids)) => rids.push(h.rid),
+            None => groups.push((h.res_type.clone(), vec![h.rid])),
+        }
+    }
+    groups
+}
+
+/// The opaque cursor of the position at `hit`.
+fn encode_cursor(hit: &Hit, backward: bool) -> String {
+    let values: Vec<Value> = hit
+        .sort_values
+        .iter()
+        .map(|v| match v {
+            Val::Text(t) => json!({"t": t}),
+            Val::Int(i) => json!({"i": i}),
+            Val::Float(f) => json!({"f": f}),
+        })
+        .collect();
+    let raw = json!([hit.rid, backward, values]).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(value: &str, _sort_len: usize) -> Result<Cursor, Problem> {
+    let bad = || {
+        Problem::Invalid(format!(
+            "{CURSOR}: {value:?} is not a cursor of this server"
+        ))
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rid = v[0].as_i64().ok_or_else(bad)?;
+    let backward = v[1].as_bool().ok_or_else(bad)?;
+    let values = v[2]
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|x| {
+            if let Some(t) = x.get("t").and_then(Value::as_str) {
+                Some(Val::Text(t.to_owned()))
+            } else if let Some(i) = x.get("i").and_then(Value::as_i64) {
+                Some(Val::Int(i))
+            } else {
+                x.get("f").and_then(Value::as_f64).map(Val::Float)
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(bad)?;
+    Ok(Cursor {
+        values,
+        rid,
+        backward,
+    })
+}
+
+/// The query string of the search with an optional cursor.
+fn query_string(req: &Request, cursor: Option<&str>) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (n, v) in &req.accepted {
+        s.append_pair(n, v);
+    }
+    if let Some(c) = cursor {
+        s.append_pair(CURSOR, c);
+    }
+    s.finish()
+}
+
+fn bundle(
+    req: &Request,
+    page: &ember_store::Hits,
+    included: &[Hit],
+    total: Option<u64>,
+    base: &str,
+    endpoint: &str,
+) -> Value {
+    let url = |cursor: Option<&str>| {
+        let q = query_string(req, cursor);
+        if q.is_empty() {
+            endpoint.to_owned()
+        } else {
+            format!("{endpoint}?{q}")
+        }
+    };
+    let here = req.cursor.as_ref().map(|c| {
+        // The self link names the page as requested.
+        let hit = Hit {
+            rid: c.rid,
+            res_type: String::new(),
+            id: String::new(),
+            version: 0,
+            last_updated: 0,
+            body: String::new(),
+            sort_values: c.values.clone(),
+        };
+        encode_cursor(&hit, c.backward)
+    });
+    let mut links = vec![json!({"relation": "self", "url": url(here.as_deref())})];
+    let backward = req.cursor.as_ref().is_some_and(|c| c.backward);
+    let has_next = if backward {
+        req.cursor.is_some()
+    } else {
+        page.more
+    };
+    let has_previous = if backward {
+        page.more
+    } else {
+        req.cursor.is_some()
+    };
+    if has_next {
+        if let Some(last) = page.hits.last() {
+            links.push(json!({"relation": "next", "url": url(Some(&encode_cursor(last, false)))}));
+        }
+    }
+    if has_previous {
+        if let Some(first) = page.hits.first() {
+            links.push(
+                json!({"relation": "previous", "url": url(Some(&encode_cursor(first, true)))}),
+            );
+        }
+    }
+    let mut entries: Vec<Value> = Vec::new();
+    for hit in &page.hits {
+        entries.push(entry(req, hit, "match", base));
+    }
+    for hit in included {
+        entries.push(entry(req, hit, "include", base));
+    }
+    if !req.ignored.is_empty() {
+        let issues: Vec<Value> = req
+            .ignored
+            .iter()
+            .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("ignored {m}")}))
+            .collect();
+        entries.push(json!({
+            "resource": {"resourceType": "OperationOutcome", "issue": issues},
+            "search": {"mode": "outcome"},
+        }));
+    }
+    let mut bundle = serde_json::Map::new();
+    bundle.insert("resourceType".into(), json!("Bundle"));
+    bundle.insert("type".into(), json!("searchset"));
+    if let Some(t) = total {
+        bundle.insert("total".into(), json!(t));
+    }
+    bundle.insert("link".into(), json!(links));
+    if !entries.is_empty() {
+        bundle.insert("entry".into(), json!(entries));
+    }
+    Value::Object(bundle)
+}
+
+fn entry(req: &Request, hit: &Hit, mode: &str, base: &str) -> Value {
+    let mut resource: Value =
+        serde_json::from_str(&hit.body).unwrap_or_else(|_| json!({"resourceType": hit.res_type}));
+    if mode == "match" {
+        shape(&mut resource, req.summary, &req.elements);
+    }
+    json!({
+        "fullUrl": format!("{base}/{}/{}", hit.res_type, hit.id),
+        "resource": resource,
+        "search": {"mode": mode},
+    })
+}
+
+/// Applies `_summary` and `_elements`, marking the result SUBSETTED.
+fn shape(resource: &mut Value, summary: Option<Summary>, elements: &[String]) {
+    let Some(obj) = resource.as_object_mut() else {
+        return;
+    };
+    let res_type = obj
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let always = ["resourceType", "id", "meta"];
+    let before = obj.len();
+    match summary {
+        Some(Summary::Text) => obj.retain(|k, _| {
+            always.contains(&k.as_str()) || k == "text" || is_mandatory(&res_type, k)
+        }),
+        Some(Summary::Data) => {
+            obj.remove("text");
+        }
+        Some(Summary::True) => {
+            obj.retain(|k, _| always.contains(&k.as_str()) || is_summary(&res_type, k))
+        }
+        _ => {}
+    }
+    if !elements.is_empty() && summary.is_none() {
+        obj.retain(|k, _| {
+            always.contains(&k.as_str())
+                || elements.iter().any(|e| {
+                    e == k || definitions::member(&res_type, k).is_some_and(|(d, _)| d.name == e)
+                })
+                || is_mandatory(&res_type, k)
+        });
+    }
+    if obj.len() != before || summary == Some(Summary::Data) {
+        let meta = obj.entry("meta").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            let tags = meta.entry("tag").or_insert_with(|| json!([]));
+            if let Some(tags) = tags.as_array_mut() {
+                tags.push(json!({
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                    "code": "SUBSETTED",
+                    "display": "Resource encoded in summary mode"
+                }));
+            }
+        }
+    }
+}
+
+fn is_mandatory(res_type: &str, json_name: &str) -> bool {
+    definitions::member(res_type, json_name).is_some_and(|(d, _)| d.min > 0)
+}
+
+fn is_summary(res_type: &str, json_name: &str) -> bool {
+    definitions::is_summary(res_type, json_name)
+}
+
+/// The search of a conditional interaction (`If-None-Exist`, `PUT/PATCH/DELETE
+/// [type]?…`, a conditional reference), ready to run, with the key of the lock that
+/// serializes conditional creates with the same criteria.
+#[derive(Debug, Clone)]
+pub(crate) struct Condition {
+    pub query: SearchQuery,
+    /// The criteria in canonical form: decoded pairs, sorted, form-encoded.
+    pub canonical: String,
+    pub lock: i64,
+}
+
+/// Parameters that shape results rather than select them: meaningless, and so refused,
+/// in a condition.
+const NOT_IN_CONDITIONS: &[&str] = &[
+    "_count",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_contained",
+    "_containedType",
+    "_type",
+    "_score",
+    CURSOR,
+];
+
+/// Parses the criteria of a conditional interaction on `res_type`, strictly: an unknown
+/// or unsupported parameter is a 400 (ignoring it would widen the match), and so are
+/// result parameters (`_count`, `_sort`, `_include`…) and empty criteria. `_format` and
+/// `_pretty` are ignored. The query returns at most `limit` matches.
+pub(crate) fn condition(
+    res_type: &str,
+    pairs: &[(String, String)],
+    limit: u32,
+) -> Result<Condition> {
+    check_type(res_type)?;
+    let mut accepted: Vec<(String, String)> = Vec::new();
+    let mut filters = Vec::new();
+    for (name, value) in pairs {
+        if name == "_format" || name == "_pretty" {
+            continue;
+        }
+        let base_name = name.split(':').next().unwrap_or_default();
+        if NOT_IN_CONDITIONS.contains(&base_name) {
+            return Err(RepoError::Invalid(format!(
+                "{name} is not allowed in the criteria of a conditional interaction"
+            )));
+        }
+        let f = filter::filter_for(res_type, name, value).map_err(|p| match p {
+            Problem::Invalid(m) | Problem::Unsupported(m) => RepoError::Invalid(format!(
+                "the criteria of a conditional interaction: {name}: {m}"
+            )),
+        })?;
+        filters.push(f);
+        accepted.push((name.clone(), value.clone()));
+    }
+    if filters.is_empty() {
+        return Err(RepoError::Invalid(
+            "a conditional interaction needs search criteria (e.g. identifier=system|value)".into(),
+        ));
+    }
+    accepted.sort();
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (n, v) in &accepted {
+        s.append_pair(n, v);
+    }
+    let canonical = s.finish();
+    let lock = key(&format!("conditional:{res_type}"), &canonical);
+    Ok(Condition {
+        query: SearchQuery {
+            types: vec![res_type.to_owned()],
+            filters,
+            sort: vec![],
+            cursor: None,
+            limit: limit.max(1),
+        },
+        canonical,
+        lock,
+    })
+}

@@ -1,0 +1,597 @@
+//! Compiles [`SearchQuery`]s to SQL for either backend.
+//!
+//! Every query starts from the table of live documents (`b`: `rid`, `res_type`,
+//! `res_id`) and turns each [`Filter`] into an `EXISTS` over an index table correlated
+//! on the document's `rid`. Sort values are correlated `min`/`max` subqueries, and
+//! paging is keyset paging on the sort values and `rid`, so a page boundary never
+//! moves when documents are added or removed elsewhere.
+
+use crate::query::{
+    Col, Cond, Cursor, Filter, Hit, Hits, Rows, SearchQuery, Sort, SortKey, Val, ValKind,
+};
+use crate::sql::Arg;
+
+/// What differs between the backends.
+pub(crate) struct Dialect {
+    pub placeholder: fn(usize) -> String,
+    /// The table of document keys: `rid`, `res_type`, `res_id`.
+    pub docs: &'static str,
+    /// The condition that keeps live documents of alias `{}` (may be empty).
+    pub live: fn(&str) -> String,
+    /// The function `f(haystack, needle)` that is > 0 when needle occurs.
+    pub position: &'static str,
+    /// The documents (`rid`) whose text of a kind (0, 1) matches the words bound at
+    /// the placeholder: `text_match(kind, placeholder)`, and how the words are bound.
+    pub text_match: fn(i32, &str) -> String,
+    pub text_query: fn(&[String]) -> String,
+}
+
+pub(crate) const POSTGRES: Dialect = Dialect {
+    placeholder: crate::sql::pg_placeholder,
+    docs: "resources",
+    live: |a| format!(" AND NOT {a}.deleted"),
+    position: "strpos",
+    text_match: |kind, q| {
+        format!(
+            "SELECT rid FROM idx_text WHERE kind = {kind} AND tsv @@ plainto_tsquery('simple', {q})"
+        )
+    },
+    text_query: |words| words.join(" "),
+};
+
+pub(crate) const SQLITE: Dialect = Dialect {
+    placeholder: crate::sql::sqlite_placeholder,
+    docs: "resource_keys",
+    live: |_| String::new(),
+    position: "instr",
+    text_match: |kind, q| {
+        format!("SELECT rowid / 2 FROM idx_text WHERE idx_text MATCH {q} AND rowid % 2 = {kind}")
+    },
+    // Each word quoted: FTS5 syntax in the input stays literal.
+    text_query: |words| {
+        words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    },
+};
+
+/// The largest character: a prefix followed by it bounds every string with that prefix.
+const TEXT_MAX: &str = "\u{10FFFF}";
+
+/// Columns of a page query: `rid, res_type, res_id, version, last_updated, body`, then
+/// one per sort key.
+pub(crate) fn page(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
+    let mut b = Builder::new(d);
+    let mut keys = String::new();
+    for (i, s) in q.sort.iter().enumerate() {
+        let expr = b.sort_expr(s);
+        keys.push_str(&format!(", {expr} AS k{i}"));
+    }
+    let (from, filter) = b.sources(q);
+    let mut order = String::new();
+    let backward = q.cursor.as_ref().is_some_and(|c| c.backward);
+    for (i, s) in q.sort.iter().enumerate() {
+        let desc = s.desc != backward;
+        order.push_str(&format!("k{i} {}, ", if desc { "DESC" } else { "ASC" }));
+    }
+    order.push_str(if backward { "rid DESC" } else { "rid ASC" });
+    let keyset = match &q.cursor {
+        Some(c) => format!(" WHERE {}", b.keyset(&q.sort, c)),
+        None => String::new(),
+    };
+    let limit = b.bind(Arg::Int(i64::from(q.limit) + 1));
+    let key_cols: String = (0..q.sort.len()).map(|i| format!(", s.k{i}")).collect();
+    let sql = format!(
+        "SELECT s.rid, s.res_type, s.res_id, v.version, v.last_updated, v.body{key_cols}
+         FROM (SELECT * FROM (SELECT b.rid, b.res_type, b.res_id{keys} FROM {from} WHERE {filter}) f{keyset}
+               ORDER BY {order} LIMIT {limit}) s
+         JOIN resources r ON r.res_type = s.res_type AND r.res_id = s.res_id
+         JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+         ORDER BY {order}"
+    );
+    (sql, b.args)
+}
+
+/// `SELECT count(*)` of the documents a query matches (its sort and cursor ignored).
+///
+/// When a positive filter on the document's own index rows exists and no filter needs
+/// the document's id or type, the count is driven from that index instead of from
+/// every document of the type.
+pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
+    let mut b = Builder::new(d);
+    let driver = q.filters.iter().position(|f| matches!(f, Filter::Has(_)));
+    if let Some(i) = driver.filter(|_| q.filters.iter().all(uses_rid_only)) {
+        let Filter::Has(rows) = &q.filters[i] else {
+            unreachable!("position found a Has")
+        };
+        let mut sql = format!(
+            "SELECT count(DISTINCT a.rid) FROM {} a WHERE {}",
+            rows.table.name(),
+            b.rows_where(rows, "a")
+        );
+        for (j, f) in q.filters.iter().enumerate() {
+            if j != i {
+                let f = b.filter(f, "a");
+                sql.push_str(&format!(" AND {f}"));
+            }
+        }
+        return (sql, b.args);
+    }
+    let (from, filter) = b.sources(q);
+    let sql = format!("SELECT count(*) FROM {from} WHERE {filter}");
+    (sql, b.args)
+}
+
+/// The filter that should drive a search: the positive top-level row filter likely to
+/// match the fewest documents (a reference to one document, then a code, then a
+/// string or uri, then a range). Starting from its index rows keeps the plan
+/// independent of table statistics, which are stale right after bulk loads.
+fn driver(filters: &[Filter]) -> Option<usize> {
+    if filters.iter().any(|f| matches!(f, Filter::Id(_))) {
+        // The primary key finds the documents directly.
+        return None;
+    }
+    let rank = |f: &Filter| {
+        let Filter::Has(rows) = f else { return None };
+        let eq = |col| {
+            rows.conds.iter().any(|c| match c {
+                Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
+                Cond::Any(cs) | Cond::All(cs) => cs.iter().any(|c| match c {
+                    Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
+                    Cond::All(cs) => cs
+                        .iter()
+                        .any(|c| matches!(c, Cond::Cmp(c, crate::query::Op::Eq, _) if *c == col)),
+                    _ => false,
+                }),
+                _ => false,
+            })
+        };
+        Some(match rows.table {
+            crate::query::Table::Reference if eq(Col::TargetId) => 0,
+            crate::query::Table::Token if eq(Col::Code) => 1,
+            crate::query::Table::String | crate::query::Table::Uri => 2,
+            _ => 3,
+        })
+    };
+    filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| rank(f).map(|r| (r, i)))
+        .min()
+        .map(|(_, i)| i)
+}
+
+/// Whether a filter refers to its document by `rid` alone.
+fn uses_rid_only(f: &Filter) -> bool {
+    match f {
+        Filter::Has(_) | Filter::Composite(_) | Filter::Chain { .. } => true,
+        Filter::Text { .. } => true,
+        Filter::Reverse { .. } | Filter::Id(_) => false,
+        Filter::All(fs) | Filter::Any(fs) => fs.iter().all(uses_rid_only),
+        Filter::Not(f) => uses_rid_only(f),
+    }
+}
+
+/// The targets (`target_type`, `target_id`) of the reference rows under `keys` of the
+/// documents `rids`. (`p + 0` keeps SQLite on the `(rid, p)` index: a page has few
+/// documents, while one key can have a million rows.)
+pub(crate) fn referenced(d: &Dialect, rids: &[i64], keys: &[i64]) -> (String, Vec<Arg>) {
+    let mut b = Builder::new(d);
+    let rids = b.list(rids.iter().map(|r| Arg::Int(*r)));
+    let keys = b.list(keys.iter().map(|k| Arg::Int(*k)));
+    let sql = format!(
+        "SELECT DISTINCT target_type, target_id FROM idx_reference
+         WHERE rid IN ({rids}) AND p + 0 IN ({keys}) AND target_type IS NOT NULL AND target_id IS NOT NULL"
+    );
+    (sql, b.args)
+}
+
+/// Live documents by type and id, in no particular order; missing ones are left out.
+pub(crate) fn fetch(d: &Dialect, docs: &[(String, String)]) -> (String, Vec<Arg>) {
+    let mut b = Builder::new(d);
+    // One `IN` list per type, so both backends look the ids up in the key index.
+    let mut by_type: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (t, id) in docs {
+        match by_type.iter_mut().find(|(bt, _)| bt == t) {
+            Some((_, ids)) => ids.push(id),
+            None => by_type.push((t, vec![id])),
+        }
+    }
+    let mut pairs = Vec::with_capacity(by_type.len());
+    for (t, ids) in by_type {
+        let t = b.bind(Arg::Text(t.to_owned()));
+        let ids = b.list(ids.into_iter().map(|i| Arg::Text(i.to_owned())));
+        pairs.push(format!("(k.res_type = {t} AND k.res_id IN ({ids}))"));
+    }
+    let live = (d.live)("k");
+    let sql = format!(
+        "SELECT k.rid, k.res_type, k.res_id, v.version, v.last_updated, v.body
+         FROM {docs} k
+         JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id
+         JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+         WHERE ({pairs}){live}",
+        docs = d.docs,
+        pairs = if pairs.is_empty() {
+            "1 = 0".to_owned()
+        } else {
+            pairs.join(" OR ")
+        },
+    );
+    (sql, b.args)
+}
+
+/// Accumulates bind values and fresh aliases while SQL is written.
+struct Builder<'d> {
+    d: &'d Dialect,
+    args: Vec<Arg>,
+    aliases: usize,
+}
+
+impl<'d> Builder<'d> {
+    fn new(d: &'d Dialect) -> Self {
+        Self {
+            d,
+            args: Vec::new(),
+            aliases: 0,
+        }
+    }
+
+    fn bind(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        (self.d.placeholder)(self.args.len())
+    }
+
+    fn val(&mut self, v: &Val) -> String {
+        self.bind(match v {
+            Val::Text(t) => Arg::Text(t.clone()),
+            Val::Int(i) => Arg::Int(*i),
+            Val::Float(f) => Arg::Float(*f),
+        })
+    }
+
+    fn list(&mut self, args: impl Iterator<Item = Arg>) -> String {
+        let items: Vec<String> = args.map(|a| self.bind(a)).collect();
+        if items.is_empty() {
+            "NULL".to_owned()
+        } else {
+            items.join(", ")
+        }
+    }
+
+    fn alias(&mut self, prefix: &str) -> String {
+        self.aliases += 1;
+        format!("{prefix}{}", self.aliases)
+    }
+
+    /// The `FROM` (documents `b`, joined to the rows of the [`driver`] filter when
+    /// there is one) and `WHERE` of the live documents of the query's types that match.
+    fn sources(&mut self, q: &SearchQuery) -> (String, String) {
+        let driver = driver(&q.filters);
+        let from = match driver.map(|i| &q.filters[i]) {
+            Some(Filter::Has(rows)) => {
+                let cond = self.rows_where(rows, "d");
+                format!(
+                    "(SELECT DISTINCT d.rid FROM {} d WHERE {cond}) dr JOIN {} b ON b.rid = dr.rid",
+                    rows.table.name(),
+                    self.d.docs
+                )
+            }
+            _ => format!("{} b", self.d.docs),
+        };
+        let types = self.list(q.types.iter().map(|t| Arg::Text(t.clone())));
+        let mut sql = format!("b.res_type IN ({types}){}", (self.d.live)("b"));
+        for (i, f) in q.filters.iter().enumerate() {
+            if Some(i) != driver {
+                let f = self.filter(f, "b");
+                sql.push_str(&format!(" AND {f}"));
+            }
+        }
+        (from, sql)
+    }
+
+    /// A boolean SQL expression: `f` holds for the document of alias `cur`.
+    fn filter(&mut self, f: &Filter, cur: &str) -> String {
+        match f {
+            Filter::Has(rows) => {
+                let a = self.alias("i");
+                let cond = self.rows_where(rows, &a);
+                format!(
+                    "EXISTS (SELECT 1 FROM {} {a} WHERE {a}.rid = {cur}.rid AND {cond})",
+                    rows.table.name()
+                )
+            }
+            Filter::Composite(parts) => {
+                let mut from = Vec::new();
+                let mut conds = Vec::new();
+                let mut first: Option<String> = None;
+                for rows in parts {
+                    let a = self.alias("c");
+                    from.push(format!("{} {a}", rows.table.name()));
+                    conds.push(self.rows_where(rows, &a));
+                    match &first {
+                        None => {
+                            conds.push(format!("{a}.rid = {cur}.rid"));
+                            first = Some(a);
+                        }
+                        Some(f) => conds.push(format!("{a}.rid = {f}.rid AND {a}.grp = {f}.grp")),
+                    }
+                }
+                format!(
+                    "EXISTS (SELECT 1 FROM {} WHERE {})",
+                    from.join(", "),
+                    conds.join(" AND ")
+                )
+            }
+            Filter::Chain {
+                refs,
+                target_type,
+                filters,
+            } => {
+                let a = self.alias("r");
+                let t = self.alias("t");
+                let cond = self.rows_where(refs, &a);
+                let ty = self.bind(Arg::Text(target_type.clone()));
+                let mut sql = format!(
+                    "EXISTS (SELECT 1 FROM idx_reference {a} JOIN {docs} {t} ON {t}.res_type = {ty} AND {t}.res_id = {a}.target_id{live}
+                     WHERE {a}.rid = {cur}.rid AND {cond} AND {a}.target_type = {t}.res_type",
+                    docs = self.d.docs,
+                    live = (self.d.live)(&t),
+                );
+                for f in filters {
+                    let f = self.filter(f, &t);
+                    sql.push_str(&format!(" AND {f}"));
+                }
+                sql.push(')');
+                sql
+            }
+            Filter::Reverse { refs, filters } => {
+                let a = self.alias("r");
+                let s = self.alias("s");
+                let cond = self.rows_where(refs, &a);
+                let mut sql = format!(
+                    "EXISTS (SELECT 1 FROM idx_reference {a} JOIN {docs} {s} ON {s}.rid = {a}.rid{live}
+                     WHERE {cond} AND {a}.target_type = {cur}.res_type AND {a}.target_id = {cur}.res_id",
+                    docs = self.d.docs,
+                    live = (self.d.live)(&s),
+                );
+                for f in filters {
+                    let f = self.filter(f, &s);
+                    sql.push_str(&format!(" AND {f}"));
+                }
+                sql.push(')');
+                sql
+            }
+            Filter::Id(ids) => {
+                let ids = self.list(ids.iter().map(|i| Arg::Text(i.clone())));
+                format!("{cur}.res_id IN ({ids})")
+            }
+            Filter::Text { kind, words } => {
+                let q = self.bind(Arg::Text((self.d.text_query)(words)));
+                format!("{cur}.rid IN ({})", (self.d.text_match)(*kind as i32, &q))
+            }
+            Filter::All(fs) if fs.is_empty() => "1 = 1".to_owned(),
+            Filter::Any(fs) if fs.is_empty() => "1 = 0".to_owned(),
+            Filter::All(fs) => {
+                let parts: Vec<String> = fs.iter().map(|f| self.filter(f, cur)).collect();
+                format!("({})", parts.join(" AND "))
+            }
+            Filter::Any(fs) => {
+                let parts: Vec<String> = fs.iter().map(|f| self.filter(f, cur)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Filter::Not(f) => format!("NOT {}", self.filter(f, cur)),
+        }
+    }
+
+    /// The key and row conditions of `rows` on alias `a`.
+    fn rows_where(&mut self, rows: &Rows, a: &str) -> String {
+        let keys = self.list(rows.keys.iter().map(|k| Arg::Int(*k)));
+        let mut sql = if rows.keys.len() == 1 {
+            format!("{a}.p = {keys}")
+        } else {
+            format!("{a}.p IN ({keys})")
+        };
+        for c in &rows.conds {
+            let c = self.cond(c, a);
+            sql.push_str(&format!(" AND {c}"));
+        }
+        sql
+    }
+
+    fn cond(&mut self, c: &Cond, a: &str) -> String {
+        match c {
+            Cond::Cmp(col, op, v) => {
+                let v = self.val(v);
+                format!("{a}.{} {} {v}", col.name(), op.sql())
+            }
+            Cond::IsNull(col) => format!("{a}.{} IS NULL", col.name()),
+            Cond::Prefix(col, s) => {
+                let lo = self.bind(Arg::Text(s.clone()));
+                let hi = self.bind(Arg::Text(format!("{s}{TEXT_MAX}")));
+                let col = col.name();
+                format!("({a}.{col} >= {lo} AND {a}.{col} < {hi})")
+            }
+            Cond::Contains(col, s) => {
+                let s = self.bind(Arg::Text(s.clone()));
+                format!("{}({a}.{}, {s}) > 0", self.d.position, col.name())
+            }
+            Cond::PrefixOf(col, s) => {
+                let s = self.bind(Arg::Text(s.clone()));
+                let col = col.name();
+                format!("substr({s}, 1, length({a}.{col})) = {a}.{col}")
+            }
+            Cond::In(col, vals) => {
+                let items: Vec<String> = vals.iter().map(|v| self.val(v)).collect();
+                if items.is_empty() {
+                    "1 = 0".to_owned()
+                } else {
+                    format!("{a}.{} IN ({})", col.name(), items.join(", "))
+                }
+            }
+            Cond::All(cs) if cs.is_empty() => "1 = 1".to_owned(),
+            Cond::Any(cs) if cs.is_empty() => "1 = 0".to_owned(),
+            Cond::All(cs) => {
+                let parts: Vec<String> = cs.iter().map(|c| self.cond(c, a)).collect();
+                format!("({})", parts.join(" AND "))
+            }
+            Cond::Any(cs) => {
+                let parts: Vec<String> = cs.iter().map(|c| self.cond(c, a)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Cond::Not(c) => format!("NOT ({})", self.cond(c, a)),
+        }
+    }
+
+    /// The sort value of the document `b`, never NULL: missing values sort last.
+    fn sort_expr(&mut self, s: &Sort) -> String {
+        match &s.key {
+            SortKey::Id => "b.res_id".to_owned(),
+            SortKey::Rows {
+                table,
+                keys,
+                asc,
+                desc,
+            } => {
+                let (col, agg) = if s.desc {
+                    (*desc, "max")
+                } else {
+                    (*asc, "min")
+                };
+                let last = self.val(&last_value(col.kind(), s.desc));
+                let keys = self.list(keys.iter().map(|k| Arg::Int(*k)));
+                format!(
+                    "COALESCE((SELECT {agg}(x.{col}) FROM {table} x WHERE x.rid = b.rid AND x.p IN ({keys})), {last})",
+                    col = col.name(),
+                    table = table.name(),
+                )
+            }
+        }
+    }
+
+    /// Rows strictly after (or before, for a backward cursor) the cursor position.
+    fn keyset(&mut self, sort: &[Sort], c: &Cursor) -> String {
+        let rid = self.bind(Arg::Int(c.rid));
+        let mut sql = format!("rid {} {rid}", if c.backward { "<" } else { ">" });
+        for (i, s) in sort.iter().enumerate().rev() {
+            let Some(v) = c.values.get(i) else { continue };
+            let v = self.val(v);
+            let after = s.desc == c.backward;
+            let op = if after { ">" } else { "<" };
+            sql = format!("(k{i} {op} {v} OR (k{i} = {v} AND {sql}))");
+        }
+        sql
+    }
+}
+
+/// The value that sorts after every real one in the given direction.
+fn last_value(kind: ValKind, desc: bool) -> Val {
+    match (kind, desc) {
+        (ValKind::Text, false) => Val::Text(TEXT_MAX.to_owned()),
+        (ValKind::Text, true) => Val::Text(String::new()),
+        (ValKind::Int, false) => Val::Int(i64::MAX),
+        (ValKind::Int, true) => Val::Int(i64::MIN),
+        (ValKind::Float, false) => Val::Float(f64::MAX),
+        (ValKind::Float, true) => Val::Float(f64::MIN),
+    }
+}
+
+/// The kinds of the sort values of a query, to read them back.
+pub(crate) fn sort_kinds(sort: &[Sort]) -> Vec<ValKind> {
+    sort.iter()
+        .map(|s| match &s.key {
+            SortKey::Id => ValKind::Text,
+            SortKey::Rows { asc, desc, .. } => {
+                if s.desc {
+                    desc.kind()
+                } else {
+                    asc.kind()
+                }
+            }
+        })
+        .collect()
+}
+
+/// Cuts the `limit + 1` rows of a page query to the page, in result order.
+pub(crate) fn into_page(mut hits: Vec<Hit>, q: &SearchQuery) -> Hits {
+    let limit = q.limit as usize;
+    let more = hits.len() > limit;
+    hits.truncate(limit);
+    if q.cursor.as_ref().is_some_and(|c| c.backward) {
+        hits.reverse();
+    }
+    Hits { hits, more }
+}
+
+/// A query using every kind of filter, condition and sort: the fullest forms of the
+/// dynamic search statements, for the schema-compatibility snapshot.
+pub(crate) fn sample_query() -> SearchQuery {
+    use crate::query::{Op, Table};
+    let rows = |table, conds| Rows {
+        table,
+        keys: vec![1, 2],
+        conds,
+    };
+    let text = |s: &str| Val::Text(s.to_owned());
+    let conds = vec![
+        Cond::Cmp(Col::Code, Op::Eq, text("c")),
+        Cond::IsNull(Col::System),
+        Cond::Prefix(Col::Text, "t".into()),
+        Cond::Contains(Col::Text, "t".into()),
+        Cond::PrefixOf(Col::System, "s".into()),
+        Cond::In(Col::Code, vec![text("a"), text("b")]),
+        Cond::Any(vec![Cond::Not(Box::new(Cond::IsNull(Col::Code)))]),
+    ];
+    SearchQuery {
+        types: vec!["T".into()],
+        filters: vec![
+            Filter::Has(rows(Table::Token, conds)),
+            Filter::Composite(vec![
+                rows(Table::Token, vec![]),
+                rows(
+                    Table::Quantity,
+                    vec![Cond::Cmp(Col::V, Op::Gt, Val::Float(1.0))],
+                ),
+            ]),
+            Filter::Chain {
+                refs: rows(Table::Reference, vec![]),
+                target_type: "U".into(),
+                filters: vec![Filter::Has(rows(Table::String, vec![]))],
+            },
+            Filter::Reverse {
+                refs: rows(Table::Reference, vec![]),
+                filters: vec![Filter::Id(vec!["i".into()])],
+            },
+            Filter::Not(Box::new(Filter::Any(vec![Filter::Has(rows(
+                Table::Date,
+                vec![Cond::Cmp(Col::Lo, Op::Ge, Val::Int(0))],
+            ))]))),
+            Filter::Text {
+                kind: crate::TextKind::Content,
+                words: vec!["w".into()],
+            },
+        ],
+        sort: vec![
+            Sort {
+                key: SortKey::Rows {
+                    table: Table::Date,
+                    keys: vec![3],
+                    asc: Col::Lo,
+                    desc: Col::Hi,
+                },
+                desc: true,
+            },
+            Sort {
+                key: SortKey::Id,
+                desc: false,
+            },
+        ],
+        cursor: Some(Cursor {
+            values: vec![Val::Int(0), text("i")],
+            rid: 1,
+            backward: false,
+        }),
+        limit: 10,
+    }
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Benchmarks FHIR search on a release build of Ember, on a fresh database of one store:
+# loads `ember dataset` (reports its ingest rate), runs `ember bench-search` (latency per
+# query kind against its target, every answer checked), then reports the size of the
+# search index per resource, and stops everything.
+#
+#   scripts/bench-search.sh postgres|sqlite PATIENTS PERIOD CONNECTIONS SECONDS
+#   scripts/bench-search.sh sqlite 50 1 4 5
+#   scripts/bench-search.sh postgres 10000 38d 16 10
+#
+# PERIOD is the measurement period per patient: whole years (`1`, passed as --years) or
+# days (`100d`, passed as --days). A patient has about 2.65 Observations a day (blood
+# pressure and SpO2 daily, glucose every 2nd day, weight weekly): 10,000 patients x 38d
+# is 1,010,000 Observations, x 100d is 2,650,000.
+#
+# PostgreSQL: uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
+# fresh database `ember_bench_search`, dropped at the end unless EMBER_BENCH_KEEP_DB=1.
+# SQLite: a temporary directory, removed at the end unless EMBER_BENCH_KEEP_DB=1.
+# Output goes to target/bench/search-<store>.{txt,json} and search-<store>-*.log.
+# Exits non-zero when the load or any search answer failed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+usage="usage: scripts/bench-search.sh postgres|sqlite PATIENTS YEARS|DAYSd CONNECTIONS SECONDS"
+store=${1:?$usage}
+patients=${2:?$usage}
+period=${3:?$usage}
+if [[ $period =~ ^([0-9]+)d$ ]]; then
+  period_args=(--days "${BASH_REMATCH[1]}")
+elif [[ $period =~ ^[0-9]+$ ]]; then
+  period_args=(--years "$period")
+else
+  echo "bad period $period (years like 1, or days like 100d); $usage" >&2
+  exit 2
+fi
+connections=${4:?$usage}
+seconds=${5:?$usage}
+port=${EMBER_BENCH_PORT:-18098}
+keep=${EMBER_BENCH_KEEP_DB:-0}
+out=target/bench
+mkdir -p "$out"
+txt="$out/search-$store.txt"
+
+cargo build --release --quiet
+bin=${CARGO_TARGET_DIR:-target}/release/ember
+# Ember refuses unknown EMBER_* variables; this script's own settings stay out of its
+# environment.
+# (An array, not a function: `$!` of a backgrounded command must be Ember's pid.)
+ember=(env -u EMBER_BENCH_KEEP_DB -u EMBER_BENCH_PG -u EMBER_BENCH_PORT)
+
+pg=${EMBER_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+db=ember_bench_search
+dir=
+case "$store" in
+  postgres)
+    PGOPTIONS=--client-min-messages=warning psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    url="$pg/$db"
+    ;;
+  sqlite)
+    dir=$(mktemp -d)
+    url="sqlite://$dir/ember.db"
+    ;;
+  *) echo "unknown store $store; $usage" >&2; exit 2 ;;
+esac
+"${ember[@]}" "$bin" migrate --database-url "$url" >/dev/null
+
+pid=
+stop_server() {
+  if [[ -n $pid ]]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+  fi
+}
+cleanup() {
+  stop_server
+  if [[ $keep != 1 ]]; then
+    case "$store" in
+      postgres) psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true ;;
+      sqlite) [[ -n $dir ]] && rm -rf "$dir" ;;
+    esac
+  else
+    echo "kept the database: $url"
+  fi
+}
+trap cleanup EXIT
+
+"${ember[@]}" EMBER_DATABASE_URL="$url" EMBER_LISTEN=127.0.0.1:$port EMBER_LOG=warn \
+  "$bin" serve >"$out/search-$store-server.log" 2>&1 &
+pid=$!
+until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
+  kill -0 "$pid" 2>/dev/null || { echo "ember exited; see $out/search-$store-server.log" >&2; exit 1; }
+  sleep 0.01
+done
+fhir="http://127.0.0.1:$port/fhir"
+
+{
+  echo "store=$store patients=$patients period=$period (${period_args[*]}) connections=$connections seconds=$seconds"
+  echo
+  echo "== ember dataset"
+} | tee "$txt"
+status=0
+"${ember[@]}" "$bin" dataset --url "$fhir" --patients "$patients" "${period_args[@]}" 2>&1 \
+  | tee "$out/search-$store-dataset.log" | tee -a "$txt" || status=$?
+if [[ $status != 0 ]]; then
+  echo "ember dataset failed (exit $status); see $out/search-$store-dataset.log" | tee -a "$txt" >&2
+  exit "$status"
+fi
+rate=$(awk '/^resources\/s/ {print $2}' "$out/search-$store-dataset.log")
+echo "ingest rate: ${rate:-?} resources/s" | tee -a "$txt"
+
+if [[ $store == postgres ]]; then
+  # What autovacuum does soon after a bulk load: planner statistics and the
+  # visibility map (index-only scans), timed so the report shows its cost.
+  start=$(date +%s.%N)
+  psql "$url" -qc "VACUUM ANALYZE"
+  echo "vacuum analyze after the load: $(echo "$(date +%s.%N) - $start" | bc) s" | tee -a "$txt"
+fi
+
+echo -e "\n== ember bench-search" | tee -a "$txt"
+"${ember[@]}" "$bin" bench-search --url "$fhir" --patients "$patients" "${period_args[@]}" \
+  --connections "$connections" --duration "$seconds" --json "$out/search-$store.json" 2>&1 \
+  | tee -a "$txt" || status=$?
+
+peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+stop_server
+echo -e "\nserver peak RSS: $((peak_kib / 1024)) MiB" | tee -a "$txt"
+
+# The search index: every idx_* table with its own indexes, divided by the resources.
+echo -e "\n== search index size" | tee -a "$txt"
+case "$store" in
+  postgres)
+    psql "$url" -qX -v ON_ERROR_STOP=1 <<'SQL' | tee -a "$txt"
+\pset footer off
+ANALYZE;
+WITH r AS (SELECT count(*) AS n FROM resources WHERE NOT deleted),
+idx AS (
+  SELECT c.relname AS table_name, pg_total_relation_size(c.oid) AS bytes, c.reltuples::bigint AS rows_est
+  FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+  WHERE s.nspname = current_schema() AND c.relkind = 'r' AND c.relname LIKE 'idx\_%'
+)
+SELECT table_name, pg_size_pretty(bytes) AS size, rows_est AS rows,
+       round(bytes::numeric / NULLIF((SELECT n FROM r), 0)) AS bytes_per_resource
+FROM idx
+UNION ALL
+SELECT 'all idx_*', pg_size_pretty(sum(bytes)), sum(rows_est)::bigint,
+       round(sum(bytes)::numeric / NULLIF((SELECT n FROM r), 0))
+FROM idx
+UNION ALL
+SELECT 'resource_versions (data)', pg_size_pretty(pg_total_relation_size('resource_versions')), NULL,
+       round(pg_total_relation_size('resource_versions')::numeric / NULLIF((SELECT n FROM r), 0))
+ORDER BY 1;
+SELECT res_type, count(*) AS resources FROM resources WHERE NOT deleted GROUP BY 1 ORDER BY 1;
+SQL
+    ;;
+  sqlite)
+    file="$dir/ember.db"
+    sqlite3 "$file" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+    sqlite3 -header -column "$file" <<'SQL' | tee -a "$txt"
+CREATE TEMP TABLE sizes AS
+  SELECT m.tbl_name AS table_name, sum(d.pgsize) AS bytes
+  FROM dbstat d JOIN sqlite_master m ON m.name = d.name
+  GROUP BY m.tbl_name;
+CREATE TEMP TABLE r AS SELECT count(*) AS n FROM resources WHERE deleted = 0;
+SELECT table_name, printf('%.1f MiB', bytes / 1048576.0) AS size,
+       round(1.0 * bytes / NULLIF((SELECT n FROM r), 0)) AS bytes_per_resource
+FROM sizes WHERE table_name LIKE 'idx\_%' ESCAPE '\'
+UNION ALL
+SELECT 'all idx_*', printf('%.1f MiB', total(bytes) / 1048576.0),
+       round(total(bytes) / NULLIF((SELECT n FROM r), 0))
+FROM sizes WHERE table_name LIKE 'idx\_%' ESCAPE '\'
+UNION ALL
+SELECT table_name || CASE table_name WHEN 'resource_keys' THEN ' (search keys)' ELSE ' (data)' END,
+       printf('%.1f MiB', bytes / 1048576.0),
+       round(1.0 * bytes / NULLIF((SELECT n FROM r), 0))
+FROM sizes WHERE table_name IN ('resource_versions', 'resource_keys')
+ORDER BY 1;
+SELECT res_type, count(*) AS resources FROM resources WHERE deleted = 0 GROUP BY 1 ORDER BY 1;
+SQL
+    echo "database file: $(( $(stat -c %s "$file") / 1048576 )) MiB" | tee -a "$txt"
+    ;;
+esac
+
+if [[ $status != 0 ]]; then
+  echo -e "\n!!! ember bench-search reported errors (exit $status): the search numbers are NOT valid !!!" | tee -a "$txt" >&2
+  exit "$status"
+fi
