@@ -15,6 +15,8 @@
 #
 # PostgreSQL: uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
 # fresh database `ember_bench_search`, dropped at the end unless EMBER_BENCH_KEEP_DB=1.
+# EMBER_BENCH_REUSE_DB=1 (PostgreSQL) skips the load and measures the database kept by an
+# earlier run with the same PATIENTS and PERIOD, to compare builds on the same data.
 # SQLite: a temporary directory, removed at the end unless EMBER_BENCH_KEEP_DB=1.
 # Output goes to target/bench/search-<store>.{txt,json} and search-<store>-*.log.
 # Exits non-zero when the load or any search answer failed.
@@ -37,6 +39,7 @@ connections=${4:?$usage}
 seconds=${5:?$usage}
 port=${EMBER_BENCH_PORT:-18098}
 keep=${EMBER_BENCH_KEEP_DB:-0}
+reuse=${EMBER_BENCH_REUSE_DB:-0}
 out=target/bench
 mkdir -p "$out"
 txt="$out/search-$store.txt"
@@ -46,17 +49,22 @@ bin=${CARGO_TARGET_DIR:-target}/release/ember
 # Ember refuses unknown EMBER_* variables; this script's own settings stay out of its
 # environment.
 # (An array, not a function: `$!` of a backgrounded command must be Ember's pid.)
-ember=(env -u EMBER_BENCH_KEEP_DB -u EMBER_BENCH_PG -u EMBER_BENCH_PORT)
+ember=(env -u EMBER_BENCH_KEEP_DB -u EMBER_BENCH_REUSE_DB -u EMBER_BENCH_PG -u EMBER_BENCH_PORT)
 
 pg=${EMBER_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 db=ember_bench_search
 dir=
 case "$store" in
   postgres)
-    PGOPTIONS=--client-min-messages=warning psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    if [[ $reuse == 1 ]]; then
+      keep=1
+    else
+      PGOPTIONS=--client-min-messages=warning psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    fi
     url="$pg/$db"
     ;;
   sqlite)
+    [[ $reuse == 1 ]] && { echo "EMBER_BENCH_REUSE_DB is for postgres" >&2; exit 2; }
     dir=$(mktemp -d)
     url="sqlite://$dir/ember.db"
     ;;
@@ -100,21 +108,25 @@ fhir="http://127.0.0.1:$port/fhir"
   echo "== ember dataset"
 } | tee "$txt"
 status=0
-"${ember[@]}" "$bin" dataset --url "$fhir" --patients "$patients" "${period_args[@]}" 2>&1 \
-  | tee "$out/search-$store-dataset.log" | tee -a "$txt" || status=$?
-if [[ $status != 0 ]]; then
-  echo "ember dataset failed (exit $status); see $out/search-$store-dataset.log" | tee -a "$txt" >&2
-  exit "$status"
-fi
-rate=$(awk '/^resources\/s/ {print $2}' "$out/search-$store-dataset.log")
-echo "ingest rate: ${rate:-?} resources/s" | tee -a "$txt"
+if [[ $reuse == 1 ]]; then
+  echo "reusing the loaded database $url: no load, no ingest rate" | tee -a "$txt"
+else
+  "${ember[@]}" "$bin" dataset --url "$fhir" --patients "$patients" "${period_args[@]}" 2>&1 \
+    | tee "$out/search-$store-dataset.log" | tee -a "$txt" || status=$?
+  if [[ $status != 0 ]]; then
+    echo "ember dataset failed (exit $status); see $out/search-$store-dataset.log" | tee -a "$txt" >&2
+    exit "$status"
+  fi
+  rate=$(awk '/^resources\/s/ {print $2}' "$out/search-$store-dataset.log")
+  echo "ingest rate: ${rate:-?} resources/s" | tee -a "$txt"
 
-if [[ $store == postgres ]]; then
-  # What autovacuum does soon after a bulk load: planner statistics and the
-  # visibility map (index-only scans), timed so the report shows its cost.
-  start=$(date +%s.%N)
-  psql "$url" -qc "VACUUM ANALYZE"
-  echo "vacuum analyze after the load: $(echo "$(date +%s.%N) - $start" | bc) s" | tee -a "$txt"
+  if [[ $store == postgres ]]; then
+    # What autovacuum does soon after a bulk load: planner statistics and the
+    # visibility map (index-only scans), timed so the report shows its cost.
+    start=$(date +%s.%N)
+    psql "$url" -qc "VACUUM ANALYZE"
+    echo "vacuum analyze after the load: $(echo "$(date +%s.%N) - $start" | bc) s" | tee -a "$txt"
+  fi
 fi
 
 echo -e "\n== ember bench-search" | tee -a "$txt"

@@ -502,7 +502,7 @@ async fn search(
         .repo
         .search(scope, pairs, fhir.handling, &fhir.base, endpoint)
         .await?;
-    Ok(json_response(fhir, StatusCode::OK, &bundle))
+    Ok(text_response(fhir, StatusCode::OK, bundle))
 }
 
 /// Reads the body as a JSON resource within the size and depth limits.

@@ -350,6 +350,12 @@ impl PgStore {
                 recycle: Some(options.acquire_timeout),
             })
             .runtime(deadpool_postgres::Runtime::Tokio1)
+            .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    prefer_generic_plans(client).await;
+                    Ok(())
+                })
+            }))
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
         Ok(Self {
@@ -464,6 +470,23 @@ fn arg_params(args: Vec<crate::sql::Arg>) -> Vec<Param> {
             }
         })
         .collect()
+}
+
+/// Plans each prepared statement once per connection instead of on every execution.
+///
+/// PostgreSQL's default replans a statement with the actual parameter values until a
+/// generic plan looks as cheap, and for search SQL it rarely does: planning the joins
+/// took 0.5 to 1.3 ms per search against 0.1 ms of execution. Ember's SQL fixes its
+/// own access path (the driving filter, keyset paging), so the generic plan is the
+/// intended one. A server without the setting (older or PostgreSQL-compatible
+/// engines) keeps its default.
+async fn prefer_generic_plans(client: &tokio_postgres::Client) {
+    if let Err(e) = client
+        .batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+    {
+        tracing::debug!(error = %e, "plan_cache_mode is not supported; keeping the default");
+    }
 }
 
 /// Prepared statements kept per connection before the cache is emptied: search SQL

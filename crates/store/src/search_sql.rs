@@ -24,6 +24,8 @@ pub(crate) struct Dialect {
     /// the placeholder: `text_match(kind, placeholder)`, and how the words are bound.
     pub text_match: fn(i32, &str) -> String,
     pub text_query: fn(&[String]) -> String,
+    /// Joins the current row `r` (`resources`) of the document whose key is `s.rid`.
+    pub current_of_rid: &'static str,
 }
 
 pub(crate) const POSTGRES: Dialect = Dialect {
@@ -37,6 +39,7 @@ pub(crate) const POSTGRES: Dialect = Dialect {
         )
     },
     text_query: |words| words.join(" "),
+    current_of_rid: "resources r ON r.rid = s.rid",
 };
 
 pub(crate) const SQLITE: Dialect = Dialect {
@@ -55,6 +58,8 @@ pub(crate) const SQLITE: Dialect = Dialect {
             .collect::<Vec<_>>()
             .join(" ")
     },
+    current_of_rid: "resource_keys k ON k.rid = s.rid
+         JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id",
 };
 
 /// The largest character: a prefix followed by it bounds every string with that prefix.
@@ -70,13 +75,19 @@ pub(crate) fn page(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
         keys.push_str(&format!(", {expr} AS k{i}"));
     }
     let (from, filter) = b.sources(q);
-    let mut order = String::new();
     let backward = q.cursor.as_ref().is_some_and(|c| c.backward);
-    for (i, s) in q.sort.iter().enumerate() {
-        let desc = s.desc != backward;
-        order.push_str(&format!("k{i} {}, ", if desc { "DESC" } else { "ASC" }));
-    }
-    order.push_str(if backward { "rid DESC" } else { "rid ASC" });
+    let order = |of: &str| {
+        let mut order = String::new();
+        for (i, s) in q.sort.iter().enumerate() {
+            let desc = s.desc != backward;
+            order.push_str(&format!("{of}k{i} {}, ", if desc { "DESC" } else { "ASC" }));
+        }
+        order.push_str(&format!(
+            "{of}rid {}",
+            if backward { "DESC" } else { "ASC" }
+        ));
+        order
+    };
     let keyset = match &q.cursor {
         Some(c) => format!(" WHERE {}", b.keyset(&q.sort, c)),
         None => String::new(),
@@ -84,12 +95,15 @@ pub(crate) fn page(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
     let limit = b.bind(Arg::Int(i64::from(q.limit) + 1));
     let key_cols: String = (0..q.sort.len()).map(|i| format!(", s.k{i}")).collect();
     let sql = format!(
-        "SELECT s.rid, s.res_type, s.res_id, v.version, v.last_updated, v.body{key_cols}
-         FROM (SELECT * FROM (SELECT b.rid, b.res_type, b.res_id{keys} FROM {from} WHERE {filter}) f{keyset}
-               ORDER BY {order} LIMIT {limit}) s
-         JOIN resources r ON r.res_type = s.res_type AND r.res_id = s.res_id
+        "SELECT s.rid, r.res_type, r.res_id, v.version, v.last_updated, v.body{key_cols}
+         FROM (SELECT * FROM (SELECT b.rid{keys} FROM {from} WHERE {filter}) f{keyset}
+               ORDER BY {inner} LIMIT {limit}) s
+         JOIN {current}
          JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
-         ORDER BY {order}"
+         ORDER BY {outer}",
+        current = d.current_of_rid,
+        inner = order(""),
+        outer = order("s."),
     );
     (sql, b.args)
 }
@@ -106,8 +120,11 @@ pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
         let Filter::Has(rows) = &q.filters[i] else {
             unreachable!("position found a Has")
         };
+        // `DISTINCT` in a subquery rather than `count(DISTINCT …)`: the index returns
+        // the rows of one value in `rid` order, so PostgreSQL can skip duplicates
+        // without sorting (which spills to disk beyond `work_mem`).
         let mut sql = format!(
-            "SELECT count(DISTINCT a.rid) FROM {} a WHERE {}",
+            "SELECT count(*) FROM (SELECT DISTINCT a.rid FROM {} a WHERE {}",
             rows.table.name(),
             b.rows_where(rows, "a")
         );
@@ -117,6 +134,7 @@ pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
                 sql.push_str(&format!(" AND {f}"));
             }
         }
+        sql.push_str(") n");
         return (sql, b.args);
     }
     let (from, filter) = b.sources(q);
@@ -124,43 +142,58 @@ pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
     (sql, b.args)
 }
 
-/// The filter that should drive a search: the positive top-level row filter likely to
-/// match the fewest documents (a reference to one document, then a code, then a
-/// string or uri, then a range). Starting from its index rows keeps the plan
-/// independent of table statistics, which are stale right after bulk loads.
+/// The filter that should drive a search: the positive top-level filter likely to
+/// match the fewest documents (a reference to one document, then a code or a
+/// reverse chain from documents that reference one document, then a string or uri,
+/// then a range). Starting from its index rows keeps the plan independent of table
+/// statistics, which are stale right after bulk loads.
 fn driver(filters: &[Filter]) -> Option<usize> {
     if filters.iter().any(|f| matches!(f, Filter::Id(_))) {
         // The primary key finds the documents directly.
         return None;
     }
-    let rank = |f: &Filter| {
-        let Filter::Has(rows) = f else { return None };
-        let eq = |col| {
-            rows.conds.iter().any(|c| match c {
-                Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
-                Cond::Any(cs) | Cond::All(cs) => cs.iter().any(|c| match c {
-                    Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
-                    Cond::All(cs) => cs
-                        .iter()
-                        .any(|c| matches!(c, Cond::Cmp(c, crate::query::Op::Eq, _) if *c == col)),
-                    _ => false,
-                }),
-                _ => false,
-            })
-        };
-        Some(match rows.table {
-            crate::query::Table::Reference if eq(Col::TargetId) => 0,
-            crate::query::Table::Token if eq(Col::Code) => 1,
-            crate::query::Table::String | crate::query::Table::Uri => 2,
-            _ => 3,
-        })
-    };
     filters
         .iter()
         .enumerate()
         .filter_map(|(i, f)| rank(f).map(|r| (r, i)))
         .min()
         .map(|(_, i)| i)
+}
+
+/// How selective a filter is as a [`driver`], lower is better; `None` when it cannot
+/// drive.
+fn rank(f: &Filter) -> Option<u8> {
+    match f {
+        Filter::Has(rows) => {
+            let eq = |col| {
+                rows.conds.iter().any(|c| match c {
+                    Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
+                    Cond::Any(cs) | Cond::All(cs) => cs.iter().any(|c| match c {
+                        Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
+                        Cond::All(cs) => cs.iter().any(
+                            |c| matches!(c, Cond::Cmp(c, crate::query::Op::Eq, _) if *c == col),
+                        ),
+                        _ => false,
+                    }),
+                    _ => false,
+                })
+            };
+            Some(match rows.table {
+                crate::query::Table::Reference if eq(Col::TargetId) => 0,
+                crate::query::Table::Token if eq(Col::Code) => 1,
+                crate::query::Table::String | crate::query::Table::Uri => 2,
+                _ => 3,
+            })
+        }
+        // Only a reverse chain whose own driver references one document is narrow
+        // enough: `_has:CareTeam:subject:participant=Practitioner/1` finds a handful of
+        // CareTeams, while `_has:Observation:subject:code=…` would find most patients.
+        Filter::Reverse { filters, .. } => driver(filters)
+            .and_then(|i| rank(&filters[i]))
+            .filter(|r| *r == 0)
+            .map(|_| 1),
+        _ => None,
+    }
 }
 
 /// Whether a filter refers to its document by `rid` alone.
@@ -265,26 +298,77 @@ impl<'d> Builder<'d> {
         format!("{prefix}{}", self.aliases)
     }
 
-    /// The `FROM` (documents `b`, joined to the rows of the [`driver`] filter when
-    /// there is one) and `WHERE` of the live documents of the query's types that match.
+    /// The `FROM` and `WHERE` of the documents `b` of the query's types that match:
+    /// `b.rid` always, and `b.res_id` when the sort needs it.
     fn sources(&mut self, q: &SearchQuery) -> (String, String) {
-        let driver = driver(&q.filters);
-        let from = match driver.map(|i| &q.filters[i]) {
-            Some(Filter::Has(rows)) => {
-                let cond = self.rows_where(rows, "d");
+        let by_id = q.sort.iter().any(|s| matches!(s.key, SortKey::Id));
+        let (from, filter) = self.matching(&q.filters, "b", Some(&q.types), by_id);
+        let filter = filter.strip_prefix(" AND ").unwrap_or("1 = 1").to_owned();
+        (from, filter)
+    }
+
+    /// The `FROM` of the live documents, alias `doc`, of one of `types` (any when
+    /// `None`) for which all `filters` hold, and the conditions to add to its `WHERE`
+    /// (each starting with ` AND `). Driven from the rows of the
+    /// [`driver`] filter when there is one.
+    ///
+    /// When every filter refers to the document by `rid` and the caller needs no more
+    /// (`need_id` false), `doc` is the driver's `rid`s alone: index rows exist only for
+    /// live documents, under keys of their own type, so the table of documents is not
+    /// read at all until the page is cut.
+    fn matching(
+        &mut self,
+        filters: &[Filter],
+        doc: &str,
+        types: Option<&[String]>,
+        need_id: bool,
+    ) -> (String, String) {
+        let docs = self.d.docs;
+        let driver = driver(filters);
+        let mut reads_docs = true;
+        let from = match driver.map(|i| &filters[i]) {
+            Some(Filter::Has(rows)) if !need_id && filters.iter().all(uses_rid_only) => {
+                let cond = self.rows_where(rows, doc);
+                reads_docs = false;
                 format!(
-                    "(SELECT DISTINCT d.rid FROM {} d WHERE {cond}) dr JOIN {} b ON b.rid = dr.rid",
+                    "(SELECT DISTINCT {doc}.rid FROM {} {doc} WHERE {cond}) {doc}",
                     rows.table.name(),
-                    self.d.docs
                 )
             }
-            _ => format!("{} b", self.d.docs),
+            Some(Filter::Has(rows)) => {
+                let d = self.alias("d");
+                let cond = self.rows_where(rows, &d);
+                format!(
+                    "(SELECT DISTINCT {d}.rid FROM {} {d} WHERE {cond}) {d}x JOIN {docs} {doc} ON {doc}.rid = {d}x.rid",
+                    rows.table.name(),
+                )
+            }
+            Some(Filter::Reverse { refs, filters }) => {
+                // The documents referenced by the matching sources.
+                let s = self.alias("s");
+                let a = self.alias("r");
+                let (src_from, src_filter) = self.matching(filters, &s, None, false);
+                let cond = self.rows_where(refs, &a);
+                format!(
+                    "(SELECT DISTINCT {a}.target_type, {a}.target_id FROM {src_from} JOIN idx_reference {a} ON {a}.rid = {s}.rid
+                      WHERE {cond}{src_filter}) {a}x
+                     JOIN {docs} {doc} ON {doc}.res_type = {a}x.target_type AND {doc}.res_id = {a}x.target_id",
+                )
+            }
+            _ => format!("{docs} {doc}"),
         };
-        let types = self.list(q.types.iter().map(|t| Arg::Text(t.clone())));
-        let mut sql = format!("b.res_type IN ({types}){}", (self.d.live)("b"));
-        for (i, f) in q.filters.iter().enumerate() {
+        let mut sql = String::new();
+        if reads_docs {
+            // The documents table is read: keep its live rows of the types.
+            if let Some(types) = types {
+                let types = self.list(types.iter().map(|t| Arg::Text(t.clone())));
+                sql.push_str(&format!(" AND {doc}.res_type IN ({types})"));
+            }
+            sql.push_str(&(self.d.live)(doc));
+        }
+        for (i, f) in filters.iter().enumerate() {
             if Some(i) != driver {
-                let f = self.filter(f, "b");
+                let f = self.filter(f, doc);
                 sql.push_str(&format!(" AND {f}"));
             }
         }

@@ -16,6 +16,8 @@ use ember_fhir::definitions::{self, SearchParamType};
 use ember_store::{
     Col, Cond, Cursor, Filter, Hit, Op, Rows, SearchQuery, Sort, SortKey, Table, Val, key,
 };
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::{Repo, RepoError, Result, check_id, check_type};
@@ -89,8 +91,9 @@ struct Request {
 }
 
 impl Repo {
-    /// Runs a search and returns the `searchset` Bundle. `base` is the server's FHIR
-    /// base URL and `endpoint` the absolute URL searched (without query), for links.
+    /// Runs a search and returns the `searchset` Bundle as JSON text. `base` is the
+    /// server's FHIR base URL and `endpoint` the absolute URL searched (without
+    /// query), for links.
     pub async fn search(
         &self,
         scope: SearchScope<'_>,
@@ -98,7 +101,7 @@ impl Repo {
         handling: Handling,
         base: &str,
         endpoint: &str,
-    ) -> Result<Value> {
+    ) -> Result<String> {
         // References to this server's own base URL are local references.
         let own = format!("{base}/");
         let pairs: Vec<(String, String)> = pairs
@@ -124,7 +127,9 @@ impl Repo {
             self.store.search(&query).await?
         };
         let included = self.includes(&req, &page.hits).await?;
-        Ok(bundle(&req, &page, &included, total, base, endpoint))
+        let bundle = bundle(&req, &page, &included, total, base, endpoint);
+        // Writing JSON values and already valid JSON text to a String cannot fail.
+        Ok(serde_json::to_string(&bundle).unwrap_or_default())
     }
 
     fn parse(
@@ -567,14 +572,49 @@ fn query_string(req: &Request, cursor: Option<&str>) -> String {
     s.finish()
 }
 
-fn bundle(
+/// A `searchset` Bundle, written out without parsing the stored resources again.
+#[derive(Serialize)]
+struct Searchset<'a> {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    bundle_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    link: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entry: Vec<Entry<'a>>,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(rename = "fullUrl", skip_serializing_if = "Option::is_none")]
+    full_url: Option<String>,
+    resource: EntryResource<'a>,
+    search: SearchMode,
+}
+
+/// A resource as stored (its JSON text is copied as it is), or reshaped.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EntryResource<'a> {
+    Stored(&'a RawValue),
+    Shaped(Value),
+}
+
+#[derive(Serialize)]
+struct SearchMode {
+    mode: &'static str,
+}
+
+fn bundle<'a>(
     req: &Request,
-    page: &ember_store::Hits,
-    included: &[Hit],
+    page: &'a ember_store::Hits,
+    included: &'a [Hit],
     total: Option<u64>,
     base: &str,
     endpoint: &str,
-) -> Value {
+) -> Searchset<'a> {
     let url = |cursor: Option<&str>| {
         let q = query_string(req, cursor);
         if q.is_empty() {
@@ -620,7 +660,7 @@ fn bundle(
             );
         }
     }
-    let mut entries: Vec<Value> = Vec::new();
+    let mut entries = Vec::with_capacity(page.hits.len() + included.len() + 1);
     for hit in &page.hits {
         entries.push(entry(req, hit, "match", base));
     }
@@ -633,35 +673,42 @@ fn bundle(
             .iter()
             .map(|m| json!({"severity": "warning", "code": "not-supported", "diagnostics": format!("ignored {m}")}))
             .collect();
-        entries.push(json!({
-            "resource": {"resourceType": "OperationOutcome", "issue": issues},
-            "search": {"mode": "outcome"},
-        }));
+        entries.push(Entry {
+            full_url: None,
+            resource: EntryResource::Shaped(
+                json!({"resourceType": "OperationOutcome", "issue": issues}),
+            ),
+            search: SearchMode { mode: "outcome" },
+        });
     }
-    let mut bundle = serde_json::Map::new();
-    bundle.insert("resourceType".into(), json!("Bundle"));
-    bundle.insert("type".into(), json!("searchset"));
-    if let Some(t) = total {
-        bundle.insert("total".into(), json!(t));
+    Searchset {
+        resource_type: "Bundle",
+        bundle_type: "searchset",
+        total,
+        link: links,
+        entry: entries,
     }
-    bundle.insert("link".into(), json!(links));
-    if !entries.is_empty() {
-        bundle.insert("entry".into(), json!(entries));
-    }
-    Value::Object(bundle)
 }
 
-fn entry(req: &Request, hit: &Hit, mode: &str, base: &str) -> Value {
-    let mut resource: Value =
-        serde_json::from_str(&hit.body).unwrap_or_else(|_| json!({"resourceType": hit.res_type}));
-    if mode == "match" {
-        shape(&mut resource, req.summary, &req.elements);
+fn entry<'a>(req: &Request, hit: &'a Hit, mode: &'static str, base: &str) -> Entry<'a> {
+    let reshape = mode == "match" && (req.summary.is_some() || !req.elements.is_empty());
+    let stored = serde_json::from_str::<&RawValue>(&hit.body).ok();
+    let resource = match stored {
+        Some(raw) if !reshape => EntryResource::Stored(raw),
+        _ => {
+            let mut resource: Value = serde_json::from_str(&hit.body)
+                .unwrap_or_else(|_| json!({"resourceType": hit.res_type}));
+            if reshape {
+                shape(&mut resource, req.summary, &req.elements);
+            }
+            EntryResource::Shaped(resource)
+        }
+    };
+    Entry {
+        full_url: Some(format!("{base}/{}/{}", hit.res_type, hit.id)),
+        resource,
+        search: SearchMode { mode },
     }
-    json!({
-        "fullUrl": format!("{base}/{}/{}", hit.res_type, hit.id),
-        "resource": resource,
-        "search": {"mode": mode},
-    })
 }
 
 /// Applies `_summary` and `_elements`, marking the result SUBSETTED.
