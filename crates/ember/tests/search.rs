@@ -2405,6 +2405,25 @@ async fn compartment_search(s: &TestServer) {
     c.ids("Patient/nobody/Observation", &[]).await;
     c.ordered("Patient/p1/Observation?_sort=-_id", &["o3", "o1"])
         .await;
+    // Linked by another parameter of the compartment (performer), once even when two
+    // parameters link it.
+    put(
+        s,
+        "Observation",
+        "o9",
+        obs(json!({"subject": reference("Patient/p2"), "performer": [reference("Patient/p1")]})),
+    )
+    .await;
+    put(
+        s,
+        "Observation",
+        "o10",
+        obs(json!({"subject": reference("Patient/p1"), "performer": [reference("Patient/p1")]})),
+    )
+    .await;
+    c.ids("Patient/p1/Observation", &["o1", "o3", "o9", "o10"])
+        .await;
+    c.ids("Patient/p2/Observation", &["o2", "o9"]).await;
     c.finish();
 }
 

@@ -26,6 +26,12 @@ pub(crate) struct Dialect {
     pub text_query: fn(&[String]) -> String,
     /// Joins the current row `r` (`resources`) of the document whose key is `s.rid`.
     pub current_of_rid: &'static str,
+    /// Appended to an index table's text when it is compared with a documents-table
+    /// column, and the other way round: PostgreSQL uses an index only for a
+    /// comparison in the index's collation (index text is "C", document keys are in
+    /// the database default; equal either way, the bytes decide).
+    pub as_doc_key: &'static str,
+    pub as_index_text: &'static str,
 }
 
 pub(crate) const POSTGRES: Dialect = Dialect {
@@ -40,6 +46,8 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     },
     text_query: |words| words.join(" "),
     current_of_rid: "resources r ON r.rid = s.rid",
+    as_doc_key: " COLLATE \"default\"",
+    as_index_text: " COLLATE \"C\"",
 };
 
 pub(crate) const SQLITE: Dialect = Dialect {
@@ -60,6 +68,8 @@ pub(crate) const SQLITE: Dialect = Dialect {
     },
     current_of_rid: "resource_keys k ON k.rid = s.rid
          JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id",
+    as_doc_key: "",
+    as_index_text: "",
 };
 
 /// The largest character: a prefix followed by it bounds every string with that prefix.
@@ -352,7 +362,8 @@ impl<'d> Builder<'d> {
                 format!(
                     "(SELECT DISTINCT {a}.target_type, {a}.target_id FROM {src_from} JOIN idx_reference {a} ON {a}.rid = {s}.rid
                       WHERE {cond}{src_filter}) {a}x
-                     JOIN {docs} {doc} ON {doc}.res_type = {a}x.target_type AND {doc}.res_id = {a}x.target_id",
+                     JOIN {docs} {doc} ON {doc}.res_type = {a}x.target_type{k} AND {doc}.res_id = {a}x.target_id{k}",
+                    k = self.d.as_doc_key,
                 )
             }
             _ => format!("{docs} {doc}"),
@@ -418,9 +429,10 @@ impl<'d> Builder<'d> {
                 let cond = self.rows_where(refs, &a);
                 let ty = self.bind(Arg::Text(target_type.clone()));
                 let mut sql = format!(
-                    "EXISTS (SELECT 1 FROM idx_reference {a} JOIN {docs} {t} ON {t}.res_type = {ty} AND {t}.res_id = {a}.target_id{live}
-                     WHERE {a}.rid = {cur}.rid AND {cond} AND {a}.target_type = {t}.res_type",
+                    "EXISTS (SELECT 1 FROM idx_reference {a} JOIN {docs} {t} ON {t}.res_type = {ty} AND {t}.res_id = {a}.target_id{k}{live}
+                     WHERE {a}.rid = {cur}.rid AND {cond} AND {a}.target_type{k} = {t}.res_type",
                     docs = self.d.docs,
+                    k = self.d.as_doc_key,
                     live = (self.d.live)(&t),
                 );
                 for f in filters {
@@ -436,8 +448,9 @@ impl<'d> Builder<'d> {
                 let cond = self.rows_where(refs, &a);
                 let mut sql = format!(
                     "EXISTS (SELECT 1 FROM idx_reference {a} JOIN {docs} {s} ON {s}.rid = {a}.rid{live}
-                     WHERE {cond} AND {a}.target_type = {cur}.res_type AND {a}.target_id = {cur}.res_id",
+                     WHERE {cond} AND {a}.target_type = {cur}.res_type{c} AND {a}.target_id = {cur}.res_id{c}",
                     docs = self.d.docs,
+                    c = self.d.as_index_text,
                     live = (self.d.live)(&s),
                 );
                 for f in filters {

@@ -368,19 +368,27 @@ fn compartment_filter(compartment: &str, id: &str, res_type: &str) -> Result<Fil
         Cond::Cmp(Col::TargetType, Op::Eq, Val::Text(compartment.to_owned())),
         Cond::Cmp(Col::TargetId, Op::Eq, Val::Text(id.to_owned())),
     ]);
+    // One row filter over every linking parameter, so that it can drive the search.
+    let keys: Vec<i64> = params
+        .iter()
+        .filter(|code| **code != "{def}")
+        .map(|code| key(res_type, code))
+        .collect();
     let mut any = Vec::new();
-    for code in params.iter() {
-        if *code == "{def}" {
-            any.push(Filter::Id(vec![id.to_owned()]));
-        } else {
-            any.push(Filter::Has(Rows {
-                table: Table::Reference,
-                keys: vec![key(res_type, code)],
-                conds: vec![target.clone()],
-            }));
-        }
+    if params.contains(&"{def}") {
+        any.push(Filter::Id(vec![id.to_owned()]));
     }
-    Ok(Filter::Any(any))
+    if !keys.is_empty() {
+        any.push(Filter::Has(Rows {
+            table: Table::Reference,
+            keys,
+            conds: vec![target],
+        }));
+    }
+    Ok(match any.len() {
+        1 => any.pop().expect("one filter"),
+        _ => Filter::Any(any),
+    })
 }
 
 /// One `_sort` key: `[-]param`.
