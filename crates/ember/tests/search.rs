@@ -46,6 +46,7 @@ both_stores!(
     // result shaping
     sorting,
     count_and_total,
+    token_counts_follow_writes,
     summary_and_elements,
     paging_follows_links,
     // other entry points
@@ -2178,6 +2179,110 @@ async fn count_and_total(s: &TestServer) {
     assert_eq!(cnt_none["total"], 0);
     let cnt_all = search(s, "Patient?_summary=count").await;
     assert_eq!(cnt_all["total"], 28);
+}
+
+/// `code=system|code&_summary=count` reads the counts kept on write; the same count
+/// with a second (always true) parameter scans the index. Both must agree with the
+/// expected number through creates, updates, deletes and compaction.
+async fn token_counts_follow_writes(s: &TestServer) {
+    const OTHER: &str = "http://example.org/codes";
+    let coded_twice = json!({"coding": [
+        {"system": LOINC, "code": "1-1", "display": "one"},
+        {"system": LOINC, "code": "1-1", "display": "uno"}
+    ]});
+    let total = |path: String| async move {
+        let b = search(s, &path).await;
+        b["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no total in {b}"))
+    };
+    let check = |system: &'static str, code: &'static str, expected: u64, when: &'static str| async move {
+        let value = enc(&format!("{system}|{code}"));
+        let kept = total(format!("Observation?code={value}&_summary=count")).await;
+        let scanned = total(format!(
+            "Observation?code={value}&status=final&_summary=count"
+        ))
+        .await;
+        assert_eq!(
+            (kept, scanned),
+            (expected, expected),
+            "{system}|{code} {when} on {:?}: (kept, scanned)",
+            s.backend
+        );
+    };
+    put(
+        s,
+        "Observation",
+        "a1",
+        obs(json!({"code": coded(LOINC, "1-1")})),
+    )
+    .await;
+    put(s, "Observation", "a2", obs(json!({"code": coded_twice}))).await;
+    put(
+        s,
+        "Observation",
+        "b1",
+        obs(json!({"code": coded(LOINC, "2-2")})),
+    )
+    .await;
+    put(
+        s,
+        "Observation",
+        "x1",
+        obs(json!({"code": coded(OTHER, "1-1")})),
+    )
+    .await;
+    check(LOINC, "1-1", 2, "after creates (one coded twice)").await;
+    check(LOINC, "2-2", 1, "after creates").await;
+    check(OTHER, "1-1", 1, "after creates").await;
+    check(LOINC, "9-9", 0, "never used").await;
+
+    put(
+        s,
+        "Observation",
+        "a1",
+        obs(json!({"code": coded(LOINC, "2-2")})),
+    )
+    .await;
+    put(
+        s,
+        "Observation",
+        "a2",
+        obs(json!({"code": coded(LOINC, "1-1"), "issued": "2024-01-01T00:00:00Z"})),
+    )
+    .await;
+    check(LOINC, "1-1", 1, "after a1 moved to 2-2").await;
+    check(LOINC, "2-2", 2, "after a1 moved to 2-2").await;
+
+    let r = s.http.delete("Observation/b1").await;
+    assert!(r.status == 200 || r.status == 204, "delete: {}", r.status);
+    check(LOINC, "2-2", 1, "after deleting b1").await;
+
+    // Folding the deltas keeps every count.
+    s.repo.compact_counts().await.expect("compaction");
+    check(LOINC, "1-1", 1, "after compaction").await;
+    check(LOINC, "2-2", 1, "after compaction").await;
+    check(OTHER, "1-1", 1, "after compaction").await;
+    assert_eq!(
+        s.repo.compact_counts().await.expect("compaction"),
+        0,
+        "nothing left to fold"
+    );
+
+    put(
+        s,
+        "Observation",
+        "a3",
+        obs(json!({"code": coded(LOINC, "1-1")})),
+    )
+    .await;
+    check(LOINC, "1-1", 2, "after a create following compaction").await;
+    let r = s.http.delete("Observation/a2").await;
+    assert!(r.status == 200 || r.status == 204, "delete: {}", r.status);
+    let r = s.http.delete("Observation/a3").await;
+    assert!(r.status == 200 || r.status == 204, "delete: {}", r.status);
+    s.repo.compact_counts().await.expect("compaction");
+    check(LOINC, "1-1", 0, "after deleting all").await;
 }
 
 fn has_subsetted(r: &Value) -> bool {

@@ -496,6 +496,10 @@ impl Store for Watched {
         self.inner.reindex_batch(batch).await
     }
 
+    async fn compact_counts(&self, limit: u32) -> ember_store::Result<u32> {
+        self.inner.compact_counts(limit).await
+    }
+
     async fn ping(&self) -> ember_store::Result<()> {
         self.inner.ping().await
     }

@@ -12,6 +12,9 @@
 //! resumes from the last committed batch. Idle workers look for jobs every second and
 //! are woken at once when a job is queued on any instance (bus message `reindex`).
 //!
+//! The same background work folds the token-count deltas that triggers append on every
+//! index write ([`Repo::compact_counts`]), so counted values stay one row each.
+//!
 //! [`Limits::reindex_lease`]: crate::Limits::reindex_lease
 //! [`Limits::reindex_batch`]: crate::Limits::reindex_batch
 
@@ -31,6 +34,12 @@ const WAKE: &str = "reindex";
 
 /// How often an idle worker looks for a job (for leases that ran out).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How often each instance folds the appended token-count deltas.
+const COMPACT_EVERY: Duration = Duration::from_secs(5);
+
+/// Token values folded per statement.
+const COMPACT_BATCH: u32 = 1000;
 
 impl Repo {
     /// Queues a reindex of every current resource of `res_type` (all types when
@@ -109,6 +118,15 @@ impl Repo {
                 bus_wake.notify_one();
             }
         }));
+        let compactor = self.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(COMPACT_EVERY).await;
+                if let Err(e) = compactor.compact_counts().await {
+                    tracing::warn!(error = %e, "token count compaction: retrying");
+                }
+            }
+        });
         let owner = ember_fhir::id::new_id();
         runtime.spawn(async move {
             loop {
@@ -120,6 +138,20 @@ impl Repo {
                 let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
             }
         });
+    }
+
+    /// Folds the appended deltas of the token counts (see migration 0004) until none
+    /// are left; returns the token values folded. The background work does this every
+    /// few seconds; a count is right before and after.
+    pub async fn compact_counts(&self) -> Result<u64> {
+        let mut folded = 0;
+        loop {
+            let n = self.store.compact_counts(COMPACT_BATCH).await?;
+            folded += u64::from(n);
+            if n < COMPACT_BATCH {
+                return Ok(folded);
+            }
+        }
     }
 
     /// Claims a job and works through it; `false` when there was none to claim.

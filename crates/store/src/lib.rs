@@ -341,6 +341,11 @@ pub trait Store: Send + Sync + 'static {
     /// when `owner` no longer holds the job (its lease ended and another worker took it).
     async fn reindex_batch(&self, batch: ReindexBatch) -> Result<bool>;
 
+    /// Folds the appended deltas of up to `limit` token values in `idx_token_counts`
+    /// into one row each, keeping every sum; returns how many values it folded (fewer
+    /// than `limit` when none are left). Safe to run on several instances at once.
+    async fn compact_counts(&self, limit: u32) -> Result<u32>;
+
     /// A cheap round-trip to the database.
     async fn ping(&self) -> Result<()>;
 

@@ -26,6 +26,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "reindex_jobs",
         sql: include_str!("../migrations/postgres/0003_reindex_jobs.sql"),
     },
+    Migration {
+        version: 4,
+        name: "token_counts",
+        sql: include_str!("../migrations/postgres/0004_token_counts.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -43,6 +48,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 3,
         name: "reindex_jobs",
         sql: include_str!("../migrations/sqlite/0003_reindex_jobs.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "token_counts",
+        sql: include_str!("../migrations/sqlite/0004_token_counts.sql"),
     },
 ];
 

@@ -159,6 +159,22 @@ const REINDEX_PUT_BACK: &str =
     "INSERT INTO resources (rid, res_type, res_id, version, last_updated, deleted)
     VALUES ($1, $3, $4, $2, $5, false)";
 
+/// Folds the deltas of up to `$1` token values into one row each. A value another
+/// instance is folding at the same moment waits on its rows and then finds them gone;
+/// deltas committed meanwhile stay for the next round. Every sum is kept either way.
+const COMPACT_COUNTS: &str = "WITH v AS (
+        SELECT DISTINCT p, code, system FROM idx_token_counts WHERE delta LIMIT $1
+    ), d AS (
+        DELETE FROM idx_token_counts c USING v
+        WHERE c.p = v.p AND c.code = v.code AND c.system = v.system
+        RETURNING c.p, c.system, c.code, c.n
+    ), i AS (
+        INSERT INTO idx_token_counts (p, system, code, n, delta)
+        SELECT p, system, code, sum(n), false FROM d
+        GROUP BY p, system, code HAVING sum(n) <> 0
+    )
+    SELECT count(*) FROM v";
+
 /// Replaces the index rows of document `$1` (bound from `$2` on), on a snapshot taken
 /// after its pointer row is held.
 static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
@@ -828,6 +844,19 @@ impl Store for PgStore {
         .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
         Ok(true)
+    }
+
+    async fn compact_counts(&self, limit: u32) -> Result<u32> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(COMPACT_COUNTS)
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(&stmt, &[&i64::from(limit)])
+            .await
+            .map_err(pg_err)?;
+        Ok(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -125,6 +125,19 @@ pub(crate) fn page(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
 /// every document of the type.
 pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
     let mut b = Builder::new(d);
+    if let Some((p, system, code)) = coded_value(q) {
+        // Kept on write by triggers on `idx_token` (migration 0004).
+        let (p, system, code) = (
+            b.bind(Arg::Int(p)),
+            b.bind(Arg::Text(system)),
+            b.bind(Arg::Text(code)),
+        );
+        let sql = format!(
+            "SELECT CAST(COALESCE(sum(n), 0) AS BIGINT) FROM idx_token_counts
+             WHERE p = {p} AND code = {code} AND system = {system}"
+        );
+        return (sql, b.args);
+    }
     let driver = q.filters.iter().position(|f| matches!(f, Filter::Has(_)));
     if let Some(i) = driver.filter(|_| q.filters.iter().all(uses_rid_only)) {
         let Filter::Has(rows) = &q.filters[i] else {
@@ -150,6 +163,45 @@ pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
     let (from, filter) = b.sources(q);
     let sql = format!("SELECT count(*) FROM {from} WHERE {filter}");
     (sql, b.args)
+}
+
+/// `(p, system, code)` when the query is exactly one coded token value
+/// (`param=system|code`): its count is kept in `idx_token_counts`.
+fn coded_value(q: &SearchQuery) -> Option<(i64, String, String)> {
+    let [Filter::Has(rows)] = q.filters.as_slice() else {
+        return None;
+    };
+    let ([p], crate::query::Table::Token) = (rows.keys.as_slice(), rows.table) else {
+        return None;
+    };
+    // The conditions, through single-value ORs and ANDs, must be exactly
+    // `system = … AND code = …`.
+    fn leaves<'c>(c: &'c Cond, out: &mut Vec<&'c Cond>) -> bool {
+        match c {
+            Cond::Any(cs) if cs.len() == 1 => leaves(&cs[0], out),
+            Cond::All(cs) => cs.iter().all(|c| leaves(c, out)),
+            Cond::Cmp(_, crate::query::Op::Eq, Val::Text(_)) => {
+                out.push(c);
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut eqs = Vec::new();
+    if !rows.conds.iter().all(|c| leaves(c, &mut eqs)) {
+        return None;
+    }
+    let value = |col| {
+        let mut found = eqs.iter().filter_map(|c| match c {
+            Cond::Cmp(c, _, Val::Text(v)) if *c == col => Some(v.clone()),
+            _ => None,
+        });
+        found.next().filter(|_| found.next().is_none())
+    };
+    match (eqs.len(), value(Col::System), value(Col::Code)) {
+        (2, Some(system), Some(code)) => Some((*p, system, code)),
+        _ => None,
+    }
 }
 
 /// The filter that should drive a search: the positive top-level filter likely to

@@ -778,6 +778,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn compact_counts(&self, limit: u32) -> Result<u32> {
+        self.writer
+            .run(move |conn| compact_counts(conn, limit))
+            .await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.readers
             .run(|conn| conn.execute_batch("SELECT 1").map_err(sqlite_err))
@@ -862,6 +868,56 @@ fn raw_version(r: &Row<'_>, at: usize) -> rusqlite::Result<RawVersion> {
         },
         r.get(at + 4)?,
     ))
+}
+
+/// The token values (at most `?2`, in a fixed order) with deltas among the count rows
+/// up to rowid `?1`.
+const COUNT_VALUES: &str = "SELECT p, code, system FROM idx_token_counts
+    WHERE delta AND rowid <= ?1 GROUP BY p, code, system ORDER BY p, code, system LIMIT ?2";
+
+/// Folds the deltas of up to `limit` token values into one row each, in one
+/// transaction of the single writer: the sums of the rows present at the start are
+/// appended, then those rows are removed.
+fn compact_counts(conn: &mut Connection, limit: u32) -> Result<u32> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_err)?;
+    let last: i64 = tx
+        .query_row(
+            "SELECT COALESCE(max(rowid), 0) FROM idx_token_counts",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sqlite_err)?;
+    let values: i64 = tx
+        .query_row(
+            &format!("SELECT count(*) FROM ({COUNT_VALUES})"),
+            rusqlite::params![last, limit],
+            |r| r.get(0),
+        )
+        .map_err(sqlite_err)?;
+    if values > 0 {
+        tx.execute(
+            &format!(
+                "INSERT INTO idx_token_counts (p, system, code, n, delta)
+                 SELECT p, system, code, sum(n), 0 FROM idx_token_counts
+                 WHERE rowid <= ?1 AND (p, code, system) IN ({COUNT_VALUES})
+                 GROUP BY p, system, code HAVING sum(n) <> 0"
+            ),
+            rusqlite::params![last, limit],
+        )
+        .map_err(sqlite_err)?;
+        tx.execute(
+            &format!(
+                "DELETE FROM idx_token_counts
+                 WHERE rowid <= ?1 AND (p, code, system) IN ({COUNT_VALUES})"
+            ),
+            rusqlite::params![last, limit],
+        )
+        .map_err(sqlite_err)?;
+    }
+    tx.commit().map_err(sqlite_err)?;
+    Ok(u32::try_from(values).unwrap_or(u32::MAX))
 }
 
 fn sqlite_err(e: rusqlite::Error) -> StoreError {
