@@ -856,7 +856,19 @@ impl Store for PgStore {
             .query_one(&stmt, &[&i64::from(limit)])
             .await
             .map_err(pg_err)?;
-        Ok(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX))
+        let folded = u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX);
+        if folded > 0 {
+            // The deltas are a queue: reclaim their space now rather than when
+            // autovacuum, busy with the big index tables during a bulk load, gets to it
+            // (a 1-million-resource load left 800 MB of dead deltas otherwise).
+            if let Err(e) = client
+                .batch_execute("VACUUM (SKIP_LOCKED) idx_token_counts")
+                .await
+            {
+                tracing::debug!(error = %e, "cannot vacuum idx_token_counts; autovacuum will");
+            }
+        }
+        Ok(folded)
     }
 
     async fn ping(&self) -> Result<()> {
