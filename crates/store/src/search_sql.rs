@@ -120,7 +120,8 @@ pub(crate) fn page(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
 
 /// `SELECT count(*)` of the documents a query matches (its sort and cursor ignored).
 ///
-/// When a positive filter on the document's own index rows exists and no filter needs
+/// A query for exactly one coded token value reads the count kept on write. Otherwise,
+/// when a positive filter on the document's own index rows exists and no filter needs
 /// the document's id or type, the count is driven from that index instead of from
 /// every document of the type.
 pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
