@@ -53,6 +53,7 @@ pub(crate) fn statements() -> Vec<String> {
         JOB_ADVANCE.to_owned(),
         LIVE_ALL.to_owned(),
         LIVE_TYPE.to_owned(),
+        COMPACT_COUNTS.to_owned(),
     ]
 }
 

@@ -90,6 +90,26 @@ pub fn statements(backend: Backend) -> Vec<String> {
         ..sample
     };
     all.push(crate::search_sql::count(dialect, &own_rows).0);
+    let coded = crate::SearchQuery {
+        filters: vec![crate::Filter::Has(crate::Rows {
+            table: crate::Table::Token,
+            keys: vec![1],
+            conds: vec![crate::Cond::All(vec![
+                crate::Cond::Cmp(
+                    crate::Col::System,
+                    crate::Op::Eq,
+                    crate::Val::Text("s".into()),
+                ),
+                crate::Cond::Cmp(
+                    crate::Col::Code,
+                    crate::Op::Eq,
+                    crate::Val::Text("c".into()),
+                ),
+            ])],
+        })],
+        ..own_rows
+    };
+    all.push(crate::search_sql::count(dialect, &coded).0);
     all.push(crate::search_sql::referenced(dialect, &[1], &[1]).0);
     all.push(crate::search_sql::fetch(dialect, &[("T".into(), "i".into())]).0);
     all.push(history(HistoryScope::Instance("T", "i"), &full, placeholder).0);

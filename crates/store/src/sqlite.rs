@@ -197,6 +197,8 @@ pub(crate) fn statements() -> Vec<String> {
         .iter()
         .map(|s| (*s).to_owned()),
     );
+    all.push(format!("SELECT count(*) FROM ({COUNT_VALUES})"));
+    all.extend(fold_statements());
     all
 }
 
@@ -875,6 +877,22 @@ fn raw_version(r: &Row<'_>, at: usize) -> rusqlite::Result<RawVersion> {
 const COUNT_VALUES: &str = "SELECT p, code, system FROM idx_token_counts
     WHERE delta AND rowid <= ?1 GROUP BY p, code, system ORDER BY p, code, system LIMIT ?2";
 
+/// Appends the sum of each value of [`COUNT_VALUES`], then removes the rows summed.
+fn fold_statements() -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO idx_token_counts (p, system, code, n, delta)
+             SELECT p, system, code, sum(n), 0 FROM idx_token_counts
+             WHERE rowid <= ?1 AND (p, code, system) IN ({COUNT_VALUES})
+             GROUP BY p, system, code HAVING sum(n) <> 0"
+        ),
+        format!(
+            "DELETE FROM idx_token_counts
+             WHERE rowid <= ?1 AND (p, code, system) IN ({COUNT_VALUES})"
+        ),
+    ]
+}
+
 /// Folds the deltas of up to `limit` token values into one row each, in one
 /// transaction of the single writer: the sums of the rows present at the start are
 /// appended, then those rows are removed.
@@ -897,24 +915,10 @@ fn compact_counts(conn: &mut Connection, limit: u32) -> Result<u32> {
         )
         .map_err(sqlite_err)?;
     if values > 0 {
-        tx.execute(
-            &format!(
-                "INSERT INTO idx_token_counts (p, system, code, n, delta)
-                 SELECT p, system, code, sum(n), 0 FROM idx_token_counts
-                 WHERE rowid <= ?1 AND (p, code, system) IN ({COUNT_VALUES})
-                 GROUP BY p, system, code HAVING sum(n) <> 0"
-            ),
-            rusqlite::params![last, limit],
-        )
-        .map_err(sqlite_err)?;
-        tx.execute(
-            &format!(
-                "DELETE FROM idx_token_counts
-                 WHERE rowid <= ?1 AND (p, code, system) IN ({COUNT_VALUES})"
-            ),
-            rusqlite::params![last, limit],
-        )
-        .map_err(sqlite_err)?;
+        for sql in fold_statements() {
+            tx.execute(&sql, rusqlite::params![last, limit])
+                .map_err(sqlite_err)?;
+        }
     }
     tx.commit().map_err(sqlite_err)?;
     Ok(u32::try_from(values).unwrap_or(u32::MAX))
