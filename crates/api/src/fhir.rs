@@ -626,7 +626,7 @@ fn set_header(response: &mut Response, name: header::HeaderName, value: &str) {
 }
 
 /// A JSON value as a response, pretty-printed on `_pretty=true`.
-fn json_response(fhir: &Fhir, status: StatusCode, value: &Value) -> Response {
+pub(crate) fn json_response(fhir: &Fhir, status: StatusCode, value: &Value) -> Response {
     let text = if fhir.pretty {
         serde_json::to_string_pretty(value).unwrap_or_default()
     } else {

@@ -7,11 +7,11 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use axum::response::Response;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::fhir::json_response;
 use crate::negotiate::Fhir;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -40,24 +40,15 @@ pub(crate) async fn status(
 ) -> Result<Response> {
     let Path(id) = id.map_err(|e| ApiError::BadRequest(format!("invalid path: {e}")))?;
     let status = state.repo.reindex_status(&id).await?;
-    Ok(json(&fhir, StatusCode::OK, &status))
+    Ok(json_response(&fhir, StatusCode::OK, &status))
 }
 
 async fn start(state: &AppState, fhir: &Fhir, res_type: Option<&str>) -> Result<Response> {
     let job = state.repo.reindex(res_type).await?;
     let status = state.repo.reindex_status(&job.id).await?;
-    let mut response = json(fhir, StatusCode::ACCEPTED, &status);
+    let mut response = json_response(fhir, StatusCode::ACCEPTED, &status);
     if let Ok(v) = HeaderValue::from_str(&format!("{}/$reindex/{}", fhir.base, job.id)) {
         response.headers_mut().insert(header::CONTENT_LOCATION, v);
     }
     Ok(response)
-}
-
-fn json(fhir: &Fhir, status: StatusCode, value: &Value) -> Response {
-    let text = if fhir.pretty {
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    } else {
-        value.to_string()
-    };
-    (status, [(header::CONTENT_TYPE, fhir.content_type)], text).into_response()
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{Backend, Resp, TestServer, TestSettings};
+use common::{Backend, Resp, TestServer, TestSettings, expect, expect_outcome};
 use serde_json::{Value, json};
 
 both_stores!(
@@ -47,30 +47,6 @@ both_stores!(
 );
 
 const SYSTEM: &str = "urn:ember-test:mrn";
-
-#[track_caller]
-fn expect(resp: &Resp, status: u16) {
-    assert_eq!(
-        resp.status.as_u16(),
-        status,
-        "unexpected status; body: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
-}
-
-/// Asserts an error status with an OperationOutcome body; returns the diagnostics.
-#[track_caller]
-fn expect_outcome(resp: &Resp, status: u16) -> String {
-    expect(resp, status);
-    assert!(
-        resp.header("content-type")
-            .unwrap_or_default()
-            .starts_with("application/fhir+json"),
-        "{:?}",
-        resp.header("content-type")
-    );
-    resp.outcome()
-}
 
 fn patient(mrn: &str) -> Value {
     json!({
@@ -864,7 +840,7 @@ async fn transaction_conditional_urls(s: &TestServer) {
     let del = create(s, &patient("del")).await;
     let ops = json_patch(json!([{"op": "add", "path": "/active", "value": true}]));
     let binary = json!({"resourceType": "Binary", "contentType": "application/json-patch+json",
-        "data": base64_encode(ops.as_bytes())});
+        "data": common::base64(ops.as_bytes())});
     let mut updated = patient("up");
     updated["gender"] = json!("female");
     let resp = bundle(
@@ -997,7 +973,7 @@ async fn transaction_conditional_failures_store_nothing(s: &TestServer) {
     create(s, &patient("exists")).await;
     let ops = json_patch(json!([{"op": "add", "path": "/active", "value": true}]));
     let binary = json!({"resourceType": "Binary", "contentType": "application/json-patch+json",
-        "data": base64_encode(ops.as_bytes())});
+        "data": common::base64(ops.as_bytes())});
     let failing = [
         // Conditional patch without a match: 404.
         (
@@ -1113,25 +1089,4 @@ async fn metadata_advertises_conditional_interactions(s: &TestServer) {
         // R4 has no conditionalPatch element.
         assert!(r.get("conditionalPatch").is_none());
     }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

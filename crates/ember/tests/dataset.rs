@@ -4,38 +4,22 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::{Backend, Process, TestDb};
 use serde_json::Value;
 
-async fn run_dataset(url: &str) -> (Output, String) {
-    let url = url.to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ember"))
-            .args([
-                "dataset",
-                "--url",
-                &url,
-                "--patients",
-                "3",
-                "--years",
-                "1",
-                "--bundle-size",
-                "200",
-            ])
-            .output()
-            .expect("run ember dataset")
-    })
+async fn run_dataset(url: &str) -> String {
+    common::run_ember_ok(&[
+        "dataset",
+        "--url",
+        url,
+        "--patients",
+        "3",
+        "--years",
+        "1",
+        "--bundle-size",
+        "200",
+    ])
     .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
 }
 
 /// The number after `label` on its report line.
@@ -57,7 +41,7 @@ async fn dataset_loads_and_reruns_idempotently() {
     let p = Process::spawn(&db.url, &[]);
     let base = p.http.base.clone();
 
-    let (_, text) = run_dataset(&base).await;
+    let text = run_dataset(&base).await;
     // 1 Practitioner + 3 × (Patient, CareTeam, CarePlan, 4 ServiceRequests) + 3 × 966 Observations.
     let expected = 1 + 3 * 7 + 3 * (365 + 53 + 365 + 183);
     assert_eq!(reported(&text, "resources written"), expected, "{text}");
@@ -111,7 +95,7 @@ async fn dataset_loads_and_reruns_idempotently() {
     );
 
     // A second run writes the same resources again (new versions, same content).
-    let (_, again) = run_dataset(&base).await;
+    let again = run_dataset(&base).await;
     assert_eq!(reported(&again, "resources written"), expected, "{again}");
     assert_eq!(reported(&again, "errors"), 0, "{again}");
     let bp_again = p.http.get("Observation/dataset-42-obs-2-0").await.json();

@@ -136,15 +136,6 @@ fn marker_counts(entries: &[Value]) -> BTreeMap<String, usize> {
     counts
 }
 
-async fn sql_count(db: &TestDb, sql: &str) -> i64 {
-    db.pg_client()
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
 fn patient(id: &str, marker: &str) -> Value {
     json!({
         "resourceType": "Patient",
@@ -228,8 +219,7 @@ async fn same_if_match_on_two_instances_has_exactly_one_winner() {
         assert_eq!(versions(&entries), [1, 2]);
     }
     assert_eq!(
-        sql_count(
-            &db,
+        db.sql_i64(
             "SELECT count(*) FROM resource_versions WHERE res_type = 'Patient' AND res_id = 'race'"
         )
         .await,
@@ -320,19 +310,15 @@ async fn unconditional_updates_on_two_instances_lose_nothing() {
         );
     }
     assert_eq!(
-        sql_count(
-            &db,
+        db.sql_i64(
             "SELECT count(*) FROM resource_versions WHERE res_type = 'Patient' AND res_id = 'hot'"
         )
         .await,
         total as i64
     );
     assert_eq!(
-        sql_count(
-            &db,
-            "SELECT version FROM resources WHERE res_type = 'Patient' AND res_id = 'hot'"
-        )
-        .await,
+        db.sql_i64("SELECT version FROM resources WHERE res_type = 'Patient' AND res_id = 'hot'")
+            .await,
         total as i64
     );
 }
@@ -373,7 +359,7 @@ async fn totals(db: &TestDb, a: &Process, b: &Process) -> (usize, usize, i64) {
     (
         history(&a.http, "_history").await.len(),
         history(&b.http, "_history").await.len(),
-        sql_count(db, "SELECT count(*) FROM resource_versions").await,
+        db.sql_i64("SELECT count(*) FROM resource_versions").await,
     )
 }
 
@@ -556,7 +542,7 @@ async fn concurrent_transactions_on_one_resource_all_commit() {
         }
     }
     assert_eq!(
-        sql_count(&db, "SELECT count(*) FROM resource_versions").await,
+        db.sql_i64("SELECT count(*) FROM resource_versions").await,
         2 * n
     );
 }
@@ -768,7 +754,7 @@ async fn conditional_creates_on_two_instances_create_exactly_one() {
         }
     }
     assert_eq!(
-        sql_count(&db, "SELECT count(*) FROM resource_versions").await,
+        db.sql_i64("SELECT count(*) FROM resource_versions").await,
         3
     );
 }
@@ -842,7 +828,7 @@ async fn conditional_create_transactions_on_two_instances_share_one_resource() {
         assert_eq!(r.json()["total"], (2 * PER_INSTANCE) as u64);
     }
     assert_eq!(
-        sql_count(&db, "SELECT count(*) FROM resource_versions").await,
+        db.sql_i64("SELECT count(*) FROM resource_versions").await,
         1 + 2 * PER_INSTANCE as i64
     );
 }
@@ -899,13 +885,13 @@ async fn token_counts_stay_exact_under_concurrent_writes_and_folding() {
             WHERE system IS NOT NULL AND code IS NOT NULL GROUP BY 1, 2, 3
         ) indexed USING (p, system, code)
         WHERE COALESCE(kept.n, 0) <> COALESCE(indexed.n, 0)";
-    assert_eq!(sql_count(&db, drift).await, 0, "kept counts drifted");
+    assert_eq!(db.sql_i64(drift).await, 0, "kept counts drifted");
     let deltas = "SELECT count(*) FROM idx_token_counts WHERE delta";
     let folded_rows = "SELECT count(*) FROM idx_token_counts WHERE NOT delta";
     assert!(
-        sql_count(&db, folded_rows).await > 0,
+        db.sql_i64(folded_rows).await > 0,
         "no instance folded any deltas (pending: {})",
-        sql_count(&db, deltas).await
+        db.sql_i64(deltas).await
     );
     terminate(a).await;
     terminate(b).await;

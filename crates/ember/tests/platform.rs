@@ -172,21 +172,7 @@ async fn second_signal_exits_at_once() {
 async fn smoke_test_command() {
     let db = TestDb::new(Backend::Sqlite).await;
     let p = Process::spawn(&db.url, &[]);
-    let url = p.http.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ember"))
-            .args(["check", "--url", &url])
-            .output()
-            .expect("run check")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::run_ember_ok(&["check", "--url", &p.http.base]).await;
     for step in ["metadata", "create", "read", "update", "search", "delete"] {
         assert!(
             text.lines()

@@ -268,42 +268,31 @@ async fn load_patients(http: &Http, n: usize, marker: &str) {
     }
 }
 
-async fn sql_i64(db: &TestDb, sql: &str) -> i64 {
-    db.pg_client()
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
 /// Every live patient has exactly one `eye-colour` row, and no index row is doubled.
 async fn assert_indexed_once(db: &TestDb, patients: i64) {
     let key = ember_store::key("Patient", "eye-colour");
-    let rows = sql_i64(
-        db,
-        &format!("SELECT count(*) FROM idx_token WHERE p = {key}"),
-    )
-    .await;
-    let docs = sql_i64(
-        db,
-        &format!("SELECT count(DISTINCT rid) FROM idx_token WHERE p = {key}"),
-    )
-    .await;
+    let rows = db
+        .sql_i64(&format!("SELECT count(*) FROM idx_token WHERE p = {key}"))
+        .await;
+    let docs = db
+        .sql_i64(&format!(
+            "SELECT count(DISTINCT rid) FROM idx_token WHERE p = {key}"
+        ))
+        .await;
     assert_eq!((rows, docs), (patients, patients));
-    let doubled = sql_i64(
-        db,
-        "SELECT count(*) FROM (SELECT 1 FROM idx_token
+    let doubled = db
+        .sql_i64(
+            "SELECT count(*) FROM (SELECT 1 FROM idx_token
             GROUP BY rid, p, grp, system, code, text HAVING count(*) > 1) d",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(doubled, 0, "duplicate token rows");
-    let doubled = sql_i64(
-        db,
-        "SELECT count(*) FROM (SELECT 1 FROM idx_date
+    let doubled = db
+        .sql_i64(
+            "SELECT count(*) FROM (SELECT 1 FROM idx_date
             GROUP BY rid, p, grp, lo, hi HAVING count(*) > 1) d",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(doubled, 0, "duplicate date rows");
 }
 
@@ -359,11 +348,8 @@ async fn jobs_on_two_instances_index_every_resource_once() {
     assert_indexed_once(&db, N as i64).await;
     // No versions were written.
     assert_eq!(
-        sql_i64(
-            &db,
-            "SELECT count(*) FROM resource_versions WHERE version > 1"
-        )
-        .await,
+        db.sql_i64("SELECT count(*) FROM resource_versions WHERE version > 1")
+            .await,
         0
     );
 }

@@ -5,7 +5,7 @@ mod common;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use common::{Resp, TestServer, TestSettings};
+use common::{Resp, TestServer, TestSettings, expect, expect_outcome};
 use serde_json::{Value, json};
 
 both_stores!(
@@ -102,31 +102,6 @@ both_stores!(
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Asserts the status, with the body in the message.
-#[track_caller]
-fn expect(resp: &Resp, status: u16) {
-    assert_eq!(
-        resp.status.as_u16(),
-        status,
-        "unexpected status; body: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
-}
-
-/// Asserts an error status with an OperationOutcome body; returns the diagnostics.
-#[track_caller]
-fn expect_outcome(resp: &Resp, status: u16) -> String {
-    expect(resp, status);
-    assert!(
-        resp.header("content-type")
-            .unwrap_or_default()
-            .starts_with("application/fhir+json"),
-        "{:?}",
-        resp.header("content-type")
-    );
-    resp.outcome()
-}
-
 /// Creates a resource with POST and returns its id and body.
 async fn create(s: &TestServer, res_type: &str, body: Value) -> (String, Value) {
     let resp = s.post(res_type, &body).await;
@@ -216,27 +191,6 @@ async fn instant_between_writes() -> String {
     let t = ember_fhir::instant::format_instant(ember_fhir::instant::now());
     tokio::time::sleep(Duration::from_millis(30)).await;
     t
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn statuses(bundle: &Value) -> Vec<String> {
@@ -2282,7 +2236,7 @@ async fn transaction_duplicate_writes_are_400(s: &TestServer) {
             {"resource": {"resourceType": "Patient", "id": "dup", "gender": "male"},
              "request": {"method": "PUT", "url": "Patient/dup"}},
             {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
-                          "data": base64(br#"[{"op":"add","path":"/active","value":true}]"#)},
+                          "data": common::base64(br#"[{"op":"add","path":"/active","value":true}]"#)},
              "request": {"method": "PATCH", "url": "Patient/dup"}},
         ]),
     )
@@ -2313,9 +2267,6 @@ async fn bundle_of_other_type_is_400(s: &TestServer) {
 }
 
 async fn transaction_patch_entry_with_binary(s: &TestServer) {
-    assert_eq!(base64(b"Man"), "TWFu");
-    assert_eq!(base64(b"Ma"), "TWE=");
-    assert_eq!(base64(b"M"), "TQ==");
     expect(
         &put(
             s,
@@ -2331,7 +2282,7 @@ async fn transaction_patch_entry_with_binary(s: &TestServer) {
         s,
         json!([
             {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
-                          "data": base64(doc)},
+                          "data": common::base64(doc)},
              "request": {"method": "PATCH", "url": "Patient/pp"}},
         ]),
     )
@@ -2357,7 +2308,7 @@ async fn transaction_patch_entry_with_binary(s: &TestServer) {
             {"resource": {"resourceType": "Patient", "id": "tx-other"},
              "request": {"method": "PUT", "url": "Patient/tx-other"}},
             {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
-                          "data": base64(failing)},
+                          "data": common::base64(failing)},
              "request": {"method": "PATCH", "url": "Patient/pp"}},
         ]),
     )
@@ -2659,14 +2610,14 @@ async fn odd_requests_never_500(s: &TestServer) {
             vec![],
             Some(bundle(binary(
                 "application/json-patch+json",
-                &base64(b"not json"),
+                &common::base64(b"not json"),
             ))),
         ),
         (
             "POST",
             s.base.clone(),
             vec![],
-            Some(bundle(binary("text/plain", &base64(b"[]")))),
+            Some(bundle(binary("text/plain", &common::base64(b"[]")))),
         ),
         (
             "POST",

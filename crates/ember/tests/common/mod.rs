@@ -113,6 +113,16 @@ impl TestDb {
         tokio::spawn(conn);
         client
     }
+
+    /// The single `bigint` a query on this test's schema returns (PostgreSQL only).
+    pub async fn sql_i64(&self, sql: &str) -> i64 {
+        self.pg_client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .get(0)
+    }
 }
 
 impl Drop for TestDb {
@@ -155,6 +165,58 @@ pub struct Resp {
     pub status: StatusCode,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
+}
+
+/// Runs the `ember` binary with `args` off the runtime's threads, asserts that it
+/// succeeded, and returns its standard output.
+pub async fn run_ember_ok(args: &[&str]) -> String {
+    let owned: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(&owned)
+            .output()
+            .expect("run ember")
+    })
+    .await
+    .expect("join");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ember {args:?}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Standard base64 with padding (`Binary.data`).
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Asserts the status, with the body in the message.
+#[track_caller]
+pub fn expect(resp: &Resp, status: u16) {
+    assert_eq!(
+        resp.status.as_u16(),
+        status,
+        "unexpected status; body: {}",
+        String::from_utf8_lossy(&resp.body)
+    );
+}
+
+/// Asserts an error status with an OperationOutcome body; returns the diagnostics.
+#[track_caller]
+pub fn expect_outcome(resp: &Resp, status: u16) -> String {
+    expect(resp, status);
+    assert!(
+        resp.header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/fhir+json"),
+        "{:?}",
+        resp.header("content-type")
+    );
+    resp.outcome()
 }
 
 impl Resp {

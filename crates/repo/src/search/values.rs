@@ -42,23 +42,25 @@ pub(crate) fn prefix(value: &str) -> (Prefix, &str) {
 
 /// Splits on an unescaped separator and removes the escapes (`\,` `\|` `\$` `\\`).
 pub(crate) fn split_escaped(s: &str, sep: char) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut part = String::new();
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
                 Some(n @ (',' | '|' | '$' | '\\')) if n != sep => {
                     // An escape of another separator stays for the next split.
-                    parts.last_mut().unwrap().push('\\');
-                    parts.last_mut().unwrap().push(n);
+                    part.push('\\');
+                    part.push(n);
                 }
-                Some(n) => parts.last_mut().unwrap().push(n),
-                None => parts.last_mut().unwrap().push('\\'),
+                Some(n) => part.push(n),
+                None => part.push('\\'),
             },
-            c if c == sep => parts.push(String::new()),
-            c => parts.last_mut().unwrap().push(c),
+            c if c == sep => parts.push(std::mem::take(&mut part)),
+            c => part.push(c),
         }
     }
+    parts.push(part);
     parts
 }
 
