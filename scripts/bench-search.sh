@@ -8,22 +8,30 @@
 #   scripts/bench-search.sh sqlite 50 1 4 5
 #   scripts/bench-search.sh postgres 10000 38d 16 10
 #
-# PERIOD is the measurement period per patient: whole years (`1`, passed as --years) or
-# days (`100d`, passed as --days). A patient has about 2.65 Observations a day (blood
-# pressure and SpO2 daily, glucose every 2nd day, weight weekly): 10,000 patients x 38d
-# is 1,010,000 Observations, x 100d is 2,650,000.
+#   scripts/bench-search.sh postgres 200 5 16 10
+#
+# PERIOD is the history per patient: whole years (`5`, passed as --years) or days
+# (`100d`, passed as --days). A patient has about 4.3 home readings a day (blood pressure
+# morning and evening, SpO2 and pulse daily, weight and glucose weekly) and a lab panel
+# every 4 weeks: 200 patients x 5 years are 1,623,105 Observations, 10,000 x 38d are
+# 1,690,678; the deep patients add their own (71,000 by default).
+#
+# EMBER_BENCH_DEEP is the deep patients' Observation counts, passed as --deep to both
+# commands (default 1000,4000,16000,50000; `none` for none). The heavy-* and depth
+# queries run against them.
 #
 # PostgreSQL: uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
 # fresh database `ember_bench_search`, dropped at the end unless EMBER_BENCH_KEEP_DB=1.
 # EMBER_BENCH_REUSE_DB=1 (PostgreSQL) skips the load and measures the database kept by an
-# earlier run with the same PATIENTS and PERIOD, to compare builds on the same data.
+# earlier run with the same PATIENTS, PERIOD and EMBER_BENCH_DEEP, to compare builds on
+# the same data.
 # SQLite: a temporary directory, removed at the end unless EMBER_BENCH_KEEP_DB=1.
 # Output goes to target/bench/search-<store>.{txt,json} and search-<store>-*.log.
 # Exits non-zero when the load or any search answer failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage="usage: scripts/bench-search.sh postgres|sqlite PATIENTS YEARS|DAYSd CONNECTIONS SECONDS"
+usage="usage: [EMBER_BENCH_DEEP=1000,4000,...|none] scripts/bench-search.sh postgres|sqlite PATIENTS YEARS|DAYSd CONNECTIONS SECONDS"
 store=${1:?$usage}
 patients=${2:?$usage}
 period=${3:?$usage}
@@ -40,6 +48,7 @@ seconds=${5:?$usage}
 port=${EMBER_BENCH_PORT:-18098}
 keep=${EMBER_BENCH_KEEP_DB:-0}
 reuse=${EMBER_BENCH_REUSE_DB:-0}
+deep=${EMBER_BENCH_DEEP-1000,4000,16000,50000}
 out=target/bench
 mkdir -p "$out"
 txt="$out/search-$store.txt"
@@ -49,7 +58,8 @@ bin=${CARGO_TARGET_DIR:-target}/release/ember
 # Ember refuses unknown EMBER_* variables; this script's own settings stay out of its
 # environment.
 # (An array, not a function: `$!` of a backgrounded command must be Ember's pid.)
-ember=(env -u EMBER_BENCH_KEEP_DB -u EMBER_BENCH_REUSE_DB -u EMBER_BENCH_PG -u EMBER_BENCH_PORT)
+ember=(env -u EMBER_BENCH_KEEP_DB -u EMBER_BENCH_REUSE_DB -u EMBER_BENCH_PG -u EMBER_BENCH_PORT
+  -u EMBER_BENCH_DEEP)
 
 pg=${EMBER_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 db=ember_bench_search
@@ -103,7 +113,7 @@ done
 fhir="http://127.0.0.1:$port/fhir"
 
 {
-  echo "store=$store patients=$patients period=$period (${period_args[*]}) connections=$connections seconds=$seconds"
+  echo "store=$store patients=$patients period=$period (${period_args[*]}) deep=${deep:-none} connections=$connections seconds=$seconds"
   echo
   echo "== ember dataset"
 } | tee "$txt"
@@ -111,7 +121,8 @@ status=0
 if [[ $reuse == 1 ]]; then
   echo "reusing the loaded database $url: no load, no ingest rate" | tee -a "$txt"
 else
-  "${ember[@]}" "$bin" dataset --url "$fhir" --patients "$patients" "${period_args[@]}" 2>&1 \
+  "${ember[@]}" "$bin" dataset --url "$fhir" --patients "$patients" "${period_args[@]}" \
+    --deep "$deep" 2>&1 \
     | tee "$out/search-$store-dataset.log" | tee -a "$txt" || status=$?
   if [[ $status != 0 ]]; then
     echo "ember dataset failed (exit $status); see $out/search-$store-dataset.log" | tee -a "$txt" >&2
@@ -131,7 +142,7 @@ fi
 
 echo -e "\n== ember bench-search" | tee -a "$txt"
 "${ember[@]}" "$bin" bench-search --url "$fhir" --patients "$patients" "${period_args[@]}" \
-  --connections "$connections" --duration "$seconds" --json "$out/search-$store.json" 2>&1 \
+  --deep "$deep" --connections "$connections" --duration "$seconds" --json "$out/search-$store.json" 2>&1 \
   | tee -a "$txt" || status=$?
 
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)

@@ -1,13 +1,32 @@
 //! `ember dataset`: a deterministic telemonitoring population loaded into any FHIR
 //! server through transaction Bundles.
 //!
+//! Each patient has a CareTeam, a CarePlan and one ServiceRequest per home measure (with
+//! its alarm limits), a few Conditions, a few Encounters a month, and an Observation
+//! history over the whole period (`--years`, or `--days`):
+//! - home telemonitoring, about 4.3 readings a day: blood pressure morning and evening,
+//!   SpO2 and pulse every morning, body weight and blood glucose once a week each;
+//! - a lab panel of 2 to 7 results every 4 weeks, drawn from 89 real LOINC codes with a
+//!   Zipf-like skew (a handful common, most rare), taken with their units, value ranges
+//!   and answers from the official FHIR R4 examples (as are the Conditions' SNOMED CT
+//!   codes; see `codes.rs`).
+//!
+//! `--deep` adds one patient per entry whose history holds exactly that many
+//! Observations: blood pressure, SpO2 and pulse in S sessions a day (one every 24 h / S,
+//! see [`deep_sessions`]), weight and glucose weekly and the same labs, from day 0 until
+//! exactly that many. Deep patients do not depend on `--patients` or the period, so the
+//! same ones exist at every scale; the largest is the heavy patient. No two Observations
+//! of one patient share an `effectiveDateTime`, and the per-patient counter `k` of the
+//! ids follows it.
+//!
 //! Every resource has a deterministic id (`dataset-<seed>-pat-<n>`,
-//! `dataset-<seed>-obs-<n>-<k>`, ...) and is written with PUT, so re-running the
-//! command rewrites the same resources. Loading runs in three phases so that no
-//! Bundle references a resource of a Bundle that may not have been committed yet:
-//! the Practitioner pool, then one group per patient (Patient, CareTeam, CarePlan,
-//! ServiceRequests; never split, and cross-referenced through `urn:uuid:` fullUrls),
-//! then the Observations, which reference the earlier resources by id.
+//! `dataset-<seed>-obs-<n>-<k>`, `dataset-<seed>-pat-deep-<count>`, ...) and is written
+//! with PUT, so re-running the command rewrites the same resources. A shorter period is
+//! a prefix of a longer one. Loading runs in three phases so that no Bundle references a
+//! resource of a Bundle that may not have been committed yet: the Practitioners, then
+//! one group per patient (Patient, CareTeam, CarePlan, ServiceRequests; never split, and
+//! cross-referenced through `urn:uuid:` fullUrls), then each patient's Conditions,
+//! Encounters and Observations, which reference the earlier resources by id.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,8 +38,14 @@ use http::Method;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::codes::{CONDITION_CODES, LAB_CODES, LabValue};
 use crate::http::{Conn, REQUEST_TIMEOUT, Target};
 use crate::rng::{Rng, mix64};
+
+/// The default `--deep`: four deep patients, the heavy one with 50,000 Observations.
+pub const DEFAULT_DEEP: &str = "1000,4000,16000,50000";
+/// The largest Observation count of a deep patient.
+pub const MAX_DEEP: u64 = 1_000_000;
 
 /// Arguments of `ember dataset`.
 #[derive(clap::Args, Debug, Clone)]
@@ -28,15 +53,20 @@ pub struct DatasetArgs {
     /// FHIR base URL of the server to load, e.g. `http://127.0.0.1:8080/fhir`.
     #[arg(long, env = "EMBER_DATASET_URL", required_unless_present = "dry_run")]
     pub url: Option<String>,
-    /// Number of patients.
+    /// Number of (ordinary) patients.
     #[arg(long, env = "EMBER_DATASET_PATIENTS", default_value_t = 100)]
     pub patients: u64,
-    /// Years of measurements per patient (365 days each; see --days).
+    /// Years of history per patient (365 days each; see --days).
     #[arg(long, env = "EMBER_DATASET_YEARS", default_value_t = 1)]
     pub years: u64,
-    /// Days of measurements per patient; overrides --years when given.
+    /// Days of history per patient; overrides --years when given.
     #[arg(long, env = "EMBER_DATASET_DAYS")]
     pub days: Option<u64>,
+    /// Deep patients: one extra patient per comma-separated Observation count, with
+    /// exactly that many Observations, the same at every --patients and period; the
+    /// largest is the heavy patient. Empty or `none`: no deep patients.
+    #[arg(long, env = "EMBER_DATASET_DEEP", default_value = DEFAULT_DEEP, value_parser = parse_deep)]
+    pub deep: Deep,
     /// Seed of the generator (also part of every id).
     #[arg(long, env = "EMBER_DATASET_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -51,26 +81,89 @@ pub struct DatasetArgs {
     pub dry_run: bool,
 }
 
+/// The deep patients of `--deep`: their Observation counts, ascending and distinct.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deep(pub Vec<u64>);
+
+/// Parses `--deep`: comma-separated counts from 1 to [`MAX_DEEP`], each at most once;
+/// an empty string or `none` is no deep patients.
+pub fn parse_deep(s: &str) -> Result<Deep, String> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("none") {
+        return Ok(Deep::default());
+    }
+    let mut counts = Vec::new();
+    for part in s.split(',') {
+        let n: u64 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?} is not an Observation count"))?;
+        if !(1..=MAX_DEEP).contains(&n) {
+            return Err(format!(
+                "a deep patient has 1 to {MAX_DEEP} Observations, not {n}"
+            ));
+        }
+        if counts.contains(&n) {
+            return Err(format!("{n} is given twice"));
+        }
+        counts.push(n);
+    }
+    counts.sort_unstable();
+    Ok(Deep(counts))
+}
+
 const LOINC: &str = "http://loinc.org";
+const SNOMED: &str = "http://snomed.info/sct";
 const UCUM: &str = "http://unitsofmeasure.org";
 const CPR_SYSTEM: &str = "urn:oid:1.2.208.176.1.2";
 const THRESHOLD_URL: &str =
     "http://ehealth.sundhed.dk/fhir/StructureDefinition/ehealth-referenceRange";
 const THRESHOLD_TYPE_SYSTEM: &str = "urn:oid:1.2.208.184.100.1";
 const CATEGORY_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 /// Patients per Practitioner of the pool.
 const PATIENTS_PER_PRACTITIONER: u64 = 20;
-/// Day 0 of the measurements: 2024-01-01 (days since 1970-01-01).
+/// Day 0 of the history: 2024-01-01 (days since 1970-01-01).
 const START_DAY: i64 = 19_723;
+/// Days of one cycle of clinical care: one lab panel and its visit, two virtual follow-ups.
+const CYCLE_DAYS: u64 = 28;
+/// Start minutes (first, spread) of an ordinary patient's morning and evening sessions
+/// and of a lab panel. A session takes one minute per reading, so they never overlap.
+const MORNING: (u64, u64) = (7 * 60, 180);
+const EVENING: (u64, u64) = (19 * 60, 180);
+const LAB_WINDOW: (u64, u64) = (10 * 60 + 30, 360);
+/// Most sessions a day of a deep patient (one every 30 minutes).
+const MAX_SESSIONS: u64 = 48;
 
-/// One measurement type.
+// Salts of the generator's random streams.
+const SALT_PRACTITIONER: u64 = 1;
+const SALT_DEMOGRAPHICS: u64 = 2;
+const SALT_WALK: u64 = 10;
+const SALT_TIME: u64 = 30;
+const SALT_PANEL: u64 = 31;
+const SALT_LAB_VALUE: u64 = 32;
+const SALT_ENCOUNTER: u64 = 33;
+const SALT_CONDITION: u64 = 34;
+
+/// When a home measure is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schedule {
+    /// Every session: morning and evening for an ordinary patient.
+    Twice,
+    /// Every session of a deep patient; the morning one of an ordinary patient.
+    Daily,
+    /// In the first session of the days with `day % 7 == offset`.
+    Weekly(u64),
+}
+
+/// One home measurement type.
 struct Measure {
     key: &'static str,
     loinc: &'static str,
     display: &'static str,
     unit: &'static str,
     ucum: &'static str,
-    every_days: u64,
+    schedule: Schedule,
     /// Decimal places of the values.
     decimals: u32,
     /// Normal baseline range of a patient, and the random walk's step and bounds.
@@ -82,14 +175,14 @@ struct Measure {
     ral: (f64, f64),
 }
 
-const MEASURES: [Measure; 4] = [
+const MEASURES: [Measure; 5] = [
     Measure {
         key: "bp",
         loinc: "85354-9",
         display: "Blood pressure panel with all children optional",
         unit: "mmHg",
         ucum: "mm[Hg]",
-        every_days: 1,
+        schedule: Schedule::Twice,
         decimals: 0,
         baseline: (118.0, 145.0),
         step: 6.0,
@@ -98,26 +191,12 @@ const MEASURES: [Measure; 4] = [
         ral: (90.0, 170.0),
     },
     Measure {
-        key: "weight",
-        loinc: "29463-7",
-        display: "Body weight",
-        unit: "kg",
-        ucum: "kg",
-        every_days: 7,
-        decimals: 1,
-        baseline: (58.0, 105.0),
-        step: 0.8,
-        bounds: (35.0, 180.0),
-        gal: (50.0, 110.0),
-        ral: (45.0, 120.0),
-    },
-    Measure {
         key: "spo2",
         loinc: "59408-5",
         display: "Oxygen saturation in Arterial blood by Pulse oximetry",
         unit: "%",
         ucum: "%",
-        every_days: 1,
+        schedule: Schedule::Daily,
         decimals: 0,
         baseline: (92.0, 98.0),
         step: 1.2,
@@ -126,12 +205,40 @@ const MEASURES: [Measure; 4] = [
         ral: (88.0, 100.0),
     },
     Measure {
+        key: "pulse",
+        loinc: "8867-4",
+        display: "Heart rate",
+        unit: "/min",
+        ucum: "/min",
+        schedule: Schedule::Daily,
+        decimals: 0,
+        baseline: (58.0, 88.0),
+        step: 4.0,
+        bounds: (35.0, 180.0),
+        gal: (50.0, 100.0),
+        ral: (40.0, 120.0),
+    },
+    Measure {
+        key: "weight",
+        loinc: "29463-7",
+        display: "Body weight",
+        unit: "kg",
+        ucum: "kg",
+        schedule: Schedule::Weekly(0),
+        decimals: 1,
+        baseline: (58.0, 105.0),
+        step: 0.8,
+        bounds: (35.0, 180.0),
+        gal: (50.0, 110.0),
+        ral: (45.0, 120.0),
+    },
+    Measure {
         key: "glucose",
         loinc: "15074-8",
         display: "Glucose [Moles/volume] in Blood",
         unit: "mmol/L",
         ucum: "mmol/L",
-        every_days: 2,
+        schedule: Schedule::Weekly(3),
         decimals: 1,
         baseline: (5.0, 9.0),
         step: 0.9,
@@ -141,9 +248,75 @@ const MEASURES: [Measure; 4] = [
     },
 ];
 
+impl Measure {
+    /// Whether session `j` of `day` of `key` takes this measure.
+    fn in_session(&self, key: PatientKey, j: u64, day: u64) -> bool {
+        match (self.schedule, key) {
+            (Schedule::Twice, _) | (Schedule::Daily, PatientKey::Deep(_)) => true,
+            (Schedule::Daily, PatientKey::Ordinary(_)) => j == 0,
+            (Schedule::Weekly(offset), _) => j == 0 && day % 7 == offset,
+        }
+    }
+
+    /// (every this many days, from this day, readings on such a day) for an ordinary patient.
+    fn ordinary_rhythm(&self) -> (u64, u64, u64) {
+        match self.schedule {
+            Schedule::Twice => (1, 0, 2),
+            Schedule::Daily => (1, 0, 1),
+            Schedule::Weekly(offset) => (7, offset, 1),
+        }
+    }
+}
+
 /// Diastolic from systolic: roughly 0.62 × systolic plus noise.
 fn diastolic(systolic: f64, rng: &mut Rng) -> f64 {
     (systolic * 0.62 + rng.below(9) as f64 - 4.0).round()
+}
+
+/// The kinds of Encounter: v3 ActCode class and SNOMED CT type, as in the R4 examples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EncounterKind {
+    /// The clinic visit of a cycle, around its lab panel.
+    Visit,
+    /// A scheduled video consultation on the telemonitoring readings.
+    FollowUp,
+    /// A contact the patient asked for.
+    PatientInitiated,
+}
+
+impl EncounterKind {
+    fn class(self) -> (&'static str, &'static str) {
+        match self {
+            EncounterKind::Visit => ("AMB", "ambulatory"),
+            EncounterKind::FollowUp | EncounterKind::PatientInitiated => ("VR", "virtual"),
+        }
+    }
+
+    fn kind(self) -> (&'static str, &'static str) {
+        match self {
+            EncounterKind::Visit | EncounterKind::FollowUp => ("11429006", "Consultation"),
+            EncounterKind::PatientInitiated => ("270427003", "Patient-initiated encounter"),
+        }
+    }
+}
+
+/// One Encounter of a patient's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EncounterSpec {
+    day: u64,
+    /// Start, seconds into the day.
+    second: u64,
+    minutes: u64,
+    kind: EncounterKind,
+}
+
+/// The lab panel of one cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Panel {
+    day: u64,
+    minute: u64,
+    /// Indexes into [`LAB_CODES`], distinct.
+    codes: Vec<u16>,
 }
 
 const GIVEN_F: &[&str] = &[
@@ -176,13 +349,13 @@ pub struct Item {
     pub resource: Value,
 }
 
-/// Days of measurements of `--days`, or else of `--years` (365 days each).
+/// Days of history of `--days`, or else of `--years` (365 days each).
 pub fn period_days(years: u64, days: Option<u64>) -> u64 {
     days.unwrap_or(years.saturating_mul(365))
 }
 
-/// The measurement period as the reports print it: `N year(s)` when given as years,
-/// `N day(s)` when given as days.
+/// The period as the reports print it: `N year(s)` when given as years, `N day(s)` when
+/// given as days.
 pub fn describe_period(years: u64, days: Option<u64>) -> String {
     match days {
         Some(d) => format!("{d} day(s)"),
@@ -190,20 +363,86 @@ pub fn describe_period(years: u64, days: Option<u64>) -> String {
     }
 }
 
-/// The generator: pure functions of `(seed, patients, days)`.
-#[derive(Debug, Clone, Copy)]
+/// Sessions a day of a deep patient with `count` Observations: one per 1,100 (about a
+/// year of three readings a session), at most 48 (one every 30 minutes), so that a
+/// history of up to 50,000 Observations spans about a year and larger ones longer.
+pub fn deep_sessions(count: u64) -> u64 {
+    count.div_ceil(1_100).clamp(1, MAX_SESSIONS)
+}
+
+/// A patient of the data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatientKey {
+    /// Patient `n` of `--patients`.
+    Ordinary(u64),
+    /// The deep patient with this many Observations.
+    Deep(u64),
+}
+
+impl PatientKey {
+    /// The part of its resources' ids after the kind: `7`, `deep-50000`.
+    pub fn label(self) -> String {
+        match self {
+            PatientKey::Ordinary(n) => n.to_string(),
+            PatientKey::Deep(count) => format!("deep-{count}"),
+        }
+    }
+
+    /// A number of its own for the random streams.
+    fn index(self) -> u64 {
+        match self {
+            PatientKey::Ordinary(n) => n,
+            PatientKey::Deep(count) => (1 << 63) | count,
+        }
+    }
+}
+
+/// One Observation of a patient's history: when, and which code. A patient's
+/// Observations in time order are its timeline, `k` counting them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// Day of the history (day 0 is [`Generator::day`]`(0)`).
+    pub day: u32,
+    /// Seconds into the day (UTC).
+    pub second: u32,
+    /// A home measure (`< MEASURES.len()`), else a lab code after them.
+    code: u16,
+}
+
+impl Reading {
+    /// Index of its home measure in [`Generator::measures`], or `None` for a lab result.
+    pub fn measure(&self) -> Option<usize> {
+        let i = usize::from(self.code);
+        (i < MEASURES.len()).then_some(i)
+    }
+
+    /// Its LOINC code.
+    pub fn loinc(&self) -> &'static str {
+        match self.measure() {
+            Some(i) => MEASURES[i].loinc,
+            None => LAB_CODES[usize::from(self.code) - MEASURES.len()].loinc,
+        }
+    }
+
+    /// Its `effectiveDateTime`, `YYYY-MM-DDThh:mm:ssZ`.
+    pub fn effective(&self) -> String {
+        date_time(u64::from(self.day), u64::from(self.second))
+    }
+}
+
+/// The generator: pure functions of `(seed, patients, days, deep)`.
+#[derive(Debug, Clone)]
 pub struct Generator {
     pub seed: u64,
+    /// Ordinary patients (`--patients`).
     pub patients: u64,
-    /// Days of measurements per patient (`--years` is 365 days each).
+    /// Days of history per ordinary patient (`--years` is 365 days each).
     pub days: u64,
+    /// Observation counts of the deep patients, ascending and distinct (see [`parse_deep`]).
+    pub deep: Vec<u64>,
 }
 
 impl Generator {
-    fn days(&self) -> u64 {
-        self.days
-    }
-
     fn id(&self, kind: &str, rest: &str) -> String {
         format!("dataset-{}-{kind}-{rest}", self.seed)
     }
@@ -212,24 +451,41 @@ impl Generator {
         Rng::for_worker(self.seed, salt, index as usize)
     }
 
+    /// The random stream `salt` of `key`'s `sub`-th day, cycle, ...
+    fn sub_rng(&self, salt: u64, key: PatientKey, sub: u64) -> Rng {
+        let k = mix64(key.index() ^ mix64(sub ^ mix64(salt.wrapping_add(0x5EED))));
+        Rng::new(mix64(self.seed ^ k))
+    }
+
     fn practitioner_count(&self) -> u64 {
-        self.patients.div_ceil(PATIENTS_PER_PRACTITIONER)
+        self.patients.div_ceil(PATIENTS_PER_PRACTITIONER) + u64::from(!self.deep.is_empty())
     }
 
-    fn measurements(&self, m: &Measure) -> u64 {
-        self.days().div_ceil(m.every_days)
+    /// Every patient: the ordinary ones, then the deep ones, smallest first.
+    pub fn patient_keys(&self) -> impl Iterator<Item = PatientKey> + '_ {
+        (0..self.patients)
+            .map(PatientKey::Ordinary)
+            .chain(self.deep.iter().map(|&c| PatientKey::Deep(c)))
     }
 
-    /// Counts per resource type, from the formula.
+    /// Counts per resource type.
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
-        let per_patient = self.observations_per_patient();
+        let all = self.patients + self.deep.len() as u64;
+        let (mut conditions, mut encounters, mut observations) = (0, 0, 0);
+        for key in self.patient_keys() {
+            conditions += self.condition_count(key);
+            encounters += self.encounter_specs(key).len() as u64;
+            observations += self.observation_count(key);
+        }
         BTreeMap::from([
             ("Practitioner", self.practitioner_count()),
-            ("Patient", self.patients),
-            ("CareTeam", self.patients),
-            ("CarePlan", self.patients),
-            ("ServiceRequest", self.patients * MEASURES.len() as u64),
-            ("Observation", self.patients * per_patient),
+            ("Patient", all),
+            ("CareTeam", all),
+            ("CarePlan", all),
+            ("ServiceRequest", all * MEASURES.len() as u64),
+            ("Condition", conditions),
+            ("Encounter", encounters),
+            ("Observation", observations),
         ])
     }
 
@@ -253,14 +509,14 @@ impl Generator {
         }
     }
 
-    pub fn practitioner(&self, k: u64) -> Item {
-        let mut rng = self.rng(1, k);
+    fn practitioner_item(&self, id: String, index: u64) -> Item {
+        let mut rng = self.rng(SALT_PRACTITIONER, index);
         let female = rng.chance(50);
         let given = rng.pick(if female { GIVEN_F } else { GIVEN_M });
         let family = rng.pick(FAMILY);
         self.item(
             "Practitioner",
-            self.id("prac", &k.to_string()),
+            id,
             json!({
                 "resourceType": "Practitioner",
                 "active": true,
@@ -270,35 +526,52 @@ impl Generator {
         )
     }
 
-    /// The Patient, CareTeam, CarePlan and ServiceRequests of patient `n`, referencing
-    /// each other through their `urn:uuid:` fullUrls.
-    pub fn patient_group(&self, n: u64) -> Vec<Item> {
-        let (mut rng, female, given, family) = self.demographics(n);
+    /// The Practitioners: the pool (one per 20 ordinary patients), then the deep
+    /// patients' own when there are any.
+    pub fn practitioner_items(&self) -> impl Iterator<Item = Item> + '_ {
+        let pool = self.patients.div_ceil(PATIENTS_PER_PRACTITIONER);
+        (0..pool).map(|k| self.practitioner(k)).chain(
+            (!self.deep.is_empty())
+                .then(|| self.practitioner_item(self.deep_practitioner_id(), u64::MAX)),
+        )
+    }
+
+    /// Practitioner `k` of the pool.
+    pub fn practitioner(&self, k: u64) -> Item {
+        self.practitioner_item(self.practitioner_id(k), k)
+    }
+
+    fn careteam_practitioner(&self, key: PatientKey) -> String {
+        match key {
+            PatientKey::Ordinary(n) => self.practitioner_id(n / PATIENTS_PER_PRACTITIONER),
+            PatientKey::Deep(_) => self.deep_practitioner_id(),
+        }
+    }
+
+    /// The Patient, CareTeam, ServiceRequests and CarePlan of `key`, referencing each
+    /// other through their `urn:uuid:` fullUrls.
+    pub fn patient_group(&self, key: PatientKey) -> Vec<Item> {
+        let (mut rng, female, given, family) = self.demographics(key);
         // Born 1935..1975.
         let birth = date(-12_784 + rng.below(14_600) as i64);
-        let pat_id = self.patient_id(n);
+        let label = key.label();
         let patient = self.item(
             "Patient",
-            pat_id.clone(),
+            self.patient_id_of(key),
             json!({
                 "resourceType": "Patient",
-                "identifier": [{"system": CPR_SYSTEM, "value": self.identifier_value(n)}],
+                "identifier": [{"system": CPR_SYSTEM, "value": self.identifier_of(key)}],
                 "active": true,
                 "name": [{"use": "official", "family": family, "given": [given]}],
                 "gender": if female { "female" } else { "male" },
                 "birthDate": birth,
             }),
         );
-        let prac = format!(
-            "Practitioner/{}",
-            self.practitioner_id(n / PATIENTS_PER_PRACTITIONER)
-        );
+        let prac = format!("Practitioner/{}", self.careteam_practitioner(key));
         let start = date(START_DAY);
-        let ct_id = self.id("ct", &n.to_string());
-        let cp_id = self.id("cp", &n.to_string());
         let careteam = self.item(
             "CareTeam",
-            ct_id,
+            self.id("ct", &label),
             json!({
                 "resourceType": "CareTeam",
                 "status": "active",
@@ -311,13 +584,16 @@ impl Generator {
         let sr_items: Vec<Item> = MEASURES
             .iter()
             .map(|m| {
-                let id = self.id("sr", &format!("{n}-{}", m.key));
-                self.item("ServiceRequest", id, Value::Null)
+                self.item(
+                    "ServiceRequest",
+                    self.service_request_id(key, m),
+                    Value::Null,
+                )
             })
             .collect();
         let careplan = self.item(
             "CarePlan",
-            cp_id,
+            self.id("cp", &label),
             json!({
                 "resourceType": "CarePlan",
                 "status": "active",
@@ -359,67 +635,407 @@ impl Generator {
         items
     }
 
-    /// The Observations of patient `n`, day by day (`k` counts them in that order).
-    pub fn observations(&self, n: u64) -> Vec<Item> {
-        let mut out = Vec::new();
-        let mut walks: Vec<(Rng, f64, f64)> = MEASURES
+    fn service_request_id(&self, key: PatientKey, m: &Measure) -> String {
+        self.id("sr", &format!("{}-{}", key.label(), m.key))
+    }
+
+    /// Conditions of `key`: 1 to 4, distinct, drawn with a Zipf-like skew.
+    fn condition_codes(&self, key: PatientKey) -> (Rng, Vec<u16>) {
+        let mut rng = self.sub_rng(SALT_CONDITION, key, 0);
+        let n = 1 + rng.below(4);
+        let codes = zipf_distinct(&mut rng, CONDITION_CODES.len(), n);
+        (rng, codes)
+    }
+
+    fn condition_count(&self, key: PatientKey) -> u64 {
+        self.condition_codes(key).1.len() as u64
+    }
+
+    /// The Conditions of `key` (its problem list, diagnosed before day 0).
+    pub fn conditions(&self, key: PatientKey) -> Vec<Item> {
+        let (mut rng, codes) = self.condition_codes(key);
+        let subject = format!("Patient/{}", self.patient_id_of(key));
+        let asserter = format!("Practitioner/{}", self.careteam_practitioner(key));
+        codes
             .iter()
             .enumerate()
-            .map(|(i, m)| {
-                let mut rng = self.rng(10 + i as u64, n);
-                let base = m.baseline.0 + unit(&mut rng) * (m.baseline.1 - m.baseline.0);
-                (rng, base, base)
+            .map(|(i, &c)| {
+                let (code, display) = CONDITION_CODES[usize::from(c)];
+                let onset = date(START_DAY - 30 - rng.below(15 * 365) as i64);
+                self.item(
+                    "Condition",
+                    self.id("cond", &format!("{}-{i}", key.label())),
+                    json!({
+                        "resourceType": "Condition",
+                        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+                        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category", "code": "problem-list-item", "display": "Problem List Item"}]}],
+                        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+                        "subject": {"reference": subject},
+                        "onsetDateTime": onset,
+                        "recordedDate": onset,
+                        "asserter": {"reference": asserter},
+                    }),
+                )
             })
-            .collect();
-        let subject = format!("Patient/{}", self.patient_id(n));
-        let mut k = 0u64;
-        for day in 0..self.days() {
-            for (m, (rng, base, value)) in MEASURES.iter().zip(walks.iter_mut()) {
-                if day % m.every_days != 0 {
-                    continue;
+            .collect()
+    }
+
+    /// The lab panel of cycle `c` of `key`: a day of the cycle, 2 to 7 distinct codes.
+    fn panel(&self, key: PatientKey, c: u64) -> Panel {
+        let mut rng = self.sub_rng(SALT_PANEL, key, c);
+        let day = c * CYCLE_DAYS + rng.below(CYCLE_DAYS);
+        let minute = LAB_WINDOW.0 + rng.below(LAB_WINDOW.1);
+        let size = 2 + rng.below(6);
+        let codes = zipf_distinct(&mut rng, LAB_CODES.len(), size);
+        Panel { day, minute, codes }
+    }
+
+    /// Sessions a day of `key`.
+    fn sessions(&self, key: PatientKey) -> u64 {
+        match key {
+            PatientKey::Ordinary(_) => 2,
+            PatientKey::Deep(count) => deep_sessions(count),
+        }
+    }
+
+    /// Home readings of `key` on `day`.
+    fn home_readings_on(&self, key: PatientKey, day: u64) -> u64 {
+        (0..self.sessions(key))
+            .map(|j| {
+                MEASURES
+                    .iter()
+                    .filter(|m| m.in_session(key, j, day))
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    /// Appends the readings of `key` on `day` to `out`, in time order; `panel` is the
+    /// panel of the day's cycle.
+    fn day_readings(&self, key: PatientKey, day: u64, panel: &Panel, out: &mut Vec<Reading>) {
+        let start = out.len();
+        let mut rng = self.sub_rng(SALT_TIME, key, day);
+        let sessions = self.sessions(key);
+        for j in 0..sessions {
+            let minute = match key {
+                PatientKey::Ordinary(_) => {
+                    let (first, spread) = if j == 0 { MORNING } else { EVENING };
+                    first + rng.below(spread)
                 }
-                // A mean-reverting random walk: mostly near the baseline, now and then
-                // across the alarm limits.
-                let noise = (unit(rng) + unit(rng) + unit(rng) - 1.5) * 2.0 * m.step;
-                *value = (*value + 0.15 * (*base - *value) + noise).clamp(m.bounds.0, m.bounds.1);
-                let minute = 7 * 60 + rng.below(180);
-                let effective = format!(
-                    "{}T{:02}:{:02}:00Z",
-                    date(START_DAY + day as i64),
-                    minute / 60,
-                    minute % 60
-                );
-                let sr = format!(
-                    "ServiceRequest/{}",
-                    self.id("sr", &format!("{n}-{}", m.key))
-                );
-                let mut obs = json!({
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "basedOn": [{"reference": sr}],
-                    "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "vital-signs", "display": "Vital Signs"}]}],
-                    "code": {"coding": [{"system": LOINC, "code": m.loinc, "display": m.display}]},
-                    "subject": {"reference": subject},
-                    "effectiveDateTime": effective,
-                });
-                if m.key == "bp" {
-                    let dia = diastolic(*value, rng);
-                    obs["component"] = json!([
-                        {"code": {"coding": [{"system": LOINC, "code": "8480-6", "display": "Systolic blood pressure"}]},
-                         "valueQuantity": quantity(m, *value)},
-                        {"code": {"coding": [{"system": LOINC, "code": "8462-4", "display": "Diastolic blood pressure"}]},
-                         "valueQuantity": quantity(m, dia)},
-                    ]);
-                } else {
-                    obs["valueQuantity"] = quantity(m, *value);
+                PatientKey::Deep(_) => {
+                    let slot = 24 * 60 / sessions;
+                    j * slot + rng.below(slot - 10)
                 }
-                let id = self.observation_id(n, k);
-                out.push(self.item("Observation", id, obs));
-                k += 1;
+            };
+            // One minute per reading, on the full minute.
+            let mut second = minute * 60;
+            for (i, m) in MEASURES.iter().enumerate() {
+                if m.in_session(key, j, day) {
+                    out.push(reading(day, second, i));
+                    second += 60;
+                }
+            }
+        }
+        if panel.day == day {
+            // The results of a panel half a minute apart from any session reading.
+            for (i, &c) in panel.codes.iter().enumerate() {
+                let second = panel.minute * 60 + 30 + i as u64;
+                out.push(reading(day, second, MEASURES.len() + usize::from(c)));
+            }
+        }
+        out[start..].sort_unstable_by_key(|r| r.second);
+    }
+
+    /// The timeline of `key`: all its Observations in time order (`k` is the index).
+    /// An ordinary patient's covers the period; a deep patient's is cut after exactly
+    /// its count.
+    pub fn timeline(&self, key: PatientKey) -> Vec<Reading> {
+        let mut out = Vec::new();
+        let limit = match key {
+            PatientKey::Ordinary(_) => None,
+            PatientKey::Deep(count) => Some(count as usize),
+        };
+        let end = self.days_of(key);
+        for c in 0..end.div_ceil(CYCLE_DAYS) {
+            let panel = self.panel(key, c);
+            for day in c * CYCLE_DAYS..((c + 1) * CYCLE_DAYS).min(end) {
+                self.day_readings(key, day, &panel, &mut out);
+                if let Some(limit) = limit.filter(|l| out.len() >= *l) {
+                    out.truncate(limit);
+                    return out;
+                }
             }
         }
         out
     }
+
+    /// Days of history of `key`: the period for an ordinary patient, up to its last
+    /// Observation's day for a deep one.
+    pub fn days_of(&self, key: PatientKey) -> u64 {
+        match key {
+            PatientKey::Ordinary(_) => self.days,
+            PatientKey::Deep(count) => {
+                let mut total = 0;
+                for c in 0.. {
+                    let panel = self.panel(key, c);
+                    for day in c * CYCLE_DAYS..(c + 1) * CYCLE_DAYS {
+                        total += self.home_readings_on(key, day);
+                        if panel.day == day {
+                            total += panel.codes.len() as u64;
+                        }
+                        if total >= count {
+                            return day + 1;
+                        }
+                    }
+                }
+                unreachable!("every day has readings")
+            }
+        }
+    }
+
+    /// Observations of `key` (the length of its timeline).
+    pub fn observation_count(&self, key: PatientKey) -> u64 {
+        match key {
+            PatientKey::Deep(count) => count,
+            PatientKey::Ordinary(_) => {
+                let home: u64 = MEASURES.iter().map(|m| self.ordinary_from(m, 0)).sum();
+                let labs: u64 = (0..self.days.div_ceil(CYCLE_DAYS))
+                    .map(|c| self.panel(key, c))
+                    .filter(|p| p.day < self.days)
+                    .map(|p| p.codes.len() as u64)
+                    .sum();
+                home + labs
+            }
+        }
+    }
+
+    /// Readings of `m` of an ordinary patient on day `from_day` or later.
+    fn ordinary_from(&self, m: &Measure, from_day: u64) -> u64 {
+        let (every, offset, per_day) = m.ordinary_rhythm();
+        let before = |x: u64| x.saturating_sub(offset).div_ceil(every);
+        (before(self.days) - before(from_day.min(self.days))) * per_day
+    }
+
+    /// The Encounters of `key` in time order: per cycle the clinic visit around the lab
+    /// panel, two video follow-ups, and now and then a contact the patient asked for.
+    fn encounter_specs(&self, key: PatientKey) -> Vec<EncounterSpec> {
+        let end = self.days_of(key);
+        let mut out = Vec::new();
+        for c in 0..end.div_ceil(CYCLE_DAYS) {
+            let panel = self.panel(key, c);
+            let mut rng = self.sub_rng(SALT_ENCOUNTER, key, c);
+            let first = c * CYCLE_DAYS;
+            let mut cycle = vec![
+                EncounterSpec {
+                    day: panel.day,
+                    second: (panel.minute - 15) * 60,
+                    minutes: 40,
+                    kind: EncounterKind::Visit,
+                },
+                EncounterSpec {
+                    day: first + 7 + rng.below(7),
+                    second: (13 * 60 + rng.below(120)) * 60,
+                    minutes: 20,
+                    kind: EncounterKind::FollowUp,
+                },
+                EncounterSpec {
+                    day: first + 18 + rng.below(7),
+                    second: (13 * 60 + rng.below(120)) * 60,
+                    minutes: 20,
+                    kind: EncounterKind::FollowUp,
+                },
+            ];
+            if rng.chance(30) {
+                cycle.push(EncounterSpec {
+                    day: first + rng.below(CYCLE_DAYS),
+                    second: (8 * 60 + rng.below(600)) * 60,
+                    minutes: 15,
+                    kind: EncounterKind::PatientInitiated,
+                });
+            }
+            cycle.sort_by_key(|e| (e.day, e.second));
+            out.extend(cycle.into_iter().filter(|e| e.day < end));
+        }
+        out
+    }
+
+    /// The Encounters of `key`, in time order.
+    pub fn encounters(&self, key: PatientKey) -> Vec<Item> {
+        let subject = format!("Patient/{}", self.patient_id_of(key));
+        let prac = format!("Practitioner/{}", self.careteam_practitioner(key));
+        self.encounter_specs(key)
+            .into_iter()
+            .enumerate()
+            .map(|(j, e)| {
+                let (class, class_display) = e.kind.class();
+                let (code, display) = e.kind.kind();
+                self.item(
+                    "Encounter",
+                    self.id("enc", &format!("{}-{j}", key.label())),
+                    json!({
+                        "resourceType": "Encounter",
+                        "status": "finished",
+                        "class": {"system": ACT_CODE, "code": class, "display": class_display},
+                        "type": [{"coding": [{"system": SNOMED, "code": code, "display": display}]}],
+                        "subject": {"reference": subject},
+                        "participant": [{"individual": {"reference": prac}}],
+                        "period": {
+                            "start": date_time(e.day, e.second),
+                            "end": date_time(e.day, e.second + e.minutes * 60),
+                        },
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// The Observations of `key`, in timeline order (`k` counts them), generated one by
+    /// one.
+    pub fn observation_items(&self, key: PatientKey) -> impl Iterator<Item = Item> + '_ {
+        let mut walks: Vec<(Rng, f64, f64)> = MEASURES
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut rng = self.rng(SALT_WALK + i as u64, key.index());
+                let base = m.baseline.0 + unit(&mut rng) * (m.baseline.1 - m.baseline.0);
+                (rng, base, base)
+            })
+            .collect();
+        let subject = format!("Patient/{}", self.patient_id_of(key));
+        let based_on: Vec<String> = MEASURES
+            .iter()
+            .map(|m| format!("ServiceRequest/{}", self.service_request_id(key, m)))
+            .collect();
+        // The values of the current cycle's lab panel, drawn in the panel's order.
+        let mut lab: Option<(u64, Rng)> = None;
+        self.timeline(key)
+            .into_iter()
+            .enumerate()
+            .map(move |(k, r)| {
+                // Fields in the usual order: resourceType, status, basedOn, category, code,
+                // subject, effectiveDateTime, value or component.
+                let mut obs = serde_json::Map::new();
+                obs.insert("resourceType".into(), json!("Observation"));
+                obs.insert("status".into(), json!("final"));
+                let value: (&str, Value) = match r.measure() {
+                    Some(i) => {
+                        let m = &MEASURES[i];
+                        let (rng, base, value) = &mut walks[i];
+                        // A mean-reverting random walk: mostly near the baseline, now and
+                        // then across the alarm limits.
+                        let noise = (unit(rng) + unit(rng) + unit(rng) - 1.5) * 2.0 * m.step;
+                        *value = (*value + 0.15 * (*base - *value) + noise)
+                            .clamp(m.bounds.0, m.bounds.1);
+                        obs.insert("basedOn".into(), json!([{"reference": based_on[i]}]));
+                        obs.insert("category".into(), category("vital-signs", "Vital Signs"));
+                        obs.insert("code".into(), coding(LOINC, m.loinc, m.display));
+                        if m.key == "bp" {
+                            let dia = diastolic(*value, rng);
+                            let component = json!([
+                                {"code": coding(LOINC, "8480-6", "Systolic blood pressure"),
+                                 "valueQuantity": quantity(m, *value)},
+                                {"code": coding(LOINC, "8462-4", "Diastolic blood pressure"),
+                                 "valueQuantity": quantity(m, dia)},
+                            ]);
+                            ("component", component)
+                        } else {
+                            ("valueQuantity", quantity(m, *value))
+                        }
+                    }
+                    None => {
+                        let lab_code = &LAB_CODES[usize::from(r.code) - MEASURES.len()];
+                        let cycle = u64::from(r.day) / CYCLE_DAYS;
+                        if lab.as_ref().is_none_or(|(c, _)| *c != cycle) {
+                            lab = Some((cycle, self.sub_rng(SALT_LAB_VALUE, key, cycle)));
+                        }
+                        let rng = &mut lab.as_mut().expect("set above").1;
+                        obs.insert("category".into(), category("laboratory", "Laboratory"));
+                        obs.insert(
+                            "code".into(),
+                            coding(LOINC, lab_code.loinc, lab_code.display),
+                        );
+                        match lab_code.value {
+                            LabValue::Quantity {
+                                unit: u,
+                                ucum,
+                                low,
+                                high,
+                                decimals,
+                            } => {
+                                let v = round_to(low + unit(rng) * (high - low), decimals);
+                                let mut q = json!({"value": v, "unit": u});
+                                if let Some(code) = ucum {
+                                    q["system"] = json!(UCUM);
+                                    q["code"] = json!(code);
+                                }
+                                ("valueQuantity", q)
+                            }
+                            LabValue::Concept(answers) => {
+                                let (system, code, display) = *rng.pick(answers);
+                                ("valueCodeableConcept", coding(system, code, display))
+                            }
+                        }
+                    }
+                };
+                obs.insert("subject".into(), json!({"reference": subject}));
+                obs.insert("effectiveDateTime".into(), json!(r.effective()));
+                obs.insert(value.0.into(), value.1);
+                let obs = Value::Object(obs);
+                self.item("Observation", self.observation_id_of(key, k as u64), obs)
+            })
+    }
+
+    /// The Observations of `key` (see [`Generator::observation_items`]).
+    pub fn observations(&self, key: PatientKey) -> Vec<Item> {
+        self.observation_items(key).collect()
+    }
+
+    /// What phase 3 writes for `key`: its Conditions, Encounters and Observations.
+    pub fn history(&self, key: PatientKey) -> impl Iterator<Item = Item> + '_ {
+        self.conditions(key)
+            .into_iter()
+            .chain(self.encounters(key))
+            .chain(self.observation_items(key))
+    }
+}
+
+fn reading(day: u64, second: u64, code: usize) -> Reading {
+    Reading {
+        day: day as u32,
+        second: second as u32,
+        code: code as u16,
+    }
+}
+
+fn coding(system: &str, code: &str, display: &str) -> Value {
+    json!({"coding": [{"system": system, "code": code, "display": display}]})
+}
+
+fn category(code: &str, display: &str) -> Value {
+    json!([{"coding": [{"system": CATEGORY_SYSTEM, "code": code, "display": display}]}])
+}
+
+/// `count` distinct indexes below `len`, index `r` drawn with weight `1 / (r + 1)`.
+fn zipf_distinct(rng: &mut Rng, len: usize, count: u64) -> Vec<u16> {
+    let total: f64 = (1..=len).map(|r| 1.0 / r as f64).sum();
+    let mut out: Vec<u16> = Vec::new();
+    while (out.len() as u64) < count.min(len as u64) {
+        let mut u = unit(rng) * total;
+        let mut pick = len - 1;
+        for r in 0..len {
+            u -= 1.0 / (r + 1) as f64;
+            if u < 0.0 {
+                pick = r;
+                break;
+            }
+        }
+        let pick = pick as u16;
+        if !out.contains(&pick) {
+            out.push(pick);
+        }
+    }
+    out
 }
 
 /// What a reader of the data set (`ember bench-search`) needs to know about patient `n`.
@@ -434,12 +1050,15 @@ pub struct PatientFacts {
     pub practitioner: u64,
 }
 
-/// One measurement type as a reader of the data set sees it.
+/// One home measure as a reader of the data set sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeasureFacts {
     pub loinc: &'static str,
-    /// One Observation every this many days, from day 0.
+    /// For an ordinary patient: on the days `d` with `d % every_days == day_offset`...
     pub every_days: u64,
+    pub day_offset: u64,
+    /// ...this many readings.
+    pub per_day: u64,
 }
 
 /// The code system of every Observation and ServiceRequest code.
@@ -448,87 +1067,111 @@ pub const LOINC_SYSTEM: &str = LOINC;
 /// The facts of the data set that queries against it depend on. The generator uses the
 /// same functions, so a reader and the data set cannot drift apart.
 impl Generator {
-    /// Patient `n`'s draws: the generator's rng (to continue from), female, given, family.
-    fn demographics(&self, n: u64) -> (Rng, bool, &'static str, &'static str) {
-        let mut rng = self.rng(2, n);
+    /// `key`'s draws: the generator's rng (to continue from), female, given, family.
+    fn demographics(&self, key: PatientKey) -> (Rng, bool, &'static str, &'static str) {
+        let mut rng = self.rng(SALT_DEMOGRAPHICS, key.index());
         let female = rng.chance(50);
         let given = rng.pick(if female { GIVEN_F } else { GIVEN_M });
         let family = rng.pick(FAMILY);
         (rng, female, given, family)
     }
 
+    /// Id of ordinary patient `n`.
     pub fn patient_id(&self, n: u64) -> String {
-        self.id("pat", &n.to_string())
+        self.patient_id_of(PatientKey::Ordinary(n))
     }
 
+    /// Id of any patient.
+    pub fn patient_id_of(&self, key: PatientKey) -> String {
+        self.id("pat", &key.label())
+    }
+
+    /// Id of Practitioner `k` of the pool.
     pub fn practitioner_id(&self, k: u64) -> String {
         self.id("prac", &k.to_string())
     }
 
-    fn identifier_value(&self, n: u64) -> String {
-        format!("DS{:04}{n:08}", self.seed % 10_000)
+    /// Id of the deep patients' Practitioner.
+    pub fn deep_practitioner_id(&self) -> String {
+        self.id("prac", "deep")
     }
 
-    /// Id, identifier, name and Practitioner of patient `n`, as `patient_group(n)` writes them.
+    fn identifier_of(&self, key: PatientKey) -> String {
+        let seed = self.seed % 10_000;
+        match key {
+            PatientKey::Ordinary(n) => format!("DS{seed:04}{n:08}"),
+            PatientKey::Deep(count) => format!("DS{seed:04}D{count:07}"),
+        }
+    }
+
+    /// Id, identifier, name and Practitioner of ordinary patient `n`, as `patient_group`
+    /// writes them.
     pub fn patient_facts(&self, n: u64) -> PatientFacts {
-        let (_, _, given, family) = self.demographics(n);
+        let (_, _, given, family) = self.demographics(PatientKey::Ordinary(n));
         PatientFacts {
             id: self.patient_id(n),
             identifier_system: CPR_SYSTEM,
-            identifier_value: self.identifier_value(n),
+            identifier_value: self.identifier_of(PatientKey::Ordinary(n)),
             family,
             given,
             practitioner: n / PATIENTS_PER_PRACTITIONER,
         }
     }
 
-    /// Id of the `k`-th Observation of patient `n` (`k` counts as in [`Generator::observations`]).
+    /// Id of the `k`-th Observation of ordinary patient `n`.
     pub fn observation_id(&self, n: u64, k: u64) -> String {
-        self.id("obs", &format!("{n}-{k}"))
+        self.observation_id_of(PatientKey::Ordinary(n), k)
     }
 
-    /// Observations per patient.
-    pub fn observations_per_patient(&self) -> u64 {
-        MEASURES.iter().map(|m| self.measurements(m)).sum()
+    /// Id of the `k`-th Observation of `key`'s timeline.
+    pub fn observation_id_of(&self, key: PatientKey, k: u64) -> String {
+        self.id("obs", &format!("{}-{k}", key.label()))
     }
 
-    /// Number of Practitioners in the pool.
+    /// Number of Practitioners: the pool, and the deep patients' own if there are any.
     pub fn practitioners(&self) -> u64 {
         self.practitioner_count()
     }
 
-    /// The patients whose CareTeam has Practitioner `k`.
+    /// The ordinary patients whose CareTeam has Practitioner `k` of the pool.
     pub fn patients_of_practitioner(&self, k: u64) -> std::ops::Range<u64> {
         let start = (k * PATIENTS_PER_PRACTITIONER).min(self.patients);
         start..((k + 1) * PATIENTS_PER_PRACTITIONER).min(self.patients)
     }
 
-    /// The measurement types, in the order `observations` interleaves them.
+    /// The home measures, in the order a session takes them ([`Reading::measure`]
+    /// indexes this list).
     pub fn measures() -> Vec<MeasureFacts> {
         MEASURES
             .iter()
-            .map(|m| MeasureFacts {
-                loinc: m.loinc,
-                every_days: m.every_days,
+            .map(|m| {
+                let (every_days, day_offset, per_day) = m.ordinary_rhythm();
+                MeasureFacts {
+                    loinc: m.loinc,
+                    every_days,
+                    day_offset,
+                    per_day,
+                }
             })
             .collect()
     }
 
-    /// Days of measurements per patient (day 0 is [`Generator::day`]`(0)`).
+    /// Days of history of an ordinary patient (day 0 is [`Generator::day`]`(0)`).
     pub fn measurement_days(&self) -> u64 {
-        self.days()
+        self.days
     }
 
-    /// `YYYY-MM-DD` of measurement day `d`; every Observation of that day has an
-    /// `effectiveDateTime` on it between 07:00 and 10:00 UTC.
+    /// `YYYY-MM-DD` of day `d` of the history.
     pub fn day(d: u64) -> String {
         date(START_DAY + d as i64)
     }
 
-    /// Observations of one patient with `measure`'s code on day `from_day` or later.
+    /// Observations of one ordinary patient with `measure`'s code on day `from_day` or later.
     pub fn observations_from(&self, measure: &MeasureFacts, from_day: u64) -> u64 {
-        let days = self.days();
-        days.div_ceil(measure.every_days) - from_day.min(days).div_ceil(measure.every_days)
+        MEASURES
+            .iter()
+            .find(|m| m.loinc == measure.loinc)
+            .map_or(0, |m| self.ordinary_from(m, from_day))
     }
 }
 
@@ -537,20 +1180,35 @@ fn unit(rng: &mut Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn quantity(m: &Measure, value: f64) -> Value {
-    let value = if m.decimals == 0 {
+fn round_to(value: f64, decimals: u32) -> Value {
+    if decimals == 0 {
         json!(value.round() as i64)
     } else {
-        let f = 10f64.powi(m.decimals as i32);
+        let f = 10f64.powi(decimals as i32);
         json!((value * f).round() / f)
-    };
-    json!({"value": value, "unit": m.unit, "system": UCUM, "code": m.ucum})
+    }
+}
+
+fn quantity(m: &Measure, value: f64) -> Value {
+    json!({"value": round_to(value, m.decimals), "unit": m.unit, "system": UCUM, "code": m.ucum})
 }
 
 fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// `YYYY-MM-DDThh:mm:ssZ` of `second` into day `day` of the history.
+fn date_time(day: u64, second: u64) -> String {
+    let (day, second) = (day + second / 86_400, second % 86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        date(START_DAY + day as i64),
+        second / 3600,
+        second / 60 % 60,
+        second % 60
+    )
 }
 
 /// `YYYY-MM-DD` of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
@@ -591,16 +1249,32 @@ struct Totals {
     samples: Vec<String>,
 }
 
+/// The generator of `ember dataset`'s arguments.
+pub fn generator(args: &DatasetArgs) -> Generator {
+    Generator {
+        seed: args.seed,
+        patients: args.patients,
+        days: period_days(args.years, args.days),
+        deep: args.deep.0.clone(),
+    }
+}
+
+/// `1000, 4000 Observations` or `none`.
+pub fn describe_deep(deep: &[u64]) -> String {
+    if deep.is_empty() {
+        "none".into()
+    } else {
+        let list: Vec<String> = deep.iter().map(u64::to_string).collect();
+        format!("{} Observations", list.join(", "))
+    }
+}
+
 /// Runs `ember dataset`: prints the report, fails when any Bundle failed.
 pub async fn run(args: DatasetArgs) -> Result<()> {
     if args.bundle_size == 0 || args.connections == 0 {
         bail!("--bundle-size and --connections must be at least 1");
     }
-    let g = Generator {
-        seed: args.seed,
-        patients: args.patients,
-        days: period_days(args.years, args.days),
-    };
+    let g = generator(&args);
     let counts = g.counts();
     let total: u64 = counts.values().sum();
     if args.dry_run {
@@ -614,24 +1288,25 @@ pub async fn run(args: DatasetArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("--url is required"))?;
     let target = Arc::new(Target::parse(&url)?);
     eprintln!(
-        "dataset: {} patients x {}, seed {}, {total} resources to {url}",
+        "dataset: {} patients x {}, deep patients: {}, seed {}, {total} resources to {url}",
         args.patients,
         describe_period(args.years, args.days),
+        describe_deep(&g.deep),
         args.seed
     );
 
     let started = Instant::now();
     let totals = Arc::new(Mutex::new(Totals::default()));
     let bundle_size = args.bundle_size;
-    // Phase 1: the Practitioner pool.
-    let practitioners = (0..g.practitioner_count()).map(move |k| vec![g.practitioner(k)]);
+    // Phase 1: the Practitioners.
+    let practitioners = g.practitioner_items().map(|p| [p]);
     load(&target, &args, &totals, practitioners, bundle_size, false).await?;
     // Phase 2: one group per patient, never split.
-    let groups = (0..g.patients).map(move |n| g.patient_group(n));
+    let groups = g.patient_keys().map(|k| g.patient_group(k));
     load(&target, &args, &totals, groups, bundle_size, true).await?;
-    // Phase 3: the Observations.
-    let observations = (0..g.patients).map(move |n| g.observations(n));
-    load(&target, &args, &totals, observations, bundle_size, false).await?;
+    // Phase 3: each patient's Conditions, Encounters and Observations, streamed.
+    let history = g.patient_keys().map(|k| g.history(k));
+    load(&target, &args, &totals, history, bundle_size, false).await?;
     let elapsed = started.elapsed().as_secs_f64();
 
     let t = totals.lock().await;
@@ -663,11 +1338,11 @@ fn render_counts(counts: &BTreeMap<&'static str, u64>) -> String {
 
 /// Sends the groups as Bundles of at most `size` entries over `connections` workers and
 /// waits for all of them. With `keep_groups`, a group is never split across Bundles.
-async fn load(
+async fn load<G: IntoIterator<Item = Item>>(
     target: &Arc<Target>,
     args: &DatasetArgs,
     totals: &Arc<Mutex<Totals>>,
-    groups: impl Iterator<Item = Vec<Item>>,
+    groups: impl Iterator<Item = G>,
     size: usize,
     keep_groups: bool,
 ) -> Result<()> {
@@ -712,6 +1387,7 @@ async fn load(
     };
     for group in groups {
         if keep_groups {
+            let group: Vec<Item> = group.into_iter().collect();
             if pending.len() + group.len() > size {
                 send(&mut pending).await?;
             }
@@ -758,231 +1434,4 @@ async fn post_bundle(conn: &mut Conn, target: &Target, body: Bytes) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_seed_same_resources() {
-        let a = Generator {
-            seed: 42,
-            patients: 3,
-            days: 365,
-        };
-        let b = a;
-        for n in [0, 2] {
-            let (ga, gb) = (a.patient_group(n), b.patient_group(n));
-            let (oa, ob) = (a.observations(n), b.observations(n));
-            for (x, y) in ga.iter().chain(&oa[..20]).zip(gb.iter().chain(&ob[..20])) {
-                assert_eq!(x.resource.to_string(), y.resource.to_string());
-                assert_eq!(x.full_url, y.full_url);
-            }
-        }
-        assert_eq!(a.practitioner(0).resource, b.practitioner(0).resource);
-        let other = Generator { seed: 7, ..a };
-        let values = |g: &Generator| -> Vec<String> {
-            g.observations(0)[..50]
-                .iter()
-                .map(|o| format!("{}{}", o.resource["valueQuantity"], o.resource["component"]))
-                .collect()
-        };
-        assert_ne!(values(&a), values(&other));
-        let obs = a.observations(1);
-        assert_eq!(obs[0].id, "dataset-42-obs-1-0");
-        assert_eq!(obs[0].resource["code"]["coding"][0]["code"], "85354-9");
-        assert_eq!(a.patient_group(0)[0].id, "dataset-42-pat-0");
-        assert!(
-            a.patient_group(0)[0].resource["identifier"][0]["value"]
-                .as_str()
-                .unwrap()
-                .starts_with("DS")
-        );
-    }
-
-    #[test]
-    fn counts_match_the_generated_resources() {
-        let g = Generator {
-            seed: 42,
-            patients: 2,
-            days: 365,
-        };
-        let mut seen: BTreeMap<&'static str, u64> = BTreeMap::new();
-        let all = (0..g.practitioner_count())
-            .map(|k| g.practitioner(k))
-            .chain((0..g.patients).flat_map(|n| g.patient_group(n)))
-            .chain((0..g.patients).flat_map(|n| g.observations(n)));
-        for item in all {
-            assert_eq!(item.resource["resourceType"], item.res_type);
-            *seen.entry(item.res_type).or_default() += 1;
-        }
-        assert_eq!(seen, g.counts());
-        assert_eq!(g.counts()["Observation"], 2 * (365 + 53 + 365 + 183));
-    }
-
-    #[test]
-    fn some_values_cross_the_alarm_limits() {
-        let g = Generator {
-            seed: 42,
-            patients: 5,
-            days: 365,
-        };
-        let outside = (0..5)
-            .flat_map(|n| g.observations(n))
-            .filter(|o| o.resource["code"]["coding"][0]["code"] == "59408-5")
-            .filter(|o| {
-                let v: f64 = o.resource["valueQuantity"]["value"]
-                    .to_string()
-                    .parse()
-                    .unwrap();
-                v < 92.0
-            })
-            .count();
-        assert!(outside > 0);
-    }
-
-    #[test]
-    fn facts_match_the_generated_resources() {
-        let g = Generator {
-            seed: 42,
-            patients: 45,
-            days: 365,
-        };
-        for n in [0, 19, 20, 44] {
-            let facts = g.patient_facts(n);
-            let group = g.patient_group(n);
-            let p = &group[0].resource;
-            assert_eq!(group[0].id, facts.id);
-            assert_eq!(p["identifier"][0]["system"], facts.identifier_system);
-            assert_eq!(p["identifier"][0]["value"], facts.identifier_value.as_str());
-            assert_eq!(p["name"][0]["family"], facts.family);
-            assert_eq!(p["name"][0]["given"][0], facts.given);
-            let member = format!("Practitioner/{}", g.practitioner_id(facts.practitioner));
-            assert_eq!(
-                group[1].resource["participant"][0]["member"]["reference"],
-                member.as_str()
-            );
-            assert!(g.patients_of_practitioner(facts.practitioner).contains(&n));
-            let obs = g.observations(n);
-            for m in Generator::measures() {
-                for from in [0, 1, 100, 364, 365] {
-                    let day = Generator::day(from);
-                    let expected = obs
-                        .iter()
-                        .filter(|o| o.resource["code"]["coding"][0]["code"] == m.loinc)
-                        .filter(|o| {
-                            o.resource["effectiveDateTime"].as_str().unwrap() >= day.as_str()
-                        })
-                        .count() as u64;
-                    assert_eq!(
-                        g.observations_from(&m, from),
-                        expected,
-                        "{} from {from}",
-                        m.loinc
-                    );
-                }
-            }
-        }
-        assert_eq!(g.practitioners(), 3);
-        let last = g.observations(44).last().map(|o| o.id.clone());
-        assert_eq!(
-            last,
-            Some(g.observation_id(44, g.observations_per_patient() - 1))
-        );
-        assert_eq!(g.patients_of_practitioner(2), 40..45);
-        assert_eq!(Generator::day(0), "2024-01-01");
-    }
-
-    /// `ember dataset`'s arguments as the command line parses them.
-    fn parse(args: &[&str]) -> DatasetArgs {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: DatasetArgs,
-        }
-        let argv = ["dataset", "--dry-run"].iter().chain(args);
-        <Cli as clap::Parser>::try_parse_from(argv).unwrap().args
-    }
-
-    fn generator(args: &DatasetArgs) -> Generator {
-        Generator {
-            seed: args.seed,
-            patients: args.patients,
-            days: period_days(args.years, args.days),
-        }
-    }
-
-    #[test]
-    fn days_set_the_period_and_override_years() {
-        let years = parse(&["--patients", "45", "--years", "1"]);
-        assert_eq!(years.days, None);
-        let g = generator(&years);
-        // The counts `ember dataset --patients 45 --years 1 --dry-run` always printed.
-        assert_eq!(
-            g.counts(),
-            BTreeMap::from([
-                ("CarePlan", 45),
-                ("CareTeam", 45),
-                ("Observation", 43_470),
-                ("Patient", 45),
-                ("Practitioner", 3),
-                ("ServiceRequest", 180),
-            ])
-        );
-        assert_eq!(describe_period(years.years, years.days), "1 year(s)");
-
-        // --days 365 is --years 1, resource for resource; --days wins over --years.
-        for argv in [
-            &["--patients", "45", "--days", "365"][..],
-            &["--patients", "45", "--years", "3", "--days", "365"][..],
-        ] {
-            let days = parse(argv);
-            let d = generator(&days);
-            assert_eq!(d.measurement_days(), 365);
-            assert_eq!(d.counts(), g.counts());
-            for n in [0, 44] {
-                let (a, b) = (g.observations(n), d.observations(n));
-                assert_eq!(a.len(), b.len());
-                for (x, y) in a.iter().zip(&b).step_by(97).chain(a.last().zip(b.last())) {
-                    assert_eq!(x.id, y.id);
-                    assert_eq!(x.resource, y.resource);
-                }
-            }
-        }
-        assert_eq!(
-            describe_period(3, parse(&["--years", "3", "--days", "100"]).days),
-            "100 day(s)"
-        );
-
-        // The counts scale with the days: 2.65 Observations per patient and day, so
-        // 10,000 patients x 100 days is 2,650,000 Observations and x 38 days 1,010,000.
-        let short = generator(&parse(&["--patients", "10000", "--days", "100"]));
-        let per_patient = 100 + 15 + 100 + 50;
-        assert_eq!(short.observations_per_patient(), per_patient);
-        assert_eq!(short.counts()["Observation"], 10_000 * per_patient);
-        assert_eq!(short.observations(0).len() as u64, per_patient);
-        assert_eq!(
-            Generator { days: 38, ..short }.counts()["Observation"],
-            1_010_000
-        );
-        let one = Generator { days: 1, ..short };
-        assert_eq!(one.observations_per_patient(), 4);
-        let none = Generator { days: 0, ..short };
-        assert_eq!(none.counts()["Observation"], 0);
-        // A shorter period is a prefix of a longer one: same ids, same resources.
-        let (a, b) = (
-            short.observations(7),
-            generator(&parse(&["--patients", "10000", "--days", "200"])).observations(7),
-        );
-        assert_eq!(b.len(), 200 + 29 + 200 + 100);
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.id, y.id);
-            assert_eq!(x.resource, y.resource);
-        }
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(date(0), "1970-01-01");
-        assert_eq!(date(START_DAY), "2024-01-01");
-        assert_eq!(date(START_DAY + 59), "2024-02-29");
-    }
-}
+mod tests;

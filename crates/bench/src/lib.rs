@@ -6,6 +6,7 @@
 //! FHIR search against it ([`search`]).
 
 pub mod check;
+mod codes;
 pub mod dataset;
 mod http;
 mod phase;

@@ -6,11 +6,17 @@
 //! (status 200, a `searchset` Bundle, and what the data set says it must contain); a
 //! failed check is an error, counted apart from the latencies and printed. Each kind
 //! has latency targets; the report says whether each was met.
+//!
+//! The patient-depth kinds read one patient's history newest first (`latest-code`,
+//! `window-code`, `latest-all`) on an ordinary patient and on the heavy patient (the
+//! largest `--deep`), expecting exactly the Observation ids the generator's timeline
+//! says, in order. `depth` runs `latest-code` on every deep patient in turn and reports
+//! how its p50 grows with the patient's history.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -18,7 +24,10 @@ use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
-use crate::dataset::{Generator, LOINC_SYSTEM, MeasureFacts, describe_period, period_days};
+use crate::dataset::{
+    DEFAULT_DEEP, Deep, Generator, LOINC_SYSTEM, MeasureFacts, PatientKey, Reading, describe_deep,
+    describe_period, parse_deep, period_days,
+};
 use crate::http::{Conn, Target};
 use crate::phase::Timing;
 use crate::report::now_rfc3339;
@@ -43,6 +52,11 @@ pub struct SearchBenchArgs {
     /// Days of measurements of the loaded data set (`ember dataset --days`); overrides --years
     #[arg(long, env = "EMBER_BENCH_SEARCH_DAYS")]
     pub days: Option<u64>,
+
+    /// Deep patients of the loaded data set (`ember dataset --deep`): comma-separated
+    /// Observation counts, or `none`
+    #[arg(long, env = "EMBER_BENCH_SEARCH_DEEP", default_value = DEFAULT_DEEP, value_parser = parse_deep)]
+    pub deep: Deep,
 
     /// Seed the data set was generated with (`ember dataset --seed`; part of every id)
     #[arg(long, env = "EMBER_BENCH_SEARCH_DATASET_SEED", default_value_t = 42)]
@@ -70,7 +84,7 @@ pub struct SearchBenchArgs {
         env = "EMBER_BENCH_SEARCH_QUERIES",
         value_enum,
         value_delimiter = ',',
-        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team"
+        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team,latest-code,window-code,latest-all,heavy-latest-code,heavy-window-code,heavy-latest-all,depth"
     )]
     pub queries: Vec<QueryKind>,
 
@@ -97,6 +111,29 @@ pub enum QueryKind {
     /// `Patient?_has:CareTeam:subject:participant=Practitioner/<id>&_count=50`: a
     /// clinician's patient list.
     HasCareTeam,
+    /// `Observation?subject=Patient/<id>&code=<loinc>&_sort=-date&_count=50`: the latest
+    /// readings of one home measure.
+    LatestCode,
+    /// `Observation?subject=Patient/<id>&code=<loinc>&date=ge<day>&date=lt<day+7..31>&_sort=-date&_count=50`
+    WindowCode,
+    /// `Observation?subject=Patient/<id>&_sort=-date&_count=50`: the latest of every code.
+    LatestAll,
+    /// `latest-code` on the heavy patient.
+    HeavyLatestCode,
+    /// `window-code` on the heavy patient.
+    HeavyWindowCode,
+    /// `latest-all` on the heavy patient.
+    HeavyLatestAll,
+    /// `latest-code` on each deep patient in turn: how latency grows with history depth.
+    Depth,
+}
+
+/// The shapes of the patient-depth queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    LatestCode,
+    WindowCode,
+    LatestAll,
 }
 
 /// A percentile of the latency.
@@ -122,7 +159,7 @@ const fn target(percentile: Pct, below_ms: f64) -> LatencyTarget {
 }
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 7] = [
+    pub const ALL: [QueryKind; 14] = [
         QueryKind::SubjectCodeDate,
         QueryKind::Name,
         QueryKind::Identifier,
@@ -130,6 +167,13 @@ impl QueryKind {
         QueryKind::Include,
         QueryKind::HasObservation,
         QueryKind::HasCareTeam,
+        QueryKind::LatestCode,
+        QueryKind::WindowCode,
+        QueryKind::LatestAll,
+        QueryKind::HeavyLatestCode,
+        QueryKind::HeavyWindowCode,
+        QueryKind::HeavyLatestAll,
+        QueryKind::Depth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -141,6 +185,36 @@ impl QueryKind {
             QueryKind::Include => "include",
             QueryKind::HasObservation => "has-observation",
             QueryKind::HasCareTeam => "has-care-team",
+            QueryKind::LatestCode => "latest-code",
+            QueryKind::WindowCode => "window-code",
+            QueryKind::LatestAll => "latest-all",
+            QueryKind::HeavyLatestCode => "heavy-latest-code",
+            QueryKind::HeavyWindowCode => "heavy-window-code",
+            QueryKind::HeavyLatestAll => "heavy-latest-all",
+            QueryKind::Depth => "depth",
+        }
+    }
+
+    /// Whether this kind needs deep patients (`--deep`).
+    pub fn needs_deep(self) -> bool {
+        matches!(
+            self,
+            QueryKind::HeavyLatestCode
+                | QueryKind::HeavyWindowCode
+                | QueryKind::HeavyLatestAll
+                | QueryKind::Depth
+        )
+    }
+
+    /// The shape of a patient-depth kind.
+    fn shape(self) -> Option<Shape> {
+        match self {
+            QueryKind::LatestCode | QueryKind::HeavyLatestCode | QueryKind::Depth => {
+                Some(Shape::LatestCode)
+            }
+            QueryKind::WindowCode | QueryKind::HeavyWindowCode => Some(Shape::WindowCode),
+            QueryKind::LatestAll | QueryKind::HeavyLatestAll => Some(Shape::LatestAll),
+            _ => None,
         }
     }
 
@@ -150,11 +224,19 @@ impl QueryKind {
         const POINT: [LatencyTarget; 1] = [target(Pct::P50, 3.0)];
         const COUNT: [LatencyTarget; 1] = [target(Pct::P99, 200.0)];
         const JOIN: [LatencyTarget; 1] = [target(Pct::P99, 50.0)];
+        const WINDOW: [LatencyTarget; 1] = [target(Pct::P99, 25.0)];
+        const HEAVY: [LatencyTarget; 1] = [target(Pct::P99, 50.0)];
         match self {
-            QueryKind::SubjectCodeDate => &SUBJECT,
+            QueryKind::SubjectCodeDate | QueryKind::LatestCode => &SUBJECT,
             QueryKind::Name | QueryKind::Identifier => &POINT,
             QueryKind::CodeCount => &COUNT,
             QueryKind::Include | QueryKind::HasObservation | QueryKind::HasCareTeam => &JOIN,
+            QueryKind::WindowCode | QueryKind::LatestAll => &WINDOW,
+            QueryKind::HeavyLatestCode | QueryKind::HeavyWindowCode | QueryKind::HeavyLatestAll => {
+                &HEAVY
+            }
+            // Judged by the growth of its p50 over the depths instead (DEPTH_RATIO).
+            QueryKind::Depth => &[],
         }
     }
 
@@ -169,33 +251,72 @@ const PAGE: u64 = 50;
 const INCLUDE_PAGE: u64 = 20;
 /// `_count` of the care-team query (above the 20 patients a Practitioner has).
 const CARE_TEAM_PAGE: u64 = 50;
+/// Shortest and longest date window of `window-code`, in days.
+const WINDOW_DAYS: (u64, u64) = (7, 31);
+/// `depth`: the p50 on the deepest patient is below this many times the p50 on the
+/// shallowest.
+pub const DEPTH_RATIO: f64 = 2.0;
 
 /// The loaded data set, as far as the queries need it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Population {
     pub g: Generator,
     measures: Vec<MeasureFacts>,
-    /// Patients per family name.
+    /// The measures an ordinary patient has readings of (all but the weekly glucose in
+    /// a period of less than 4 days).
+    present: Vec<MeasureFacts>,
+    /// Ordinary patients per family name.
     families: HashMap<&'static str, u64>,
+    /// Each patient's timeline (ordinary patients, then deep ones), built on first use.
+    timelines: Vec<OnceLock<Vec<Reading>>>,
 }
 
 impl Population {
-    /// The population of `patients` patients with `days` days of measurements.
-    pub fn new(seed: u64, patients: u64, days: u64) -> Self {
-        let g = Generator {
-            seed,
-            patients,
-            days,
-        };
+    /// The population the generator `g` writes.
+    pub fn new(g: Generator) -> Self {
         let mut families = HashMap::new();
-        for n in 0..patients {
+        for n in 0..g.patients {
             *families.entry(g.patient_facts(n).family).or_default() += 1;
         }
+        let timelines = (0..g.patients as usize + g.deep.len())
+            .map(|_| OnceLock::new())
+            .collect();
+        let measures = Generator::measures();
+        let present = measures
+            .iter()
+            .copied()
+            .filter(|m| g.observations_from(m, 0) > 0)
+            .collect();
         Self {
-            g,
-            measures: Generator::measures(),
+            measures,
+            present,
             families,
+            timelines,
+            g,
         }
+    }
+
+    /// The Observations of `key` in time order, as [`Generator::timeline`] makes them.
+    /// `key` is a patient of the data set.
+    pub fn timeline(&self, key: PatientKey) -> &[Reading] {
+        let slot = match key {
+            PatientKey::Ordinary(n) => n as usize,
+            PatientKey::Deep(count) => {
+                let i = self.g.deep.iter().position(|&c| c == count);
+                self.g.patients as usize + i.expect("a deep patient of the data set")
+            }
+        };
+        self.timelines[slot].get_or_init(|| self.g.timeline(key))
+    }
+
+    /// The heavy patient: the deep patient with the most Observations.
+    pub fn heavy(&self) -> Option<PatientKey> {
+        self.g.deep.last().map(|&c| PatientKey::Deep(c))
+    }
+
+    /// The deep patients, smallest first.
+    pub fn deep(&self) -> impl Iterator<Item = PatientKey> + '_ {
+        self.g.deep.iter().map(|&c| PatientKey::Deep(c))
     }
 }
 
@@ -221,6 +342,14 @@ pub enum Expect {
     Patients { ids: Vec<String> },
     /// `_summary=count`: no entries and a `total` of at least `at_least`.
     Count { at_least: u64 },
+    /// Exactly these Observations of one patient, in this order (newest first), with
+    /// `loinc` when given; `total`, when the server sends one.
+    Ordered {
+        patient: String,
+        loinc: Option<&'static str>,
+        ids: Vec<String>,
+        total: u64,
+    },
 }
 
 /// One concrete query.
@@ -245,16 +374,33 @@ fn enc(s: &str) -> String {
     out
 }
 
-/// The next query of `kind`, drawn with `rng` over `pop`.
+/// The next query of `kind`, drawn with `rng` over `pop`. The heavy and depth kinds
+/// fall back to an ordinary patient when the data set has no deep patients.
 pub fn generate(kind: QueryKind, rng: &mut Rng, pop: &Population) -> Query {
+    if let Some(shape) = kind.shape() {
+        let key = match (kind, pop.heavy()) {
+            (
+                QueryKind::HeavyLatestCode | QueryKind::HeavyWindowCode | QueryKind::HeavyLatestAll,
+                Some(heavy),
+            ) => heavy,
+            (QueryKind::Depth, Some(_)) => PatientKey::Deep(*rng.pick(&pop.g.deep)),
+            _ => PatientKey::Ordinary(rng.below(pop.g.patients)),
+        };
+        return patient_query(kind, shape, rng, pop, key);
+    }
     let g = &pop.g;
     let n = rng.below(g.patients);
-    let m = *rng.pick(&pop.measures);
+    let m = *rng.pick(&pop.present);
     let code = enc(&format!("{LOINC_SYSTEM}|{}", m.loinc));
     let facts = g.patient_facts(n);
     let (path, expect) = match kind {
         QueryKind::SubjectCodeDate => {
-            let from = rng.below(g.measurement_days());
+            // From a day up to the measure's last reading: at least one match.
+            let last = (0..g.measurement_days())
+                .rev()
+                .find(|&d| g.observations_from(&m, d) > 0)
+                .unwrap_or(0);
+            let from = rng.below(last + 1);
             let day = Generator::day(from);
             let total = g.observations_from(&m, from);
             (
@@ -338,8 +484,76 @@ pub fn generate(kind: QueryKind, rng: &mut Rng, pop: &Population) -> Query {
                 },
             )
         }
+        _ => unreachable!("patient-depth kinds are drawn above"),
     };
     Query { kind, path, expect }
+}
+
+/// A patient-depth query of `shape` on `key`, expecting the ids of its timeline.
+fn patient_query(
+    kind: QueryKind,
+    shape: Shape,
+    rng: &mut Rng,
+    pop: &Population,
+    key: PatientKey,
+) -> Query {
+    let id = pop.g.patient_id_of(key);
+    let subject = format!("Observation?subject=Patient/{}", enc(&id));
+    let measure = rng.index(pop.measures.len());
+    let loinc = pop.measures[measure].loinc;
+    let code = enc(&format!("{LOINC_SYSTEM}|{loinc}"));
+    // The matches: readings of `measure` (or all) on the days `days`, newest first.
+    let mut days = 0..u32::MAX;
+    let (path, measure) = match shape {
+        Shape::LatestCode => (
+            format!("{subject}&code={code}&_sort=-date&_count={PAGE}"),
+            Some(measure),
+        ),
+        Shape::WindowCode => {
+            // Starting on or before the measure's last reading, a window of a week or
+            // more holds at least one.
+            let last = pop
+                .timeline(key)
+                .iter()
+                .rev()
+                .find(|r| r.measure() == Some(measure))
+                .map_or(0, |r| u64::from(r.day));
+            let from = rng.below(last + 1);
+            let to = from + rng.range(WINDOW_DAYS.0, WINDOW_DAYS.1);
+            days = from as u32..to as u32;
+            (
+                format!(
+                    "{subject}&code={code}&date=ge{}&date=lt{}&_sort=-date&_count={PAGE}",
+                    Generator::day(from),
+                    Generator::day(to)
+                ),
+                Some(measure),
+            )
+        }
+        Shape::LatestAll => (format!("{subject}&_sort=-date&_count={PAGE}"), None),
+    };
+    // The timeline is in time order with distinct times, so newest first is reversed k.
+    let mut ids = Vec::new();
+    let mut total = 0u64;
+    for (k, r) in pop.timeline(key).iter().enumerate().rev() {
+        if measure.is_none_or(|m| r.measure() == Some(m)) && days.contains(&r.day) {
+            total += 1;
+            if (ids.len() as u64) < PAGE {
+                ids.push(pop.g.observation_id_of(key, k as u64));
+            }
+        }
+    }
+    let loinc = measure.map(|_| loinc);
+    Query {
+        kind,
+        path,
+        expect: Expect::Ordered {
+            patient: id,
+            loinc,
+            ids,
+            total,
+        },
+    }
 }
 
 // The parts of a search answer the checks read; everything else is skipped unparsed.
@@ -616,6 +830,53 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
                 ));
             }
         }
+        Expect::Ordered {
+            patient,
+            loinc,
+            ids,
+            total,
+        } => {
+            if matches.len() != ids.len() {
+                return Err(format!(
+                    "{} matches, the data set has {} on this page (total {total}; do --patients/--years/--days/--deep/--dataset-seed match the load?)",
+                    matches.len(),
+                    ids.len()
+                ));
+            }
+            if let Some(t) = bundle.total {
+                if t != *total {
+                    return Err(format!("total {t}, the data set has {total}"));
+                }
+            }
+            for (i, (r, want)) in matches.iter().zip(ids).enumerate() {
+                if r.resource_type != "Observation" {
+                    return Err(format!("matched {}", r.label()));
+                }
+                if !r.subject_is(patient) {
+                    return Err(format!(
+                        "{} has subject {:?}, not Patient/{patient}",
+                        r.label(),
+                        r.subject.as_ref().and_then(|s| s.reference.as_deref())
+                    ));
+                }
+                if let Some(code) = loinc {
+                    if !r.has_code(LOINC_SYSTEM, code) {
+                        return Err(format!("{} does not have code {code}", r.label()));
+                    }
+                }
+                if r.id.as_deref() != Some(want.as_str()) {
+                    return Err(format!(
+                        "entry {i} is {} (effective {}), expected Observation/{want}: not the newest {} in -date order",
+                        r.label(),
+                        r.effective.as_deref().unwrap_or("none"),
+                        ids.len()
+                    ));
+                }
+            }
+            if !includes.is_empty() {
+                return Err(format!("{} unexpected included entries", includes.len()));
+            }
+        }
     }
     Ok(())
 }
@@ -649,8 +910,10 @@ pub struct SearchReportArgs {
     pub url: String,
     pub patients: u64,
     pub years: u64,
-    /// Days of measurements: `--days`, or else `--years` × 365.
+    /// Days of history: `--days`, or else `--years` × 365.
     pub days: u64,
+    /// Observation counts of the deep patients (`--deep`).
+    pub deep: Vec<u64>,
     pub dataset_seed: u64,
     pub seed: u64,
     pub connections: usize,
@@ -664,6 +927,10 @@ pub struct SearchReport {
     pub version: String,
     pub args: SearchReportArgs,
     pub queries: Vec<QueryResult>,
+    /// The `depth` kind: `latest-code` per deep patient (also rows `depth-<count>` of
+    /// `queries`) and how its p50 grows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<DepthReport>,
     pub errors: u64,
     pub targets_met: usize,
     pub targets_missed: usize,
@@ -673,17 +940,60 @@ pub struct SearchReport {
     pub notes: Vec<String>,
 }
 
+/// `latest-code` on one deep patient.
+#[derive(Debug, Clone, Serialize)]
+pub struct DepthRow {
+    /// The patient's Observations.
+    pub observations: u64,
+    pub patient: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The `depth` kind's result: latency over history depth.
+#[derive(Debug, Clone, Serialize)]
+pub struct DepthReport {
+    /// Smallest history first.
+    pub rows: Vec<DepthRow>,
+    /// p50 of the deepest patient over p50 of the shallowest.
+    pub p50_ratio: Option<f64>,
+    /// The target: `p50_ratio` below this.
+    pub below_ratio: f64,
+    /// `None` when a row had errors or no requests, or there are fewer than two rows.
+    pub met: Option<bool>,
+}
+
+impl DepthReport {
+    fn new(rows: Vec<DepthRow>) -> Self {
+        let valid = rows.len() >= 2 && rows.iter().all(|r| r.errors == 0 && r.requests > 0);
+        let p50_ratio = match (rows.first(), rows.last()) {
+            (Some(a), Some(b)) if rows.len() >= 2 && a.p50_ms > 0.0 => {
+                Some(crate::stats::round2(b.p50_ms / a.p50_ms))
+            }
+            _ => None,
+        };
+        Self {
+            met: p50_ratio.filter(|_| valid).map(|r| r < DEPTH_RATIO),
+            rows,
+            p50_ratio,
+            below_ratio: DEPTH_RATIO,
+        }
+    }
+}
+
 impl QueryResult {
-    fn new(
-        kind: QueryKind,
+    fn named(
+        name: &str,
+        targets: &[LatencyTarget],
         example: String,
         first: Duration,
         stats: PhaseStats,
         skipped: Option<String>,
     ) -> Self {
         let valid = stats.errors == 0 && stats.requests > 0;
-        let targets = kind
-            .targets()
+        let targets = targets
             .iter()
             .map(|t| {
                 let measured_ms = match t.percentile {
@@ -699,7 +1009,7 @@ impl QueryResult {
             })
             .collect();
         Self {
-            kind: kind.name().to_owned(),
+            kind: name.to_owned(),
             example,
             first_ms: crate::stats::round2(first.as_secs_f64() * 1000.0),
             stats,
@@ -727,9 +1037,11 @@ impl QueryResult {
 impl SearchReport {
     fn tally(&mut self) {
         let all = || self.queries.iter().flat_map(|q| &q.targets);
-        self.targets_met = all().filter(|t| t.met == Some(true)).count();
-        self.targets_missed = all().filter(|t| t.met == Some(false)).count();
-        self.targets_not_judged = all().filter(|t| t.met.is_none()).count();
+        let depth = self.depth.iter().map(|d| d.met);
+        let met: Vec<Option<bool>> = all().map(|t| t.met).chain(depth).collect();
+        self.targets_met = met.iter().filter(|m| **m == Some(true)).count();
+        self.targets_missed = met.iter().filter(|m| **m == Some(false)).count();
+        self.targets_not_judged = met.iter().filter(|m| m.is_none()).count();
         self.errors = self.queries.iter().map(|q| q.stats.errors).sum();
         self.empty = self
             .queries
@@ -750,7 +1062,7 @@ impl SearchReport {
         let a = &self.args;
         let _ = writeln!(
             s,
-            "\nEmber search bench {}  {}  patients={} {} dataset-seed={} connections={} duration={}s warmup={}s seed={}",
+            "\nEmber search bench {}  {}  patients={} {} deep={} dataset-seed={} connections={} duration={}s warmup={}s seed={}",
             self.version,
             a.url,
             a.patients,
@@ -758,6 +1070,15 @@ impl SearchReport {
                 format!("years={}", a.years)
             } else {
                 format!("days={}", a.days)
+            },
+            if a.deep.is_empty() {
+                "none".to_owned()
+            } else {
+                a.deep
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             },
             a.dataset_seed,
             a.connections,
@@ -807,6 +1128,46 @@ impl SearchReport {
             "\ntargets: {} met, {} missed, {} not judged (errors or no requests)",
             self.targets_met, self.targets_missed, self.targets_not_judged
         );
+        if let Some(d) = &self.depth {
+            let _ = writeln!(
+                s,
+                "\ndepth: latest-code on each deep patient (target: p50 grows by less than {}x)",
+                d.below_ratio
+            );
+            let _ = writeln!(
+                s,
+                "  {:>12} {:>9} {:>8} {:>8} {:>7}",
+                "observations", "requests", "p50 ms", "p99 ms", "errors"
+            );
+            for r in &d.rows {
+                let _ = writeln!(
+                    s,
+                    "  {:>12} {:>9} {:>8.2} {:>8.2} {:>7}",
+                    r.observations, r.requests, r.p50_ms, r.p99_ms, r.errors
+                );
+            }
+            let verdict = match d.met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "n/a",
+            };
+            match (d.p50_ratio, d.rows.first(), d.rows.last()) {
+                (Some(ratio), Some(a), Some(b)) => {
+                    let _ = writeln!(
+                        s,
+                        "  p50 at {} / p50 at {} Observations: {ratio:.2}x  <{}x {verdict}",
+                        b.observations, a.observations, d.below_ratio
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        s,
+                        "  p50 ratio: n/a (needs two deep patients with answers)  <{}x {verdict}",
+                        d.below_ratio
+                    );
+                }
+            }
+        }
         let _ = writeln!(
             s,
             "\nqueries (one example each, sent before the phase, and its latency):"
@@ -900,24 +1261,24 @@ struct Out {
     finished_at: Instant,
 }
 
+/// Draws the next query of a phase.
+type Draw = Arc<dyn Fn(&mut Rng) -> Query + Send + Sync>;
+
 async fn worker(
-    kind: QueryKind,
-    pop: Arc<Population>,
+    draw: Draw,
     target: Arc<Target>,
     samples: Arc<ErrorSamples>,
-    seed: u64,
-    idx: usize,
+    mut rng: Rng,
     timing: Timing,
 ) -> Out {
     let mut conn = Conn::new(target.clone());
-    let mut rng = Rng::for_worker(seed, kind.salt(), idx);
     let mut out = Out {
         latencies_us: Vec::with_capacity(4096),
         errors: 0,
         finished_at: Instant::now(),
     };
     while Instant::now() < timing.end {
-        let q = generate(kind, &mut rng, &pop);
+        let q = draw(&mut rng);
         let started = Instant::now();
         let p = probe(&mut conn, &target, &q).await;
         let transport = p.status.is_none();
@@ -938,8 +1299,9 @@ async fn worker(
 }
 
 async fn run_phase(
-    kind: QueryKind,
-    pop: &Arc<Population>,
+    name: &str,
+    draw: &Draw,
+    salt: u64,
     target: &Arc<Target>,
     args: &SearchBenchArgs,
 ) -> Result<PhaseStats> {
@@ -951,12 +1313,10 @@ async fn run_phase(
     let mut set = JoinSet::new();
     for idx in 0..args.connections {
         set.spawn(worker(
-            kind,
-            pop.clone(),
+            draw.clone(),
             target.clone(),
             samples.clone(),
-            args.seed,
-            idx,
+            Rng::for_worker(args.seed, salt, idx),
             timing,
         ));
     }
@@ -964,14 +1324,14 @@ async fn run_phase(
     let mut errors = 0;
     let mut last = timing.record_from;
     while let Some(out) = set.join_next().await {
-        let out = out.with_context(|| format!("{} worker crashed", kind.name()))?;
+        let out = out.with_context(|| format!("{name} worker crashed"))?;
         lat.extend_from_slice(&out.latencies_us);
         errors += out.errors;
         last = last.max(out.finished_at);
     }
     let elapsed = last.saturating_duration_since(timing.record_from);
     Ok(PhaseStats::from_latencies(
-        kind.name(),
+        name,
         lat,
         errors,
         elapsed,
@@ -980,32 +1340,81 @@ async fn run_phase(
     ))
 }
 
+/// Sends one query of the phase first (a phase the server does not serve is reported,
+/// not timed), then runs the timed phase.
+async fn measure(
+    name: &str,
+    targets: &[LatencyTarget],
+    draw: Draw,
+    salt: u64,
+    conn: &mut Conn,
+    target: &Arc<Target>,
+    args: &SearchBenchArgs,
+) -> Result<QueryResult> {
+    let example = draw(&mut Rng::for_worker(args.seed, salt, usize::MAX));
+    let first = probe(conn, target, &example).await;
+    let example_path = target.path(&example.path);
+    let refused = first.status.is_some_and(|s| s != StatusCode::OK);
+    if let Some(e) = first.error.filter(|_| refused) {
+        eprintln!(
+            "{name}: skipped, the server answered {} to its first query",
+            first.status.map(|s| s.as_u16()).unwrap_or_default()
+        );
+        let stats = PhaseStats::from_latencies(name, Vec::new(), 1, Duration::ZERO, false, vec![]);
+        return Ok(QueryResult::named(
+            name,
+            targets,
+            example_path,
+            first.elapsed,
+            stats,
+            Some(e),
+        ));
+    }
+    eprintln!(
+        "{name}: first query {:.1} ms; {}s warmup + {}s measured, {} connections...",
+        first.elapsed.as_secs_f64() * 1000.0,
+        args.warmup,
+        args.duration,
+        args.connections
+    );
+    let stats = run_phase(name, &draw, salt, target, args).await?;
+    Ok(QueryResult::named(
+        name,
+        targets,
+        example_path,
+        first.elapsed,
+        stats,
+        None,
+    ))
+}
+
 /// Checks that the data set described by the arguments is the one loaded: its first and
-/// last patient exist, and the last patient's last Observation is the last there is.
+/// last patient and every deep patient exist, and the last Observation of the last
+/// patient and of every deep patient is the last there is.
 async fn check_dataset(conn: &mut Conn, target: &Target, pop: &Population) -> Result<()> {
     let g = &pop.g;
-    let last = g.patients - 1;
-    let per_patient = g.observations_per_patient();
-    let hint = "load it with `ember dataset` first, or pass its --patients/--years (or --days)/--dataset-seed";
-    for (path, want) in [
-        (format!("Patient/{}", g.patient_id(0)), StatusCode::OK),
-        (format!("Patient/{}", g.patient_id(last)), StatusCode::OK),
-        (
-            format!("Observation/{}", g.observation_id(last, per_patient - 1)),
-            StatusCode::OK,
-        ),
-        (
-            format!("Observation/{}", g.observation_id(last, per_patient)),
-            StatusCode::NOT_FOUND,
-        ),
-    ] {
+    let last = PatientKey::Ordinary(g.patients - 1);
+    let hint = "load it with `ember dataset` first, or pass its --patients/--years (or --days)/--deep/--dataset-seed";
+    let mut probes = vec![(format!("Patient/{}", g.patient_id(0)), StatusCode::OK)];
+    for key in std::iter::once(last).chain(pop.deep()) {
+        probes.push((format!("Patient/{}", g.patient_id_of(key)), StatusCode::OK));
+        let count = g.observation_count(key);
+        if count > 0 {
+            let id = g.observation_id_of(key, count - 1);
+            probes.push((format!("Observation/{id}"), StatusCode::OK));
+        }
+        let id = g.observation_id_of(key, count);
+        probes.push((format!("Observation/{id}"), StatusCode::NOT_FOUND));
+    }
+    for (path, want) in probes {
         let full = target.path(&path);
         let reply = conn.send(Method::GET, &full, None).await?;
         if reply.status != want {
             bail!(
-                "the data set on the server is not {} patients x {} day(s) with seed {}: GET {full} answered {}, expected {want}; {hint}",
+                "the data set on the server is not {} patients x {} day(s) (deep patients: {}) with seed {}: GET {full} answered {}, expected {want}; {hint}",
                 g.patients,
                 g.measurement_days(),
+                describe_deep(&g.deep),
                 g.seed,
                 reply.status
             );
@@ -1036,63 +1445,67 @@ pub async fn run(args: SearchBenchArgs) -> Result<()> {
     if let Err(e) = conn.send(Method::GET, &metadata, None).await {
         bail!("FHIR server at {} is not reachable: {e:#}", args.url);
     }
-    let pop = Arc::new(Population::new(args.dataset_seed, args.patients, days));
+    let pop = Arc::new(Population::new(Generator {
+        seed: args.dataset_seed,
+        patients: args.patients,
+        days,
+        deep: args.deep.0.clone(),
+    }));
     check_dataset(&mut conn, &target, &pop).await?;
 
     let mut notes = Vec::new();
     let mut results = Vec::new();
+    let mut depth = None;
     for kind in QueryKind::ALL {
         if !args.queries.contains(&kind) {
             continue;
         }
-        // One query first: a kind the server does not serve is reported, not timed.
-        let example = generate(
-            kind,
-            &mut Rng::for_worker(args.seed, kind.salt(), usize::MAX),
-            &pop,
-        );
-        let first = probe(&mut conn, &target, &example).await;
-        let example_path = target.path(&example.path);
-        let refused = first.status.is_some_and(|s| s != StatusCode::OK);
-        if let Some(e) = first.error.filter(|_| refused) {
-            eprintln!(
-                "{}: skipped, the server answered {} to its first query",
-                kind.name(),
-                first.status.map(|s| s.as_u16()).unwrap_or_default()
-            );
-            let stats = PhaseStats::from_latencies(
-                kind.name(),
-                Vec::new(),
-                1,
-                Duration::ZERO,
-                false,
-                vec![],
-            );
-            results.push(QueryResult::new(
-                kind,
-                example_path,
-                first.elapsed,
-                stats,
-                Some(e),
+        if kind.needs_deep() && pop.heavy().is_none() {
+            notes.push(format!(
+                "{}: not run, the data set has no deep patients (--deep none)",
+                kind.name()
             ));
             continue;
         }
-        eprintln!(
-            "{}: first query {:.1} ms; {}s warmup + {}s measured, {} connections...",
+        if kind == QueryKind::Depth {
+            let mut rows = Vec::new();
+            for key in pop.deep().collect::<Vec<_>>() {
+                let PatientKey::Deep(count) = key else {
+                    continue;
+                };
+                let name = format!("depth-{count}");
+                let p = pop.clone();
+                let draw: Draw = Arc::new(move |rng: &mut Rng| {
+                    patient_query(QueryKind::Depth, Shape::LatestCode, rng, &p, key)
+                });
+                let salt = kind.salt().wrapping_add(count << 8);
+                let r = measure(&name, &[], draw, salt, &mut conn, &target, &args).await?;
+                rows.push(DepthRow {
+                    observations: count,
+                    patient: pop.g.patient_id_of(key),
+                    requests: r.stats.requests,
+                    errors: r.stats.errors,
+                    p50_ms: r.stats.p50_ms,
+                    p99_ms: r.stats.p99_ms,
+                });
+                results.push(r);
+            }
+            depth = Some(DepthReport::new(rows));
+            continue;
+        }
+        let p = pop.clone();
+        let draw: Draw = Arc::new(move |rng: &mut Rng| generate(kind, rng, &p));
+        let r = measure(
             kind.name(),
-            first.elapsed.as_secs_f64() * 1000.0,
-            args.warmup,
-            args.duration,
-            args.connections
-        );
-        let stats = run_phase(kind, &pop, &target, &args).await?;
-        results.push(QueryResult::new(
-            kind,
-            example_path,
-            first.elapsed,
-            stats,
-            None,
-        ));
+            kind.targets(),
+            draw,
+            kind.salt(),
+            &mut conn,
+            &target,
+            &args,
+        )
+        .await?;
+        results.push(r);
     }
     if results
         .iter()
@@ -1109,6 +1522,7 @@ pub async fn run(args: SearchBenchArgs) -> Result<()> {
             patients: args.patients,
             years: args.years,
             days,
+            deep: args.deep.0.clone(),
             dataset_seed: args.dataset_seed,
             seed: args.seed,
             connections: args.connections,
@@ -1116,6 +1530,7 @@ pub async fn run(args: SearchBenchArgs) -> Result<()> {
             warmup_secs: args.warmup,
         },
         queries: results,
+        depth,
         errors: 0,
         targets_met: 0,
         targets_missed: 0,

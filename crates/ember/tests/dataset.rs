@@ -1,25 +1,31 @@
-//! `ember dataset` against a real `ember serve` on PostgreSQL: the generated
-//! telemonitoring population loads without errors, reads back under its
-//! deterministic ids, and a second run rewrites the same content.
+//! `ember dataset` against a real `ember serve` on both stores: the generated
+//! telemonitoring population (with its Conditions, Encounters, lab results and a deep
+//! patient) loads without errors, every resource type arrives in the counts the dry run
+//! announces, it reads back under its deterministic ids, and a second run rewrites the
+//! same content.
 
 mod common;
 
 use common::{Backend, Process, TestDb};
 use serde_json::Value;
 
+/// Small, so one load takes about a second: 3 patients x 30 days and a deep patient
+/// of 200 Observations.
+const ARGS: [&str; 8] = [
+    "--patients",
+    "3",
+    "--days",
+    "30",
+    "--deep",
+    "200",
+    "--bundle-size",
+    "200",
+];
+
 async fn run_dataset(url: &str) -> String {
-    common::run_ember_ok(&[
-        "dataset",
-        "--url",
-        url,
-        "--patients",
-        "3",
-        "--years",
-        "1",
-        "--bundle-size",
-        "200",
-    ])
-    .await
+    let mut args = vec!["dataset", "--url", url];
+    args.extend(ARGS);
+    common::run_ember_ok(&args).await
 }
 
 /// The number after `label` on its report line.
@@ -35,17 +41,41 @@ fn without_meta(mut v: Value) -> Value {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dataset_loads_and_reruns_idempotently() {
-    let db = TestDb::new(Backend::Postgres).await;
+async fn dataset_loads_and_reruns_idempotently(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let p = Process::spawn(&db.url, &[]);
     let base = p.http.base.clone();
 
+    let mut dry = vec!["dataset", "--dry-run"];
+    dry.extend(ARGS);
+    let plan = common::run_ember_ok(&dry).await;
+    let expected = reported(&plan, "total ");
     let text = run_dataset(&base).await;
-    // 1 Practitioner + 3 × (Patient, CareTeam, CarePlan, 4 ServiceRequests) + 3 × 966 Observations.
-    let expected = 1 + 3 * 7 + 3 * (365 + 53 + 365 + 183);
     assert_eq!(reported(&text, "resources written"), expected, "{text}");
     assert_eq!(reported(&text, "errors"), 0, "{text}");
+    // Every resource type arrived, as many as announced: 3 + 1 patients with 5
+    // ServiceRequests each, 3 x 30 days of about 4.3 home readings plus labs, and the
+    // deep patient's 200 Observations.
+    for (res_type, at_least) in [
+        ("Practitioner", 2),
+        ("Patient", 4),
+        ("CareTeam", 4),
+        ("CarePlan", 4),
+        ("ServiceRequest", 20),
+        ("Condition", 4),
+        ("Encounter", 12),
+        ("Observation", 3 * (30 * 4 + 5 + 4) + 200),
+    ] {
+        let count = reported(&plan, &format!("{res_type:<18} "));
+        assert!(count >= at_least, "{res_type}: {count}\n{plan}");
+        let total = p
+            .http
+            .get(&format!("{res_type}?_summary=count"))
+            .await
+            .json()["total"]
+            .clone();
+        assert_eq!(total, count, "{res_type}");
+    }
 
     let patient = p.http.get("Patient/dataset-42-pat-0").await;
     assert_eq!(patient.status, 200);
@@ -61,7 +91,7 @@ async fn dataset_loads_and_reruns_idempotently() {
             .starts_with("DS")
     );
 
-    // Observation k = 0 of a patient is the first day's blood pressure, k = 1 its weight.
+    // k = 0..3 of a patient are the first morning's blood pressure, SpO2, pulse and weight.
     let bp = p.http.get("Observation/dataset-42-obs-2-0").await;
     assert_eq!(bp.status, 200);
     let bp = bp.json();
@@ -72,9 +102,67 @@ async fn dataset_loads_and_reruns_idempotently() {
         bp["basedOn"][0]["reference"],
         "ServiceRequest/dataset-42-sr-2-bp"
     );
-    let weight = p.http.get("Observation/dataset-42-obs-2-1").await.json();
+    let pulse = p.http.get("Observation/dataset-42-obs-2-2").await.json();
+    assert_eq!(pulse["code"]["coding"][0]["code"], "8867-4");
+    assert_eq!(pulse["valueQuantity"]["code"], "/min");
+    let weight = p.http.get("Observation/dataset-42-obs-2-3").await.json();
     assert_eq!(weight["code"]["coding"][0]["code"], "29463-7");
     assert_eq!(weight["valueQuantity"]["code"], "kg");
+
+    // Lab results, Conditions and Encounters.
+    let labs = p
+        .http
+        .get("Observation?category=laboratory&_count=5")
+        .await
+        .json();
+    let entries = labs["entry"].as_array().expect("lab results");
+    assert!(!entries.is_empty(), "{labs}");
+    for e in entries {
+        let r = &e["resource"];
+        assert_eq!(r["category"][0]["coding"][0]["code"], "laboratory");
+        assert_eq!(r["code"]["coding"][0]["system"], "http://loinc.org");
+        assert!(r["valueQuantity"].is_object() || r["valueCodeableConcept"].is_object());
+    }
+    let condition = p.http.get("Condition/dataset-42-cond-0-0").await.json();
+    assert_eq!(
+        condition["code"]["coding"][0]["system"],
+        "http://snomed.info/sct"
+    );
+    assert_eq!(
+        condition["subject"]["reference"],
+        "Patient/dataset-42-pat-0"
+    );
+    let encounter = p.http.get("Encounter/dataset-42-enc-0-0").await.json();
+    assert_eq!(
+        encounter["subject"]["reference"],
+        "Patient/dataset-42-pat-0"
+    );
+    assert!(encounter["class"]["code"].is_string());
+    assert!(encounter["period"]["start"].is_string());
+
+    // The deep patient: its own Practitioner, exactly 200 Observations.
+    let careteam = p.http.get("CareTeam/dataset-42-ct-deep-200").await.json();
+    assert_eq!(
+        careteam["participant"][0]["member"]["reference"],
+        "Practitioner/dataset-42-prac-deep"
+    );
+    assert_eq!(
+        careteam["subject"]["reference"],
+        "Patient/dataset-42-pat-deep-200"
+    );
+    let deep = p
+        .http
+        .get("Observation?subject=Patient/dataset-42-pat-deep-200&_summary=count")
+        .await
+        .json();
+    assert_eq!(deep["total"], 200);
+    assert_eq!(
+        p.http
+            .get("Observation/dataset-42-obs-deep-200-199")
+            .await
+            .status,
+        200
+    );
 
     // urn:uuid references inside the patient's Bundle were resolved to the real ids.
     let sr = p
@@ -109,4 +197,16 @@ async fn dataset_loads_and_reruns_idempotently() {
     assert_eq!(without_meta(sr_again), without_meta(sr));
     let patient_again = p.http.get("Patient/dataset-42-pat-0").await.json();
     assert_eq!(without_meta(patient_again), without_meta(patient));
+    let encounter_again = p.http.get("Encounter/dataset-42-enc-0-0").await.json();
+    assert_eq!(without_meta(encounter_again), without_meta(encounter));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    dataset_loads_and_reruns_idempotently(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    dataset_loads_and_reruns_idempotently(Backend::Postgres).await;
 }
