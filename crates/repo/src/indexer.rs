@@ -128,6 +128,7 @@ pub(crate) fn rows_of(resource: &Value, params: &SearchParams) -> IndexRows {
             push(&mut rows, res_type, entry.code, 0, &entry.value);
         }
     }
+    rows.timeline = crate::timeline::entries(res_type, &rows);
     rows
 }
 

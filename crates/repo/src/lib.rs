@@ -14,6 +14,7 @@ mod indexer;
 mod registry;
 mod reindex;
 mod search;
+mod timeline;
 mod write;
 
 use std::sync::Arc;

@@ -445,6 +445,10 @@ impl Store for Watched {
         self.inner.search(query).await
     }
 
+    async fn explain(&self, query: &ember_store::SearchQuery) -> ember_store::Result<String> {
+        self.inner.explain(query).await
+    }
+
     async fn count(&self, query: &ember_store::SearchQuery) -> ember_store::Result<u64> {
         self.inner.count(query).await
     }
@@ -498,6 +502,17 @@ impl Store for Watched {
 
     async fn compact_counts(&self, limit: u32) -> ember_store::Result<u32> {
         self.inner.compact_counts(limit).await
+    }
+
+    async fn stale_timeline(&self, limit: u32) -> ember_store::Result<Vec<ember_store::StaleDoc>> {
+        self.inner.stale_timeline(limit).await
+    }
+
+    async fn refresh_timeline(
+        &self,
+        docs: Vec<ember_store::TimelineRefresh>,
+    ) -> ember_store::Result<()> {
+        self.inner.refresh_timeline(docs).await
     }
 
     async fn ping(&self) -> ember_store::Result<()> {

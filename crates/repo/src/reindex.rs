@@ -13,7 +13,9 @@
 //! are woken at once when a job is queued on any instance (bus message `reindex`).
 //!
 //! The same background work folds the token-count deltas that triggers append on every
-//! index write ([`Repo::compact_counts`]), so counted values stay one row each.
+//! index write ([`Repo::compact_counts`]), so counted values stay one row each, and puts
+//! documents written by an earlier release into the patient timelines
+//! ([`Repo::refresh_timeline`]).
 //!
 //! [`Limits::reindex_lease`]: crate::Limits::reindex_lease
 //! [`Limits::reindex_batch`]: crate::Limits::reindex_batch
@@ -125,6 +127,15 @@ impl Repo {
                 if let Err(e) = compactor.compact_counts().await {
                     tracing::warn!(error = %e, "token count compaction: retrying");
                 }
+            }
+        });
+        let refresher = self.clone();
+        runtime.spawn(async move {
+            loop {
+                if let Err(e) = refresher.refresh_timeline().await {
+                    tracing::warn!(error = %e, "timeline refresh: retrying");
+                }
+                tokio::time::sleep(IDLE_POLL).await;
             }
         });
         let owner = ember_fhir::id::new_id();

@@ -31,6 +31,8 @@ pub struct IndexRows {
     pub references: Vec<ReferenceRow>,
     pub uris: Vec<UriRow>,
     pub texts: Vec<TextRow>,
+    /// The document's entries in patient timelines.
+    pub timeline: Timeline,
 }
 
 impl IndexRows {
@@ -44,6 +46,7 @@ impl IndexRows {
             + self.references.len()
             + self.uris.len()
             + self.texts.len()
+            + self.timeline.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,6 +129,56 @@ pub enum TextKind {
 pub struct TextRow {
     pub kind: TextKind,
     pub doc: String,
+}
+
+/// A document's entries in the timelines of the compartments it belongs to
+/// (`idx_timeline`): an access path for searches pinned to one compartment, ordered by
+/// date without reading the rest of its history.
+///
+/// Every entry of a document carries the same two sort values, which the store
+/// computes from the document's date rows: `at`, the latest end (`hi`) of the date rows
+/// under [`Timeline::date_key`], and `updated`, the latest end of those under
+/// [`Timeline::updated_key`]; `i64::MIN` when there are none. They equal the values a
+/// descending sort on those keys orders by, so a timeline scan in index order is a
+/// search in sort order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    pub date_key: i64,
+    pub updated_key: i64,
+    /// Unique per document (the store drops repeats).
+    pub entries: Vec<TimelineEntry>,
+}
+
+/// One entry: the document in compartment `cmp` under key `p`, with a coded value of
+/// that key, or empty strings under a key without values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TimelineEntry {
+    /// The compartment's key ([`key`]`("Patient", id)`).
+    pub cmp: i64,
+    pub p: i64,
+    pub system: String,
+    pub code: String,
+}
+
+impl Timeline {
+    /// The sort values `(at, updated)` of the document of `rows`.
+    pub(crate) fn sort_values(&self, rows: &IndexRows) -> (i64, i64) {
+        let latest = |key: i64| {
+            rows.dates
+                .iter()
+                .filter(|d| d.slot.p == key)
+                .map(|d| d.hi)
+                .max()
+                .unwrap_or(i64::MIN)
+        };
+        (latest(self.date_key), latest(self.updated_key))
+    }
+
+    /// The entries without repeats, in their first order.
+    pub(crate) fn unique_entries(&self) -> Vec<&TimelineEntry> {
+        let mut seen = std::collections::HashSet::new();
+        self.entries.iter().filter(|e| seen.insert(*e)).collect()
+    }
 }
 
 #[cfg(test)]

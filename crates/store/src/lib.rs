@@ -20,11 +20,12 @@ use async_trait::async_trait;
 
 pub use index::{
     DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, Slot, StringRow, TextKind, TextRow,
-    TokenRow, UriRow, key,
+    Timeline, TimelineEntry, TokenRow, UriRow, key,
 };
 pub use postgres::PgStore;
 pub use query::{
-    Col, Cond, Cursor, Filter, Hit, Hits, Op, Rows, SearchQuery, Sort, SortKey, Table, Val,
+    Col, Cond, Cursor, Filter, Hit, Hits, Op, Rows, SearchQuery, Sort, SortKey, Table,
+    TimelinePath, Val,
 };
 pub use sql::statements;
 pub use sqlite::SqliteStore;
@@ -237,6 +238,27 @@ pub struct ReindexBatch {
     pub lease_until: Micros,
 }
 
+/// A document an earlier release wrote, waiting to be put into the timeline (see
+/// [`Store::stale_timeline`]), in its current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleDoc {
+    pub res_type: String,
+    pub id: String,
+    /// The document's key; `None` when the backend keeps none for deleted documents.
+    pub rid: Option<i64>,
+    pub version: i64,
+    /// JSON text of the current version; `None` when deleted.
+    pub body: Option<String>,
+}
+
+/// The index rows of a [`StaleDoc`]'s version (empty when deleted), of which
+/// [`Store::refresh_timeline`] stores the timeline entries.
+#[derive(Debug, Clone)]
+pub struct TimelineRefresh {
+    pub doc: StaleDoc,
+    pub index: IndexRows,
+}
+
 /// Errors at the storage boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -297,6 +319,12 @@ pub trait Store: Send + Sync + 'static {
     /// How many live documents match a search (its sort and cursor are ignored).
     async fn count(&self, query: &SearchQuery) -> Result<u64>;
 
+    /// How the database runs the statement [`Store::search`] would run for `query` now:
+    /// PostgreSQL's `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the prepared statement
+    /// (which runs it, with the plan every connection uses), SQLite's `EXPLAIN QUERY
+    /// PLAN` one step a line. For diagnosis; the text is the backend's own.
+    async fn explain(&self, query: &SearchQuery) -> Result<String>;
+
     /// The distinct targets `(type, id)` of the reference rows under `keys` of the
     /// documents `rids` (for `_include`).
     async fn referenced(&self, rids: &[i64], keys: &[i64]) -> Result<Vec<(String, String)>>;
@@ -345,6 +373,17 @@ pub trait Store: Send + Sync + 'static {
     /// into one row each, keeping every sum; returns how many values it folded (fewer
     /// than `limit` when none are left). Safe to run on several instances at once.
     async fn compact_counts(&self, limit: u32) -> Result<u32>;
+
+    /// Up to `limit` documents waiting to be put into the timeline: written by an
+    /// earlier release, which does not keep it. Searches do not use the timeline while
+    /// any wait.
+    async fn stale_timeline(&self, limit: u32) -> Result<Vec<StaleDoc>>;
+
+    /// In one transaction: replaces the timeline entries of each document whose
+    /// current version is still the one its rows were computed from, and takes it off
+    /// the waiting list; a document written meanwhile is taken off when that write
+    /// kept the timeline, and waits on otherwise.
+    async fn refresh_timeline(&self, docs: Vec<TimelineRefresh>) -> Result<()>;
 
     /// A cheap round-trip to the database.
     async fn ping(&self) -> Result<()>;

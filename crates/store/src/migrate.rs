@@ -31,6 +31,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "token_counts",
         sql: include_str!("../migrations/postgres/0004_token_counts.sql"),
     },
+    Migration {
+        version: 5,
+        name: "timeline",
+        sql: include_str!("../migrations/postgres/0005_timeline.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -53,6 +58,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 4,
         name: "token_counts",
         sql: include_str!("../migrations/sqlite/0004_token_counts.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "timeline",
+        sql: include_str!("../migrations/sqlite/0005_timeline.sql"),
     },
 ];
 

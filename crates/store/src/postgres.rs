@@ -14,8 +14,8 @@ use crate::migrate::{self, now_micros};
 use crate::query::ValKind;
 use crate::{
     Backend, Change, Current, Guard, Guarded, HistoryQuery, HistoryRow, HistoryScope, Hit, Hits,
-    IndexRows, PoolStatus, Result, SearchQuery, Slot, Store, StoreError, StoreOptions, Val,
-    Version, Write,
+    IndexRows, PoolStatus, Result, SearchQuery, Slot, Store, StoreError, StoreOptions,
+    TimelineRefresh, Val, Version, Write,
 };
 
 /// A pool of PostgreSQL connections holding Ember's schema.
@@ -54,6 +54,12 @@ pub(crate) fn statements() -> Vec<String> {
         LIVE_ALL.to_owned(),
         LIVE_TYPE.to_owned(),
         COMPACT_COUNTS.to_owned(),
+        STALE_LIST.to_owned(),
+        STALE_ANY.to_owned(),
+        STALE_DONE.to_owned(),
+        STALE_SETTLED.to_owned(),
+        TIMELINE_DELETED.to_owned(),
+        TIMELINE_ROWS.clone(),
     ]
 }
 
@@ -111,8 +117,8 @@ fn job_from_row(r: &Row) -> Result<crate::ReindexJob> {
 /// Creates the current pointer only if absent, then the version row and index rows.
 static WRITE_NEW: LazyLock<String> = LazyLock::new(|| {
     write_statement(
-        "INSERT INTO resources (res_type, res_id, version, last_updated, deleted)
-        VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, timeline_version)
+        VALUES ($1, $2, $3, $4, $5, $3)
         ON CONFLICT (res_type, res_id) DO NOTHING
         RETURNING rid",
         8,
@@ -123,7 +129,7 @@ static WRITE_NEW: LazyLock<String> = LazyLock::new(|| {
 /// row and replaces the index rows.
 static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
     write_statement(
-        "UPDATE resources SET version = $3, last_updated = $4, deleted = $5
+        "UPDATE resources SET version = $3, last_updated = $4, deleted = $5, timeline_version = $3
         WHERE res_type = $1 AND res_id = $2 AND version = $8
         RETURNING rid",
         9,
@@ -156,9 +162,9 @@ const REINDEX_TAKE: &str = "DELETE FROM resources
     WHERE rid = $1 AND version = $2 AND NOT deleted
     RETURNING res_type, res_id, last_updated";
 
-const REINDEX_PUT_BACK: &str =
-    "INSERT INTO resources (rid, res_type, res_id, version, last_updated, deleted)
-    VALUES ($1, $3, $4, $2, $5, false)";
+const REINDEX_PUT_BACK: &str = "INSERT INTO resources
+    (rid, res_type, res_id, version, last_updated, deleted, timeline_version)
+    VALUES ($1, $3, $4, $2, $5, false, $2)";
 
 /// Folds the deltas of up to `$1` token values into one row each. A value another
 /// instance is folding at the same moment waits on its rows and then finds them gone;
@@ -175,6 +181,40 @@ const COMPACT_COUNTS: &str = "WITH v AS (
         GROUP BY p, system, code HAVING sum(n) <> 0
     )
     SELECT count(*) FROM v";
+
+/// The documents waiting for the timeline, in their current state.
+const STALE_LIST: &str = "SELECT s.res_type, s.res_id, r.rid, r.version, v.body
+    FROM timeline_stale s
+    LEFT JOIN resources r ON r.res_type = s.res_type AND r.res_id = s.res_id
+    LEFT JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    LIMIT $1";
+
+const STALE_ANY: &str = "SELECT EXISTS (SELECT 1 FROM timeline_stale)";
+
+/// Takes a document off the waiting list.
+const STALE_DONE: &str = "DELETE FROM timeline_stale WHERE res_type = $1 AND res_id = $2";
+
+/// Takes a document off the waiting list if its current version kept the timeline.
+const STALE_SETTLED: &str = "DELETE FROM timeline_stale s USING resources r
+    WHERE s.res_type = $1 AND s.res_id = $2
+      AND r.res_type = s.res_type AND r.res_id = s.res_id AND r.timeline_version = r.version";
+
+/// A deleted document has no entries: records that for version `$2`, if current.
+const TIMELINE_DELETED: &str = "WITH cur AS (
+        UPDATE resources SET timeline_version = version
+        WHERE rid = $1 AND version = $2 AND deleted RETURNING rid
+    ), d AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM cur))
+    SELECT count(*) FROM cur";
+
+/// Replaces the timeline entries of document `$1` (bound from `$2` on), on a snapshot
+/// taken after its pointer row is held.
+static TIMELINE_ROWS: LazyLock<String> = LazyLock::new(|| {
+    let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
+    timeline_ctes(&mut sql, 2);
+    sql.push_str("\nSELECT count(*) FROM cur");
+    sql
+});
 
 /// Replaces the index rows of document `$1` (bound from `$2` on), on a snapshot taken
 /// after its pointer row is held.
@@ -214,6 +254,23 @@ fn index_ctes(sql: &mut String, first: usize) {
         SELECT cur.rid, u.kind, to_tsvector('simple', u.doc)
         FROM cur, unnest(${n}::int2[], ${}::text[]) AS u (kind, doc))",
         n + 1
+    ));
+    timeline_ctes(sql, n + 2);
+}
+
+/// Appends the CTEs that replace the timeline entries of the document in `cur`, bound
+/// from parameter `n` on as [`timeline_params`] orders them.
+fn timeline_ctes(sql: &mut String, n: usize) {
+    sql.push_str(&format!(
+        ",\n    d_idx_timeline AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM cur)),
+    i_idx_timeline AS (INSERT INTO idx_timeline (rid, cmp, p, system, code, at, updated)
+        SELECT cur.rid, u.cmp, u.p, u.system, u.code, ${}::int8, ${}::int8
+        FROM cur, unnest(${n}::int8[], ${}::int8[], ${}::text[], ${}::text[]) AS u (cmp, p, system, code))",
+        n + 4,
+        n + 5,
+        n + 1,
+        n + 2,
+        n + 3,
     ));
 }
 
@@ -291,7 +348,7 @@ fn index_params(rows: &IndexRows) -> Vec<Param> {
     fn col<T, V: ToSql + Sync + Send + 'static>(rows: &[T], f: impl Fn(&T) -> V) -> Param {
         Box::new(rows.iter().map(f).collect::<Vec<V>>())
     }
-    let mut out: Vec<Param> = Vec::with_capacity(30);
+    let mut out: Vec<Param> = Vec::with_capacity(36);
     let r = &rows.strings;
     out.extend(slots(r, |r| r.slot));
     out.push(col(r, |r| r.norm.clone()));
@@ -324,7 +381,22 @@ fn index_params(rows: &IndexRows) -> Vec<Param> {
     let r = &rows.texts;
     out.push(col(r, |r| r.kind as i16));
     out.push(col(r, |r| r.doc.clone()));
+    out.extend(timeline_params(rows));
     out
+}
+
+/// The timeline entries of `rows` as column arrays, then their sort values.
+fn timeline_params(rows: &IndexRows) -> [Param; 6] {
+    let entries = rows.timeline.unique_entries();
+    let (at, updated) = rows.timeline.sort_values(rows);
+    [
+        Box::new(entries.iter().map(|e| e.cmp).collect::<Vec<i64>>()),
+        Box::new(entries.iter().map(|e| e.p).collect::<Vec<i64>>()),
+        Box::new(entries.iter().map(|e| e.system.clone()).collect::<Vec<_>>()),
+        Box::new(entries.iter().map(|e| e.code.clone()).collect::<Vec<_>>()),
+        Box::new(at),
+        Box::new(updated),
+    ]
 }
 
 impl PgStore {
@@ -489,6 +561,15 @@ fn arg_params(args: Vec<crate::sql::Arg>) -> Vec<Param> {
         .collect()
 }
 
+/// A bind value as an SQL literal (for `EXECUTE` in [`Store::explain`]).
+fn literal(a: &crate::sql::Arg) -> String {
+    match a {
+        crate::sql::Arg::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        crate::sql::Arg::Int(i) => format!("'{i}'"),
+        crate::sql::Arg::Float(f) => format!("'{f:?}'"),
+    }
+}
+
 /// Plans each prepared statement once per connection instead of on every execution.
 ///
 /// PostgreSQL's default replans a statement with the actual parameter values until a
@@ -526,21 +607,22 @@ impl PgStore {
     }
 }
 
-fn hit_from_row(r: &Row, kinds: &[ValKind]) -> Hit {
+/// The hit in the columns of a page query, starting at column `at`.
+fn hit_from_row(r: &Row, at: usize, kinds: &[ValKind]) -> Hit {
     Hit {
-        rid: r.get(0),
-        res_type: r.get(1),
-        id: r.get(2),
-        version: r.get(3),
-        last_updated: r.get(4),
-        body: r.get(5),
+        rid: r.get(at),
+        res_type: r.get(at + 1),
+        id: r.get(at + 2),
+        version: r.get(at + 3),
+        last_updated: r.get(at + 4),
+        body: r.get(at + 5),
         sort_values: kinds
             .iter()
             .enumerate()
             .map(|(i, k)| match k {
-                ValKind::Text => Val::Text(r.get(6 + i)),
-                ValKind::Int => Val::Int(r.get(6 + i)),
-                ValKind::Float => Val::Float(r.get(6 + i)),
+                ValKind::Text => Val::Text(r.get(at + 6 + i)),
+                ValKind::Int => Val::Int(r.get(at + 6 + i)),
+                ValKind::Float => Val::Float(r.get(at + 6 + i)),
             })
             .collect(),
     }
@@ -615,7 +697,7 @@ impl Store for PgStore {
             let params = arg_params(args);
             let rows = tx.query(&sql, &param_refs(&params)).await.map_err(pg_err)?;
             if !rows.is_empty() {
-                let hits = rows.iter().map(|r| hit_from_row(r, &kinds)).collect();
+                let hits = rows.iter().map(|r| hit_from_row(r, 0, &kinds)).collect();
                 let hits = crate::search_sql::into_page(hits, &guard.query).hits;
                 return Ok(Guarded::Matched { index, hits });
             }
@@ -649,17 +731,80 @@ impl Store for PgStore {
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<Hits> {
-        let (sql, args) = crate::search_sql::page(&crate::search_sql::POSTGRES, q);
+        let d = &crate::search_sql::POSTGRES;
         let kinds = crate::search_sql::sort_kinds(&q.sort);
+        if let Some((sql, args)) = crate::search_sql::timeline_page(d, q) {
+            let rows = self.query_dynamic(&sql, args).await?;
+            if rows.first().is_some_and(|r| !r.get::<_, bool>(0)) {
+                let hits = rows
+                    .iter()
+                    .filter(|r| r.get::<_, Option<i64>>(1).is_some())
+                    .map(|r| hit_from_row(r, 1, &kinds))
+                    .collect();
+                return Ok(crate::search_sql::into_page(hits, q));
+            }
+        }
+        let (sql, args) = crate::search_sql::page(d, q);
         let rows = self.query_dynamic(&sql, args).await?;
         Ok(crate::search_sql::into_page(
-            rows.iter().map(|r| hit_from_row(r, &kinds)).collect(),
+            rows.iter().map(|r| hit_from_row(r, 0, &kinds)).collect(),
             q,
         ))
     }
 
+    async fn explain(&self, q: &SearchQuery) -> Result<String> {
+        let d = &crate::search_sql::POSTGRES;
+        let client = self.client().await?;
+        let stale = client
+            .query_one(STALE_ANY, &[])
+            .await
+            .map_err(pg_err)?
+            .get::<_, bool>(0);
+        let (sql, args) = match crate::search_sql::timeline_page(d, q) {
+            Some(timeline) if !stale => timeline,
+            _ => crate::search_sql::page(d, q),
+        };
+        // A named prepared statement, executed with literal values: the same generic
+        // plan the search gets on every pooled connection.
+        let values: Vec<String> = args.iter().map(literal).collect();
+        let values = if values.is_empty() {
+            String::new()
+        } else {
+            format!("({})", values.join(", "))
+        };
+        client
+            .batch_execute(&format!("PREPARE ember_explain AS {sql}"))
+            .await
+            .map_err(pg_err)?;
+        let plan = client
+            .simple_query(&format!(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE ember_explain{values}"
+            ))
+            .await;
+        client
+            .batch_execute("DEALLOCATE ember_explain")
+            .await
+            .map_err(pg_err)?;
+        let text = plan
+            .map_err(pg_err)?
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        Ok(text)
+    }
+
     async fn count(&self, q: &SearchQuery) -> Result<u64> {
-        let (sql, args) = crate::search_sql::count(&crate::search_sql::POSTGRES, q);
+        let d = &crate::search_sql::POSTGRES;
+        if let Some((sql, args)) = crate::search_sql::timeline_count(d, q) {
+            let rows = self.query_dynamic(&sql, args).await?;
+            if let Some(r) = rows.first().filter(|r| !r.get::<_, bool>(0)) {
+                return Ok(r.get::<_, i64>(1).max(0) as u64);
+            }
+        }
+        let (sql, args) = crate::search_sql::count(d, q);
         let rows = self.query_dynamic(&sql, args).await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
@@ -676,7 +821,7 @@ impl Store for PgStore {
         }
         let (sql, args) = crate::search_sql::fetch(&crate::search_sql::POSTGRES, docs);
         let rows = self.query_dynamic(&sql, args).await?;
-        Ok(rows.iter().map(|r| hit_from_row(r, &[])).collect())
+        Ok(rows.iter().map(|r| hit_from_row(r, 0, &[])).collect())
     }
 
     fn pool_status(&self) -> PoolStatus {
@@ -872,6 +1017,94 @@ impl Store for PgStore {
         Ok(folded)
     }
 
+    async fn stale_timeline(&self, limit: u32) -> Result<Vec<crate::StaleDoc>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(STALE_LIST).await.map_err(pg_err)?;
+        let rows = client
+            .query(&stmt, &[&i64::from(limit)])
+            .await
+            .map_err(pg_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::StaleDoc {
+                res_type: r.get(0),
+                id: r.get(1),
+                rid: r.get(2),
+                // A pointer row is always there; version 0 never is current.
+                version: r.get::<_, Option<i64>>(3).unwrap_or(0),
+                body: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn refresh_timeline(&self, docs: Vec<crate::TimelineRefresh>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let take = tx.prepare_cached(REINDEX_TAKE).await.map_err(pg_err)?;
+        let put_back = tx.prepare_cached(REINDEX_PUT_BACK).await.map_err(pg_err)?;
+        let rows = tx.prepare_cached(&TIMELINE_ROWS).await.map_err(pg_err)?;
+        let deleted = tx.prepare_cached(TIMELINE_DELETED).await.map_err(pg_err)?;
+        let done = tx.prepare_cached(STALE_DONE).await.map_err(pg_err)?;
+        let settled = tx.prepare_cached(STALE_SETTLED).await.map_err(pg_err)?;
+        for TimelineRefresh { doc, index } in &docs {
+            let key: [&(dyn ToSql + Sync); 2] = [&doc.res_type, &doc.id];
+            let Some(rid) = doc.rid else {
+                tx.execute(&done, &key).await.map_err(pg_err)?;
+                continue;
+            };
+            let current = if doc.body.is_none() {
+                let row = tx
+                    .query_one(&deleted, &[&rid, &doc.version])
+                    .await
+                    .map_err(pg_err)?;
+                row.get::<_, i64>(0) == 1
+            } else if let Some(held) = tx
+                .query_opt(&take, &[&rid, &doc.version])
+                .await
+                .map_err(pg_err)?
+            {
+                // Held like a reindexed document (see REINDEX_TAKE); the pointer row
+                // goes back with the timeline version set.
+                let (res_type, res_id, last_updated): (String, String, i64) =
+                    (held.get(0), held.get(1), held.get(2));
+                tx.execute(
+                    &put_back,
+                    &[&rid, &doc.version, &res_type, &res_id, &last_updated],
+                )
+                .await
+                .map_err(pg_err)?;
+                let mut params: Vec<Param> = vec![Box::new(rid)];
+                params.extend(timeline_params(index));
+                tx.query_one(&rows, &param_refs(&params))
+                    .await
+                    .map_err(pg_err)?;
+                true
+            } else {
+                false
+            };
+            let off = if current { &done } else { &settled };
+            tx.execute(off, &key).await.map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+        // Every search on a timeline path looks for waiting documents: once none are
+        // left, give the list's space back now rather than when autovacuum gets to it,
+        // so that the look stays a scan of an empty table.
+        let left = client
+            .query_one(STALE_ANY, &[])
+            .await
+            .map_err(pg_err)?
+            .get::<_, bool>(0);
+        if !left {
+            if let Err(e) = client
+                .batch_execute("VACUUM (SKIP_LOCKED) timeline_stale")
+                .await
+            {
+                tracing::debug!(error = %e, "cannot vacuum timeline_stale; autovacuum will");
+            }
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         let client = self.client().await?;
         client.simple_query("SELECT 1").await.map_err(pg_err)?;
@@ -956,9 +1189,14 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
             || c == "40001"
             || c == "40P01"
     });
+    // The server's own message says what failed ("db error" alone does not).
+    let text = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
     if e.is_closed() || io || transient_state {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(text)
     } else {
-        StoreError::Backend(e.to_string())
+        StoreError::Backend(text)
     }
 }

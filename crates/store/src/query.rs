@@ -210,6 +210,28 @@ pub struct SearchQuery {
     pub sort: Vec<Sort>,
     pub cursor: Option<Cursor>,
     pub limit: u32,
+    /// A faster way to the same documents; never changes the result.
+    pub timeline: Option<TimelinePath>,
+}
+
+/// Timeline entries ([`crate::Timeline`]) that every document matching a query's
+/// filters has: the caller vouches for that. The store may then start the search from
+/// these entries, which are ordered by their sort values, instead of from a filter's
+/// rows: a descending sort on [`TimelinePath::date_key`] or
+/// [`TimelinePath::updated_key`] reads the entries in index order and stops after the
+/// page. While documents written by an older release wait to be put into the timeline,
+/// the store ignores the path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelinePath {
+    pub cmp: i64,
+    pub p: i64,
+    /// The entries' coded value (empty strings under a key without values).
+    pub system: String,
+    pub code: String,
+    /// Only entries whose `at` is at least this (a lower bound the filters imply).
+    pub at_least: Option<i64>,
+    pub date_key: i64,
+    pub updated_key: i64,
 }
 
 /// A live document found by a search.

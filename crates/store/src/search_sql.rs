@@ -7,7 +7,8 @@
 //! moves when documents are added or removed elsewhere.
 
 use crate::query::{
-    Col, Cond, Cursor, Filter, Hit, Hits, Rows, SearchQuery, Sort, SortKey, Val, ValKind,
+    Col, Cond, Cursor, Filter, Hit, Hits, Rows, SearchQuery, Sort, SortKey, TimelinePath, Val,
+    ValKind,
 };
 use crate::sql::Arg;
 
@@ -32,6 +33,19 @@ pub(crate) struct Dialect {
     /// the database default; equal either way, the bytes decide).
     pub as_doc_key: &'static str,
     pub as_index_text: &'static str,
+    /// Ends every correlated `EXISTS` so that it stays a check per candidate. PostgreSQL
+    /// otherwise turns it into a semi-join, and with the estimates of a generic plan it
+    /// may read all of one filter's rows for each candidate of another (`OFFSET 0` keeps
+    /// the subquery as it is written).
+    pub fence: &'static str,
+    /// A value column of an index row in a correlated check, as an expression no value
+    /// index can serve: the check then finds the candidate's rows by `(rid, p)` instead
+    /// of scanning one value's rows for `rid` (which a generic plan's average estimates
+    /// may prefer, and which reads every document with a common value).
+    pub opaque: fn(&str, ValKind) -> String,
+    /// The smallest integer as a literal, written as the timeline's partial indexes
+    /// (migration 0005) write it.
+    pub int_min: &'static str,
 }
 
 pub(crate) const POSTGRES: Dialect = Dialect {
@@ -48,6 +62,12 @@ pub(crate) const POSTGRES: Dialect = Dialect {
     current_of_rid: "resources r ON r.rid = s.rid",
     as_doc_key: " COLLATE \"default\"",
     as_index_text: " COLLATE \"C\"",
+    fence: " OFFSET 0",
+    opaque: |col, kind| match kind {
+        ValKind::Text => format!("({col} || '')"),
+        ValKind::Int | ValKind::Float => format!("({col} + 0)"),
+    },
+    int_min: "'-9223372036854775808'::bigint",
 };
 
 pub(crate) const SQLITE: Dialect = Dialect {
@@ -70,55 +90,60 @@ pub(crate) const SQLITE: Dialect = Dialect {
          JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id",
     as_doc_key: "",
     as_index_text: "",
+    fence: "",
+    // SQLite plans correlated checks by the candidate's key already.
+    opaque: |col, _| col.to_owned(),
+    int_min: "-9223372036854775808",
 };
 
 /// The largest character: a prefix followed by it bounds every string with that prefix.
 const TEXT_MAX: &str = "\u{10FFFF}";
 
 /// Columns of a page query: `rid, res_type, res_id, version, last_updated, body`, then
-/// one per sort key.
+/// one per sort key. The query's timeline path is not used (see [`timeline_page`]).
 pub(crate) fn page(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
     let mut b = Builder::new(d);
-    let mut keys = String::new();
-    for (i, s) in q.sort.iter().enumerate() {
-        let expr = b.sort_expr(s);
-        keys.push_str(&format!(", {expr} AS k{i}"));
-    }
-    let (from, filter) = b.sources(q);
-    let backward = q.cursor.as_ref().is_some_and(|c| c.backward);
-    let order = |of: &str| {
-        let mut order = String::new();
-        for (i, s) in q.sort.iter().enumerate() {
-            let desc = s.desc != backward;
-            order.push_str(&format!("{of}k{i} {}, ", if desc { "DESC" } else { "ASC" }));
-        }
-        order.push_str(&format!(
-            "{of}rid {}",
-            if backward { "DESC" } else { "ASC" }
-        ));
-        order
-    };
-    let keyset = match &q.cursor {
-        Some(c) => format!(" WHERE {}", b.keyset(&q.sort, c)),
-        None => String::new(),
-    };
-    let limit = b.bind(Arg::Int(i64::from(q.limit) + 1));
-    let key_cols: String = (0..q.sort.len()).map(|i| format!(", s.k{i}")).collect();
-    let sql = format!(
-        "SELECT s.rid, r.res_type, r.res_id, v.version, v.last_updated, v.body{key_cols}
-         FROM (SELECT * FROM (SELECT b.rid{keys} FROM {from} WHERE {filter}) f{keyset}
-               ORDER BY {inner} LIMIT {limit}) s
-         JOIN {current}
-         JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
-         ORDER BY {outer}",
-        current = d.current_of_rid,
-        inner = order(""),
-        outer = order("s."),
-    );
+    let sql = b.page(q, None);
     (sql, b.args)
 }
 
+/// The page query driven from the query's timeline path, when it has one: a first
+/// column `stale` (whether documents of an older release wait to be put into the
+/// timeline, which makes the path incomplete), then the columns of [`page`]. Both come
+/// from one statement, so they agree. There is always a row: when no document matches,
+/// its other columns are NULL.
+pub(crate) fn timeline_page(d: &Dialect, q: &SearchQuery) -> Option<(String, Vec<Arg>)> {
+    let path = q.timeline.as_ref()?;
+    let mut b = Builder::new(d);
+    let inner = b.page(q, Some(path));
+    let sql = format!(
+        "SELECT t.stale, w.* FROM (SELECT {STALE} AS stale) t LEFT JOIN ({inner}) w ON 1 = 1
+         ORDER BY {}",
+        order(q, "w.")
+    );
+    Some((sql, b.args))
+}
+
+/// Whether documents wait to be put into the timeline.
+const STALE: &str = "EXISTS (SELECT 1 FROM timeline_stale)";
+
+/// The order of a page's rows, with `of` before each column name.
+fn order(q: &SearchQuery, of: &str) -> String {
+    let backward = q.cursor.as_ref().is_some_and(|c| c.backward);
+    let mut order = String::new();
+    for (i, s) in q.sort.iter().enumerate() {
+        let desc = s.desc != backward;
+        order.push_str(&format!("{of}k{i} {}, ", if desc { "DESC" } else { "ASC" }));
+    }
+    order.push_str(&format!(
+        "{of}rid {}",
+        if backward { "DESC" } else { "ASC" }
+    ));
+    order
+}
+
 /// `SELECT count(*)` of the documents a query matches (its sort and cursor ignored).
+/// The query's timeline path is not used (see [`timeline_count`]).
 ///
 /// A query for exactly one coded token value reads the count kept on write. Otherwise,
 /// when a positive filter on the document's own index rows exists and no filter needs
@@ -139,10 +164,12 @@ pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
         );
         return (sql, b.args);
     }
-    let driver = q.filters.iter().position(|f| matches!(f, Filter::Has(_)));
-    if let Some(i) = driver.filter(|_| q.filters.iter().all(uses_rid_only)) {
+    let driver = driver(&q.filters);
+    let own_rows = driver
+        .filter(|i| matches!(q.filters[*i], Filter::Has(_)) && q.filters.iter().all(uses_rid_only));
+    if let Some(i) = own_rows {
         let Filter::Has(rows) = &q.filters[i] else {
-            unreachable!("position found a Has")
+            unreachable!("own_rows keeps a Has")
         };
         // `DISTINCT` in a subquery rather than `count(DISTINCT …)`: the index returns
         // the rows of one value in `rid` order, so PostgreSQL can skip duplicates
@@ -164,6 +191,17 @@ pub(crate) fn count(d: &Dialect, q: &SearchQuery) -> (String, Vec<Arg>) {
     let (from, filter) = b.sources(q);
     let sql = format!("SELECT count(*) FROM {from} WHERE {filter}");
     (sql, b.args)
+}
+
+/// The count driven from the query's timeline path, when it has one: `stale` (see
+/// [`timeline_page`]) and the count, from one statement. A document has at most one
+/// entry on a path, so the entries are counted as they are.
+pub(crate) fn timeline_count(d: &Dialect, q: &SearchQuery) -> Option<(String, Vec<Arg>)> {
+    let path = q.timeline.as_ref()?;
+    let mut b = Builder::new(d);
+    let (from, filter, _) = b.timeline_sources(q, path, false);
+    let sql = format!("SELECT {STALE}, (SELECT count(*) FROM {from} WHERE {filter})");
+    Some((sql, b.args))
 }
 
 /// `(p, system, code)` when the query is exactly one coded token value
@@ -361,6 +399,93 @@ impl<'d> Builder<'d> {
         format!("{prefix}{}", self.aliases)
     }
 
+    /// The page query of [`page`], driven from `path` when given.
+    fn page(&mut self, q: &SearchQuery, path: Option<&TimelinePath>) -> String {
+        let by_id = q.sort.iter().any(|s| matches!(s.key, SortKey::Id));
+        // The timeline columns name the sort values of the documents on the path.
+        let (from, filter, tl) = match path {
+            Some(path) => {
+                let (from, filter, tl) = self.timeline_sources(q, path, by_id);
+                (from, filter, Some((tl, path)))
+            }
+            None => {
+                let (from, filter) = self.sources(q);
+                (from, filter, None)
+            }
+        };
+        let mut keys = String::new();
+        for (i, s) in q.sort.iter().enumerate() {
+            let expr = match tl.and_then(|(tl, path)| timeline_column(s, path).map(|c| (tl, c))) {
+                Some((tl, col)) => format!("{tl}.{col}"),
+                None => self.sort_expr(s),
+            };
+            keys.push_str(&format!(", {expr} AS k{i}"));
+        }
+        let keyset = match &q.cursor {
+            Some(c) => format!(" WHERE {}", self.keyset(&q.sort, c)),
+            None => String::new(),
+        };
+        let limit = self.bind(Arg::Int(i64::from(q.limit) + 1));
+        let key_cols: String = (0..q.sort.len()).map(|i| format!(", s.k{i}")).collect();
+        format!(
+            "SELECT s.rid, r.res_type, r.res_id, v.version, v.last_updated, v.body{key_cols}
+             FROM (SELECT * FROM (SELECT b.rid{keys} FROM {from} WHERE {filter}) f{keyset}
+                   ORDER BY {inner} LIMIT {limit}) s
+             JOIN {current}
+             JOIN resource_versions v ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+             ORDER BY {outer}",
+            current = self.d.current_of_rid,
+            inner = order(q, ""),
+            outer = order(q, "s."),
+        )
+    }
+
+    /// The `FROM` and `WHERE` of the documents `b` on a timeline path that match every
+    /// filter, and the alias of the entries. The entries alone are the documents when
+    /// every filter refers to them by `rid` and the caller needs no more (`need_id`
+    /// false); otherwise the documents table joins them as `b`, with the entries as `tl`.
+    fn timeline_sources(
+        &mut self,
+        q: &SearchQuery,
+        path: &TimelinePath,
+        need_id: bool,
+    ) -> (String, String, &'static str) {
+        let docs_too = need_id || !q.filters.iter().all(uses_rid_only);
+        let tl = if docs_too { "tl" } else { "b" };
+        let cmp = self.bind(Arg::Int(path.cmp));
+        let p = self.bind(Arg::Int(path.p));
+        let code = self.bind(Arg::Text(path.code.clone()));
+        let system = self.bind(Arg::Text(path.system.clone()));
+        let mut sql = format!(
+            "{tl}.cmp = {cmp} AND {tl}.p = {p} AND {tl}.code = {code} AND {tl}.system = {system}"
+        );
+        // Names the index of the ordering to read (see migration 0005).
+        let column = match q.sort.first().and_then(|s| timeline_column(s, path)) {
+            Some("updated") => "updated",
+            _ => "at",
+        };
+        sql.push_str(&format!(" AND {tl}.{column} >= {}", self.d.int_min));
+        if let Some(at) = path.at_least {
+            let at = self.bind(Arg::Int(at));
+            sql.push_str(&format!(" AND {tl}.at >= {at}"));
+        }
+        let from = if docs_too {
+            let types = self.list(q.types.iter().map(|t| Arg::Text(t.clone())));
+            sql.push_str(&format!(
+                " AND b.res_type IN ({types}){}",
+                (self.d.live)("b")
+            ));
+            format!("idx_timeline tl JOIN {} b ON b.rid = tl.rid", self.d.docs)
+        } else {
+            "idx_timeline b".to_owned()
+        };
+        for f in &q.filters {
+            let f = self.filter(f, "b");
+            sql.push_str(&format!(" AND {f}"));
+        }
+        (from, sql, tl)
+    }
+
     /// The `FROM` and `WHERE` of the documents `b` of the query's types that match:
     /// `b.rid` always, and `b.res_id` when the sort needs it.
     fn sources(&mut self, q: &SearchQuery) -> (String, String) {
@@ -444,10 +569,11 @@ impl<'d> Builder<'d> {
         match f {
             Filter::Has(rows) => {
                 let a = self.alias("i");
-                let cond = self.rows_where(rows, &a);
+                let cond = self.probe_where(rows, &a);
                 format!(
-                    "EXISTS (SELECT 1 FROM {} {a} WHERE {a}.rid = {cur}.rid AND {cond})",
-                    rows.table.name()
+                    "EXISTS (SELECT 1 FROM {} {a} WHERE {a}.rid = {cur}.rid AND {cond}{})",
+                    rows.table.name(),
+                    self.d.fence
                 )
             }
             Filter::Composite(parts) => {
@@ -457,7 +583,7 @@ impl<'d> Builder<'d> {
                 for rows in parts {
                     let a = self.alias("c");
                     from.push(format!("{} {a}", rows.table.name()));
-                    conds.push(self.rows_where(rows, &a));
+                    conds.push(self.probe_where(rows, &a));
                     match &first {
                         None => {
                             conds.push(format!("{a}.rid = {cur}.rid"));
@@ -467,9 +593,10 @@ impl<'d> Builder<'d> {
                     }
                 }
                 format!(
-                    "EXISTS (SELECT 1 FROM {} WHERE {})",
+                    "EXISTS (SELECT 1 FROM {} WHERE {}{})",
                     from.join(", "),
-                    conds.join(" AND ")
+                    conds.join(" AND "),
+                    self.d.fence
                 )
             }
             Filter::Chain {
@@ -479,7 +606,7 @@ impl<'d> Builder<'d> {
             } => {
                 let a = self.alias("r");
                 let t = self.alias("t");
-                let cond = self.rows_where(refs, &a);
+                let cond = self.probe_where(refs, &a);
                 let ty = self.bind(Arg::Text(target_type.clone()));
                 let mut sql = format!(
                     "EXISTS (SELECT 1 FROM idx_reference {a} JOIN {docs} {t} ON {t}.res_type = {ty} AND {t}.res_id = {a}.target_id{k}{live}
@@ -492,6 +619,7 @@ impl<'d> Builder<'d> {
                     let f = self.filter(f, &t);
                     sql.push_str(&format!(" AND {f}"));
                 }
+                sql.push_str(self.d.fence);
                 sql.push(')');
                 sql
             }
@@ -510,6 +638,7 @@ impl<'d> Builder<'d> {
                     let f = self.filter(f, &s);
                     sql.push_str(&format!(" AND {f}"));
                 }
+                sql.push_str(self.d.fence);
                 sql.push(')');
                 sql
             }
@@ -535,8 +664,18 @@ impl<'d> Builder<'d> {
         }
     }
 
-    /// The key and row conditions of `rows` on alias `a`.
+    /// The key and row conditions of `rows` on alias `a`, for an index lookup by value.
     fn rows_where(&mut self, rows: &Rows, a: &str) -> String {
+        self.rows_cond(rows, a, false)
+    }
+
+    /// The key and row conditions of `rows` on alias `a`, for a check of a candidate's
+    /// own rows (alias `a` correlated on `rid`): value columns are [`Dialect::opaque`].
+    fn probe_where(&mut self, rows: &Rows, a: &str) -> String {
+        self.rows_cond(rows, a, true)
+    }
+
+    fn rows_cond(&mut self, rows: &Rows, a: &str, probe: bool) -> String {
         let keys = self.list(rows.keys.iter().map(|k| Arg::Int(*k)));
         let mut sql = if rows.keys.len() == 1 {
             format!("{a}.p = {keys}")
@@ -544,53 +683,64 @@ impl<'d> Builder<'d> {
             format!("{a}.p IN ({keys})")
         };
         for c in &rows.conds {
-            let c = self.cond(c, a);
+            let c = self.cond(c, a, probe);
             sql.push_str(&format!(" AND {c}"));
         }
         sql
     }
 
-    fn cond(&mut self, c: &Cond, a: &str) -> String {
+    fn cond(&mut self, c: &Cond, a: &str, probe: bool) -> String {
+        let column = |col: &Col| {
+            let plain = format!("{a}.{}", col.name());
+            if probe {
+                (self.d.opaque)(&plain, col.kind())
+            } else {
+                plain
+            }
+        };
         match c {
             Cond::Cmp(col, op, v) => {
+                let col = column(col);
                 let v = self.val(v);
-                format!("{a}.{} {} {v}", col.name(), op.sql())
+                format!("{col} {} {v}", op.sql())
             }
-            Cond::IsNull(col) => format!("{a}.{} IS NULL", col.name()),
+            Cond::IsNull(col) => format!("{} IS NULL", column(col)),
             Cond::Prefix(col, s) => {
+                let col = column(col);
                 let lo = self.bind(Arg::Text(s.clone()));
                 let hi = self.bind(Arg::Text(format!("{s}{TEXT_MAX}")));
-                let col = col.name();
-                format!("({a}.{col} >= {lo} AND {a}.{col} < {hi})")
+                format!("({col} >= {lo} AND {col} < {hi})")
             }
             Cond::Contains(col, s) => {
+                let col = column(col);
                 let s = self.bind(Arg::Text(s.clone()));
-                format!("{}({a}.{}, {s}) > 0", self.d.position, col.name())
+                format!("{}({col}, {s}) > 0", self.d.position)
             }
             Cond::PrefixOf(col, s) => {
+                let col = column(col);
                 let s = self.bind(Arg::Text(s.clone()));
-                let col = col.name();
-                format!("substr({s}, 1, length({a}.{col})) = {a}.{col}")
+                format!("substr({s}, 1, length({col})) = {col}")
             }
             Cond::In(col, vals) => {
+                let col = column(col);
                 let items: Vec<String> = vals.iter().map(|v| self.val(v)).collect();
                 if items.is_empty() {
                     "1 = 0".to_owned()
                 } else {
-                    format!("{a}.{} IN ({})", col.name(), items.join(", "))
+                    format!("{col} IN ({})", items.join(", "))
                 }
             }
             Cond::All(cs) if cs.is_empty() => "1 = 1".to_owned(),
             Cond::Any(cs) if cs.is_empty() => "1 = 0".to_owned(),
             Cond::All(cs) => {
-                let parts: Vec<String> = cs.iter().map(|c| self.cond(c, a)).collect();
+                let parts: Vec<String> = cs.iter().map(|c| self.cond(c, a, probe)).collect();
                 format!("({})", parts.join(" AND "))
             }
             Cond::Any(cs) => {
-                let parts: Vec<String> = cs.iter().map(|c| self.cond(c, a)).collect();
+                let parts: Vec<String> = cs.iter().map(|c| self.cond(c, a, probe)).collect();
                 format!("({})", parts.join(" OR "))
             }
-            Cond::Not(c) => format!("NOT ({})", self.cond(c, a)),
+            Cond::Not(c) => format!("NOT ({})", self.cond(c, a, probe)),
         }
     }
 
@@ -620,18 +770,25 @@ impl<'d> Builder<'d> {
         }
     }
 
-    /// Rows strictly after (or before, for a backward cursor) the cursor position.
+    /// Rows strictly after (or before, for a backward cursor) the cursor position. The
+    /// first sort value is also bounded on its own (`k0 >= v AND (…)`), which an index
+    /// in sort order can start from.
     fn keyset(&mut self, sort: &[Sort], c: &Cursor) -> String {
         let rid = self.bind(Arg::Int(c.rid));
         let mut sql = format!("rid {} {rid}", if c.backward { "<" } else { ">" });
+        let mut bound = None;
         for (i, s) in sort.iter().enumerate().rev() {
             let Some(v) = c.values.get(i) else { continue };
             let v = self.val(v);
             let after = s.desc == c.backward;
             let op = if after { ">" } else { "<" };
             sql = format!("(k{i} {op} {v} OR (k{i} = {v} AND {sql}))");
+            bound = Some(format!("k{i} {op}= {v}"));
         }
-        sql
+        match bound {
+            Some(bound) => format!("{bound} AND {sql}"),
+            None => sql,
+        }
     }
 }
 
@@ -644,6 +801,25 @@ fn last_value(kind: ValKind, desc: bool) -> Val {
         (ValKind::Int, true) => Val::Int(i64::MIN),
         (ValKind::Float, false) => Val::Float(f64::MAX),
         (ValKind::Float, true) => Val::Float(f64::MIN),
+    }
+}
+
+/// The timeline column that holds the value of sort key `s` for the documents on
+/// `path`: a descending sort on the date rows of the path's date or updated key.
+fn timeline_column(s: &Sort, path: &TimelinePath) -> Option<&'static str> {
+    let SortKey::Rows {
+        table: crate::query::Table::Date,
+        keys,
+        desc: Col::Hi,
+        ..
+    } = &s.key
+    else {
+        return None;
+    };
+    match keys.as_slice() {
+        [k] if s.desc && *k == path.date_key => Some("at"),
+        [k] if s.desc && *k == path.updated_key => Some("updated"),
+        _ => None,
     }
 }
 
@@ -743,5 +919,14 @@ pub(crate) fn sample_query() -> SearchQuery {
             backward: false,
         }),
         limit: 10,
+        timeline: Some(TimelinePath {
+            cmp: 1,
+            p: 2,
+            system: "s".into(),
+            code: "c".into(),
+            at_least: Some(0),
+            date_key: 3,
+            updated_key: 4,
+        }),
     }
 }

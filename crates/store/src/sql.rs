@@ -85,6 +85,18 @@ pub fn statements(backend: Backend) -> Vec<String> {
     let sample = crate::search_sql::sample_query();
     all.push(crate::search_sql::page(dialect, &sample).0);
     all.push(crate::search_sql::count(dialect, &sample).0);
+    all.extend(crate::search_sql::timeline_page(dialect, &sample).map(|s| s.0));
+    all.extend(crate::search_sql::timeline_count(dialect, &sample).map(|s| s.0));
+    let rid_only = crate::SearchQuery {
+        timeline: sample.timeline.clone().map(|path| crate::TimelinePath {
+            at_least: None,
+            ..path
+        }),
+        filters: vec![sample.filters[0].clone()],
+        sort: vec![sample.sort[0].clone()],
+        ..sample.clone()
+    };
+    all.extend(crate::search_sql::timeline_page(dialect, &rid_only).map(|s| s.0));
     let own_rows = crate::SearchQuery {
         filters: vec![sample.filters[0].clone()],
         ..sample

@@ -193,6 +193,12 @@ pub(crate) fn statements() -> Vec<String> {
             LIVE_ALL,
             LIVE_TYPE,
             LIVE_VERSION,
+            TIMELINE_DONE,
+            STALE_LIST,
+            STALE_DONE,
+            STALE_ANY,
+            TIMELINE_STATE,
+            TIMELINE_DELETED,
         ]
         .iter()
         .map(|s| (*s).to_owned()),
@@ -240,6 +246,32 @@ const LIVE_TYPE: &str = "SELECT k.rid, k.res_type, k.res_id, r.version, v.body
     JOIN resource_versions v
       ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
     WHERE k.rid > ?1 AND k.res_type = ?3 AND NOT r.deleted ORDER BY k.rid LIMIT ?2";
+
+/// The documents waiting for the timeline, in their current state (the key of a
+/// deleted one is gone, and with it its entries: see migration 0005).
+const STALE_LIST: &str = "SELECT s.res_type, s.res_id, k.rid, r.version, v.body
+    FROM timeline_stale s
+    LEFT JOIN resources r ON r.res_type = s.res_type AND r.res_id = s.res_id
+    LEFT JOIN resource_keys k ON k.res_type = s.res_type AND k.res_id = s.res_id
+    LEFT JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    LIMIT ?1";
+
+const STALE_DONE: &str = "DELETE FROM timeline_stale WHERE res_type = ?1 AND res_id = ?2";
+
+const STALE_ANY: &str = "SELECT EXISTS (SELECT 1 FROM timeline_stale)";
+
+/// The current version of a document and whether it kept the timeline.
+const TIMELINE_STATE: &str = "SELECT version, timeline_version IS version FROM resources
+    WHERE res_type = ?1 AND res_id = ?2";
+
+/// Records that a deleted document's (absent) entries are those of version `?3`.
+const TIMELINE_DELETED: &str = "UPDATE resources SET timeline_version = version
+    WHERE res_type = ?1 AND res_id = ?2 AND version = ?3 AND deleted";
+
+/// Records that document `?1`'s timeline entries are those of version `?2`.
+const TIMELINE_DONE: &str = "UPDATE resources SET timeline_version = ?2
+    WHERE version = ?2 AND (res_type, res_id) IN (SELECT res_type, res_id FROM resource_keys WHERE rid = ?1)";
 
 const LIVE_VERSION: &str = "SELECT r.version FROM resource_keys k
     JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id
@@ -294,6 +326,9 @@ fn reindex_batch(conn: &mut Connection, batch: &crate::ReindexBatch) -> Result<b
         if current == Some(doc.version) {
             delete_rows(&tx, doc.rid).map_err(sqlite_err)?;
             insert_rows(&tx, doc.rid, &doc.index).map_err(sqlite_err)?;
+            tx.prepare_cached(TIMELINE_DONE)
+                .and_then(|mut s| s.execute(params![doc.rid, doc.version]))
+                .map_err(sqlite_err)?;
         }
     }
     let (status, finished) = if batch.done {
@@ -318,6 +353,55 @@ fn reindex_batch(conn: &mut Connection, batch: &crate::ReindexBatch) -> Result<b
     Ok(true)
 }
 
+/// Puts waiting documents into the timeline in one immediate transaction (see
+/// [`Store::refresh_timeline`]).
+fn refresh_timeline(conn: &mut Connection, docs: &[crate::TimelineRefresh]) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sqlite_err)?;
+    for crate::TimelineRefresh { doc, index } in docs {
+        let state: Option<(i64, bool)> = tx
+            .prepare_cached(TIMELINE_STATE)
+            .and_then(|mut s| {
+                s.query_row(params![doc.res_type, doc.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(sqlite_err)?;
+        let waits = match state {
+            // Written meanwhile: by this release (which kept the timeline) or not.
+            Some((version, kept)) if version != doc.version => !kept,
+            Some(_) => {
+                match (doc.rid, &doc.body) {
+                    (Some(rid), Some(_)) => {
+                        tx.prepare_cached("DELETE FROM idx_timeline WHERE rid = ?1")
+                            .and_then(|mut s| s.execute([rid]))
+                            .map_err(sqlite_err)?;
+                        insert_timeline(&tx, rid, index).map_err(sqlite_err)?;
+                        tx.prepare_cached(TIMELINE_DONE)
+                            .and_then(|mut s| s.execute(params![rid, doc.version]))
+                            .map_err(sqlite_err)?;
+                    }
+                    _ => {
+                        tx.prepare_cached(TIMELINE_DELETED)
+                            .and_then(|mut s| s.execute(params![doc.res_type, doc.id, doc.version]))
+                            .map_err(sqlite_err)?;
+                    }
+                }
+                false
+            }
+            None => false,
+        };
+        if !waits {
+            tx.prepare_cached(STALE_DONE)
+                .and_then(|mut s| s.execute(params![doc.res_type, doc.id]))
+                .map_err(sqlite_err)?;
+        }
+    }
+    tx.commit().map_err(sqlite_err)
+}
+
 const READ: &str = "SELECT version, last_updated, body IS NULL, body
     FROM resource_versions WHERE res_type = ?1 AND res_id = ?2
     ORDER BY version DESC LIMIT 1";
@@ -325,10 +409,12 @@ const READ: &str = "SELECT version, last_updated, body IS NULL, body
 const VREAD: &str = "SELECT res_type, res_id, version, last_updated, change, body
     FROM resource_versions WHERE res_type = ?1 AND res_id = ?2 AND version = ?3";
 
-const WRITE_NEW: &str = "INSERT INTO resources (res_type, res_id, version, last_updated, deleted)
-    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (res_type, res_id) DO NOTHING";
+const WRITE_NEW: &str = "INSERT INTO resources
+    (res_type, res_id, version, last_updated, deleted, timeline_version)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?3) ON CONFLICT (res_type, res_id) DO NOTHING";
 
-const WRITE_NEXT: &str = "UPDATE resources SET version = ?3, last_updated = ?4, deleted = ?5
+const WRITE_NEXT: &str = "UPDATE resources
+    SET version = ?3, last_updated = ?4, deleted = ?5, timeline_version = ?3
     WHERE res_type = ?1 AND res_id = ?2 AND version = ?6";
 
 const WRITE_VERSION: &str = "INSERT INTO resource_versions
@@ -349,6 +435,8 @@ const INSERT_REFERENCE: &str =
     "INSERT INTO idx_reference (rid, p, grp, target_type, target_id, url)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const INSERT_URI: &str = "INSERT INTO idx_uri (rid, p, grp, uri) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_TIMELINE: &str = "INSERT INTO idx_timeline (rid, cmp, p, system, code, at, updated)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 const INSERT_TEXT: &str = "INSERT INTO idx_text (rowid, doc) VALUES (?1, ?2)";
 const TEXT_DROP: &str = "DELETE FROM idx_text WHERE rowid IN (?1 * 2, ?1 * 2 + 1)";
@@ -366,9 +454,10 @@ const INDEX_STATEMENTS: &[&str] = &[
     INSERT_QUANTITY,
     INSERT_REFERENCE,
     INSERT_URI,
+    INSERT_TIMELINE,
 ];
 
-const INDEX_TABLES: [&str; 7] = [
+const INDEX_TABLES: [&str; 8] = [
     "idx_string",
     "idx_token",
     "idx_date",
@@ -376,6 +465,7 @@ const INDEX_TABLES: [&str; 7] = [
     "idx_quantity",
     "idx_reference",
     "idx_uri",
+    "idx_timeline",
 ];
 
 /// Replaces the index rows of the document of `w`, inside the write's transaction:
@@ -460,6 +550,20 @@ fn insert_rows(
     for r in &rows.texts {
         stmt.execute(params![rid * 2 + r.kind as i64, r.doc])?;
     }
+    insert_timeline(tx, rid, rows)
+}
+
+/// Adds the timeline entries of document `rid`.
+fn insert_timeline(
+    tx: &rusqlite::Transaction<'_>,
+    rid: i64,
+    rows: &crate::IndexRows,
+) -> rusqlite::Result<()> {
+    let (at, updated) = rows.timeline.sort_values(rows);
+    let mut stmt = tx.prepare_cached(INSERT_TIMELINE)?;
+    for e in rows.timeline.unique_entries() {
+        stmt.execute(params![rid, e.cmp, e.p, e.system, e.code, at, updated])?;
+    }
     Ok(())
 }
 
@@ -484,7 +588,7 @@ fn write_guarded(conn: &mut Connection, guards: &[Guard], writes: &[Write]) -> R
         let mut stmt = tx.prepare_cached(&sql).map_err(sqlite_err)?;
         let hits = stmt
             .query_map(rusqlite::params_from_iter(args), |r| {
-                hit_from_row(r, &kinds)
+                hit_from_row(r, 0, &kinds)
             })
             .map_err(sqlite_err)?
             .collect::<rusqlite::Result<Vec<Hit>>>()
@@ -628,16 +732,79 @@ impl Store for SqliteStore {
     }
 
     async fn search(&self, q: &SearchQuery) -> Result<Hits> {
-        let (sql, args) = crate::search_sql::page(&crate::search_sql::SQLITE, q);
+        let d = &crate::search_sql::SQLITE;
         let kinds = crate::search_sql::sort_kinds(&q.sort);
+        if let Some((sql, args)) = crate::search_sql::timeline_page(d, q) {
+            let kinds = kinds.clone();
+            let rows = self
+                .query_dynamic(sql, args, move |r| {
+                    let stale: bool = r.get(0)?;
+                    let hit = match r.get::<_, Option<i64>>(1)? {
+                        Some(_) if !stale => Some(hit_from_row(r, 1, &kinds)?),
+                        _ => None,
+                    };
+                    Ok((stale, hit))
+                })
+                .await?;
+            if rows.first().is_some_and(|(stale, _)| !stale) {
+                let hits = rows.into_iter().filter_map(|(_, hit)| hit).collect();
+                return Ok(crate::search_sql::into_page(hits, q));
+            }
+        }
+        let (sql, args) = crate::search_sql::page(d, q);
         let hits = self
-            .query_dynamic(sql, args, move |r| hit_from_row(r, &kinds))
+            .query_dynamic(sql, args, move |r| hit_from_row(r, 0, &kinds))
             .await?;
         Ok(crate::search_sql::into_page(hits, q))
     }
 
+    async fn explain(&self, q: &SearchQuery) -> Result<String> {
+        let d = &crate::search_sql::SQLITE;
+        let stale = self
+            .query_dynamic(STALE_ANY.to_owned(), vec![], |r| r.get::<_, bool>(0))
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(true);
+        let (sql, args) = match crate::search_sql::timeline_page(d, q) {
+            Some(timeline) if !stale => timeline,
+            _ => crate::search_sql::page(d, q),
+        };
+        let steps = self
+            .query_dynamic(format!("EXPLAIN QUERY PLAN {sql}"), args, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .await?;
+        // One step a line, indented under the step it belongs to.
+        let mut depth: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        let lines: Vec<String> = steps
+            .into_iter()
+            .map(|(id, parent, detail)| {
+                let d = depth.get(&parent).map_or(0, |d| d + 1);
+                depth.insert(id, d);
+                format!("{}{detail}", "  ".repeat(d))
+            })
+            .collect();
+        Ok(lines.join("\n"))
+    }
+
     async fn count(&self, q: &SearchQuery) -> Result<u64> {
-        let (sql, args) = crate::search_sql::count(&crate::search_sql::SQLITE, q);
+        let d = &crate::search_sql::SQLITE;
+        if let Some((sql, args)) = crate::search_sql::timeline_count(d, q) {
+            let rows = self
+                .query_dynamic(sql, args, |r| {
+                    Ok((r.get::<_, bool>(0)?, r.get::<_, i64>(1)?))
+                })
+                .await?;
+            if let Some((false, n)) = rows.first() {
+                return Ok((*n).max(0) as u64);
+            }
+        }
+        let (sql, args) = crate::search_sql::count(d, q);
         let counts = self
             .query_dynamic(sql, args, |r| r.get::<_, i64>(0))
             .await?;
@@ -655,7 +822,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let (sql, args) = crate::search_sql::fetch(&crate::search_sql::SQLITE, docs);
-        self.query_dynamic(sql, args, |r| hit_from_row(r, &[]))
+        self.query_dynamic(sql, args, |r| hit_from_row(r, 0, &[]))
             .await
     }
 
@@ -786,6 +953,34 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn stale_timeline(&self, limit: u32) -> Result<Vec<crate::StaleDoc>> {
+        self.readers
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(STALE_LIST).map_err(sqlite_err)?;
+                let docs = stmt
+                    .query_map([limit], |r| {
+                        Ok(crate::StaleDoc {
+                            res_type: r.get(0)?,
+                            id: r.get(1)?,
+                            rid: r.get(2)?,
+                            // A pointer row is always there; version 0 never is current.
+                            version: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                            body: r.get(4)?,
+                        })
+                    })
+                    .map_err(sqlite_err)?;
+                docs.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(sqlite_err)
+            })
+            .await
+    }
+
+    async fn refresh_timeline(&self, docs: Vec<crate::TimelineRefresh>) -> Result<()> {
+        self.writer
+            .run(move |conn| refresh_timeline(conn, &docs))
+            .await
+    }
+
     async fn ping(&self) -> Result<()> {
         self.readers
             .run(|conn| conn.execute_batch("SELECT 1").map_err(sqlite_err))
@@ -827,22 +1022,23 @@ fn sqlite_value(a: crate::sql::Arg) -> rusqlite::types::Value {
     }
 }
 
-fn hit_from_row(r: &Row<'_>, kinds: &[ValKind]) -> rusqlite::Result<Hit> {
+/// The hit in the columns of a page query, starting at column `at`.
+fn hit_from_row(r: &Row<'_>, at: usize, kinds: &[ValKind]) -> rusqlite::Result<Hit> {
     let mut sort_values = Vec::with_capacity(kinds.len());
     for (i, k) in kinds.iter().enumerate() {
         sort_values.push(match k {
-            ValKind::Text => Val::Text(r.get(6 + i)?),
-            ValKind::Int => Val::Int(r.get(6 + i)?),
-            ValKind::Float => Val::Float(r.get(6 + i)?),
+            ValKind::Text => Val::Text(r.get(at + 6 + i)?),
+            ValKind::Int => Val::Int(r.get(at + 6 + i)?),
+            ValKind::Float => Val::Float(r.get(at + 6 + i)?),
         });
     }
     Ok(Hit {
-        rid: r.get(0)?,
-        res_type: r.get(1)?,
-        id: r.get(2)?,
-        version: r.get(3)?,
-        last_updated: r.get(4)?,
-        body: r.get(5)?,
+        rid: r.get(at)?,
+        res_type: r.get(at + 1)?,
+        id: r.get(at + 2)?,
+        version: r.get(at + 3)?,
+        last_updated: r.get(at + 4)?,
+        body: r.get(at + 5)?,
         sort_values,
     })
 }

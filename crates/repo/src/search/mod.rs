@@ -6,7 +6,7 @@
 //! - this module: the control parameters (`_count`, `_sort`, `_include`…), the
 //!   cursor, and the Bundle.
 
-mod filter;
+pub(crate) mod filter;
 mod values;
 
 use std::collections::HashSet;
@@ -102,20 +102,7 @@ impl Repo {
         base: &str,
         endpoint: &str,
     ) -> Result<String> {
-        // References to this server's own base URL are local references.
-        let own = format!("{base}/");
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(n, v)| (n.clone(), v.replace(&own, "")))
-            .collect();
-        let req = self.parse(scope, &pairs, handling)?;
-        let query = SearchQuery {
-            types: req.types.clone(),
-            filters: req.filters.clone(),
-            sort: req.sort.clone(),
-            cursor: req.cursor.clone(),
-            limit: req.count,
-        };
+        let (req, query) = self.request(scope, pairs, handling, base)?;
         let total = if req.total || req.summary == Some(Summary::Count) || req.count == 0 {
             Some(self.store.count(&query).await?)
         } else {
@@ -130,6 +117,45 @@ impl Repo {
         let bundle = bundle(&req, &page, &included, total, base, endpoint);
         // Writing JSON values and already valid JSON text to a String cannot fail.
         Ok(serde_json::to_string(&bundle).unwrap_or_default())
+    }
+
+    /// How the store runs a search (see [`ember_store::Store::explain`]): the
+    /// backend's plan of the statement that would fetch its page.
+    pub async fn explain_search(
+        &self,
+        scope: SearchScope<'_>,
+        pairs: &[(String, String)],
+        handling: Handling,
+        base: &str,
+    ) -> Result<String> {
+        let (_, query) = self.request(scope, pairs, handling, base)?;
+        Ok(self.store.explain(&query).await?)
+    }
+
+    /// The parsed request and the store query of a search.
+    fn request(
+        &self,
+        scope: SearchScope<'_>,
+        pairs: &[(String, String)],
+        handling: Handling,
+        base: &str,
+    ) -> Result<(Request, SearchQuery)> {
+        // References to this server's own base URL are local references.
+        let own = format!("{base}/");
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(n, v)| (n.clone(), v.replace(&own, "")))
+            .collect();
+        let req = self.parse(scope, &pairs, handling)?;
+        let query = SearchQuery {
+            types: req.types.clone(),
+            filters: req.filters.clone(),
+            sort: req.sort.clone(),
+            cursor: req.cursor.clone(),
+            limit: req.count,
+            timeline: crate::timeline::path(&req.types, &req.filters, &req.sort),
+        };
+        Ok((req, query))
     }
 
     fn parse(
@@ -336,6 +362,7 @@ impl Repo {
                     })],
                     sort: vec![],
                     cursor: None,
+                    timeline: None,
                     limit: self.limits().max_count,
                 };
                 for hit in self.store.search(&query).await?.hits {
@@ -356,7 +383,7 @@ impl Repo {
 
 /// The filter that keeps the resources of `res_type` in the compartment of
 /// `compartment/id`.
-fn compartment_filter(compartment: &str, id: &str, res_type: &str) -> Result<Filter> {
+pub(crate) fn compartment_filter(compartment: &str, id: &str, res_type: &str) -> Result<Filter> {
     let def = definitions::compartment(compartment)
         .ok_or_else(|| RepoError::Invalid(format!("{compartment} is not a compartment type")))?;
     let params = def.params(res_type).ok_or_else(|| {
@@ -852,6 +879,7 @@ pub(crate) fn condition(
             sort: vec![],
             cursor: None,
             limit: limit.max(1),
+            timeline: None,
         },
         canonical,
         lock,
