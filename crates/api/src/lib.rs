@@ -49,8 +49,6 @@ pub struct AppState {
 /// The complete HTTP application: the FHIR API under its base path plus `/livez`,
 /// `/readyz` and `/healthz`.
 pub fn router(state: AppState) -> Router {
-    // The SearchParameter bus and the `$reindex` worker (once per repository).
-    state.repo.start_background();
     let base_path = state.settings.base_path.clone();
     let fhir = fhir::routes(&state);
     let app = if base_path.is_empty() {

@@ -45,9 +45,9 @@ pub(crate) async fn status(
 
 async fn start(state: &AppState, fhir: &Fhir, res_type: Option<&str>) -> Result<Response> {
     let job = state.repo.reindex(res_type).await?;
-    let status = state.repo.reindex_status(&job.id).await?;
+    let status = state.repo.reindex_status(&job).await?;
     let mut response = json_response(fhir, StatusCode::ACCEPTED, &status);
-    if let Ok(v) = HeaderValue::from_str(&format!("{}/$reindex/{}", fhir.base, job.id)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/$reindex/{}", fhir.base, job)) {
         response.headers_mut().insert(header::CONTENT_LOCATION, v);
     }
     Ok(response)

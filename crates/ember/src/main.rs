@@ -152,7 +152,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         max_bundle_entries: config.max_bundle_entries,
         max_count: config.max_count,
         max_conditional_delete: config.max_conditional_delete,
-        reindex_lease: Duration::from_secs(config.reindex_lease_seconds),
+        job_lease: Duration::from_secs(config.job_lease_seconds),
+        job_max_attempts: config.job_max_attempts,
+        job_retry_base: Duration::from_millis(config.job_retry_base_ms),
+        job_concurrency: config.job_concurrency as usize,
         validation: config
             .validation
             .parse()
@@ -177,6 +180,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .context("cannot load the stored SearchParameters")?;
     tracing::info!(search_params = loaded, "run-time search parameters loaded");
+    let background = repo.start_background();
     let state = AppState {
         repo,
         lifecycle: lifecycle.clone(),
@@ -221,7 +225,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let mut server = tokio::spawn(async move { server.await });
 
     tokio::select! {
-        result = &mut server => return Ok(result??),
+        result = &mut server => {
+            background.stop(Duration::ZERO).await;
+            return Ok(result??);
+        }
         () = signals.recv() => {}
     }
     // Draining: readiness fails at once while requests are still served, then the
@@ -237,12 +244,19 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         () = signals.recv() => return Ok(()),
     }
     let _ = stop_tx.send(());
+    // Background jobs go back to the queue while the last requests finish.
+    let background =
+        tokio::spawn(background.stop(deadline.saturating_duration_since(Instant::now())));
     tokio::select! {
         result = tokio::time::timeout_at(deadline.into(), &mut server) => match result {
             Ok(joined) => joined??,
             Err(_) => tracing::warn!("requests still in flight at the end of the grace period"),
         },
-        () = signals.recv() => {}
+        () = signals.recv() => return Ok(()),
+    }
+    tokio::select! {
+        _ = background => {}
+        () = signals.recv() => return Ok(()),
     }
     tracing::info!("ember stopped");
     Ok(())

@@ -243,7 +243,7 @@ async fn spawn(url: &str) -> Process {
             &url,
             &[
                 ("EMBER_DB_POOL_SIZE", POOL_SIZE),
-                ("EMBER_REINDEX_LEASE_SECONDS", "2"),
+                ("EMBER_JOB_LEASE_SECONDS", "2"),
             ],
         )
     })

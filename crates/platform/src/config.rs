@@ -75,10 +75,25 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_MAX_CONDITIONAL_DELETE", default_value_t = 100)]
     pub max_conditional_delete: u32,
 
-    /// How long a `$reindex` worker holds a job without committing a batch, in seconds;
-    /// after that another instance resumes the job from its last committed batch.
-    #[arg(long, env = "EMBER_REINDEX_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub reindex_lease_seconds: u64,
+    /// How long a worker holds a background job (such as `$reindex`) without recording
+    /// progress, in seconds; after that another instance resumes the job from its last
+    /// recorded progress.
+    #[arg(long, env = "EMBER_JOB_LEASE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub job_lease_seconds: u64,
+
+    /// Attempts of a failing background job before it is dead-lettered (and waits for
+    /// a retry through the admin API).
+    #[arg(long, env = "EMBER_JOB_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub job_max_attempts: u32,
+
+    /// The pause before a failed background job's second attempt, in milliseconds; it
+    /// doubles with every further attempt, up to an hour.
+    #[arg(long, env = "EMBER_JOB_RETRY_BASE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub job_retry_base_ms: u64,
+
+    /// Background jobs one instance runs at once.
+    #[arg(long, env = "EMBER_JOB_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub job_concurrency: u64,
 
     /// Longest time one request may take, in milliseconds.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]

@@ -104,6 +104,46 @@ impl TraceContext {
     pub fn current_id() -> Option<String> {
         CURRENT.try_with(|c| c.trace_id.clone()).ok()
     }
+
+    /// This context as JSON text, to carry it to work done later (a job).
+    pub fn to_carrier(&self) -> String {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+            .collect();
+        serde_json::json!({
+            "id": self.trace_id,
+            "headers": headers,
+            "parent": self.parent_span_id,
+        })
+        .to_string()
+    }
+
+    /// The context [`TraceContext::to_carrier`] wrote; `None` when the text is not one.
+    pub fn from_carrier(text: &str) -> Option<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let trace_id = value.get("id")?.as_str()?.to_owned();
+        let headers = value
+            .get("headers")?
+            .as_array()?
+            .iter()
+            .filter_map(|pair| {
+                let name = HeaderName::from_bytes(pair.get(0)?.as_str()?.as_bytes()).ok()?;
+                let value = HeaderValue::from_str(pair.get(1)?.as_str()?).ok()?;
+                Some((name, value))
+            })
+            .collect();
+        let parent_span_id = value
+            .get("parent")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Some(Self {
+            trace_id,
+            headers,
+            parent_span_id,
+        })
+    }
 }
 
 /// A new 128-bit trace id in lower-case hex, as B3 and W3C use.
@@ -169,6 +209,24 @@ mod tests {
         let bogus = TraceContext::from_headers(&headers(&[("x-b3-traceid", "not-hex")]));
         assert_eq!(bogus.trace_id.len(), 32);
         assert_ne!(bogus.trace_id, "not-hex");
+    }
+
+    #[test]
+    fn a_carrier_keeps_the_id_and_headers() {
+        let ctx = TraceContext::from_headers(&headers(&[
+            ("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+            ("x-b3-spanid", "a2fb4a1d1a96d312"),
+        ]));
+        let back = TraceContext::from_carrier(&ctx.to_carrier()).unwrap();
+        assert_eq!(back, ctx);
+        let generated = TraceContext::from_headers(&HeaderMap::new());
+        assert_eq!(
+            TraceContext::from_carrier(&generated.to_carrier())
+                .unwrap()
+                .trace_id,
+            generated.trace_id
+        );
+        assert_eq!(TraceContext::from_carrier("{}"), None);
     }
 
     #[tokio::test]

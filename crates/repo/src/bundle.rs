@@ -16,11 +16,12 @@ use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use ember_fhir::{IssueType, OperationOutcome, Severity, id, instant};
-use ember_store::{Guard, Guarded, Hit, StoreError};
+use ember_store::{Commit, Committed, Guard, Hit, StoreError};
 use serde_json::{Value, json};
 
+use crate::conditional::Condition;
 use crate::conditional::{at_most_one, parse_condition, stored_of};
-use crate::search::Condition;
+use crate::prefer::{Prefer, status_line};
 
 use crate::write::{
     PatchDocument, Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch,
@@ -33,15 +34,6 @@ use crate::{Repo, RepoError, Result, check_id, check_type};
 pub enum BundleKind {
     Batch,
     Transaction,
-}
-
-/// What a client asked to get back from a write (`Prefer: return=…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Prefer {
-    Minimal,
-    #[default]
-    Representation,
-    OperationOutcome,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,16 +280,15 @@ impl Repo {
                     guards.push(cond.guard());
                 }
             }
-            let writes = plans.iter().map(|(_, p)| p.write.clone()).collect();
-            let result = if guards.is_empty() {
-                self.store.commit(writes).await.map(|()| Guarded::Committed)
-            } else {
-                self.store.commit_guarded(&guards, writes).await
+            let commit = Commit {
+                guards,
+                writes: plans.iter().map(|(_, p)| p.write.clone()).collect(),
+                ..Default::default()
             };
-            match result {
-                Ok(Guarded::Committed) => break (entries, outcomes),
+            match self.commit(commit).await {
+                Ok(Committed::Stored { .. }) => break (entries, outcomes),
                 // A conditional create lost a race: plan again, and find the winner.
-                Ok(Guarded::Matched { .. }) => {}
+                Ok(Committed::Matched { .. }) => {}
                 Err(StoreError::Conflict { index }) => {
                     let entry = &entries[plans[index].0];
                     if let Some(expected) = entry.if_match {
@@ -474,13 +465,21 @@ impl Repo {
                     current.as_ref(),
                     ember_store::Change::Update,
                     &self.limits,
+                    &self.params,
                 )?
             }
             Method::Patch => {
                 let patch = patch.ok_or_else(|| {
                     RepoError::Invalid("a PATCH entry needs a patch document".into())
                 })?;
-                plan_patch(&e.res_type, id, patch, current.as_ref(), &self.limits)?
+                plan_patch(
+                    &e.res_type,
+                    id,
+                    patch,
+                    current.as_ref(),
+                    &self.limits,
+                    &self.params,
+                )?
             }
             Method::Delete => {
                 return Ok(match plan_delete(&e.res_type, id, current.as_ref())? {
@@ -845,25 +844,6 @@ fn response_entry(outcome: Outcome, base: &str, prefer: Prefer) -> Value {
             }
         }),
     }
-}
-
-/// `"404 Not Found"` and friends, for Bundle entry responses.
-pub fn status_line(code: u16) -> String {
-    let reason = match code {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        400 => "Bad Request",
-        404 => "Not Found",
-        409 => "Conflict",
-        410 => "Gone",
-        412 => "Precondition Failed",
-        422 => "Unprocessable Entity",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    format!("{code} {reason}")
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@
 //! meanwhile, the search runs again.
 
 use ember_fhir::id;
-use ember_store::{Change, Current, Guard, Guarded, Hit, StoreError};
+use ember_store::{Change, Committed, Current, Guard, Hit, SearchQuery, StoreError, key};
 use serde_json::Value;
 
-use crate::search::{Condition, condition};
+use crate::registry::Snapshot;
+use crate::search::{Problem, filter};
 use crate::write::{
     PatchDocument, Plan, Stored, backoff, body_id, check_body, check_if_match, plan_delete,
     plan_patch, plan_put,
@@ -40,6 +41,91 @@ pub fn parse_condition(criteria: &str) -> Vec<(String, String)> {
         .into_owned()
         .filter(|(n, _)| !n.is_empty())
         .collect()
+}
+
+/// The search of a conditional interaction (`If-None-Exist`, `PUT/PATCH/DELETE
+/// [type]?…`, a conditional reference), ready to run, with the key of the lock that
+/// serializes conditional creates with the same criteria.
+#[derive(Debug, Clone)]
+pub(crate) struct Condition {
+    pub query: SearchQuery,
+    /// The criteria in canonical form: decoded pairs, sorted, form-encoded.
+    pub canonical: String,
+    pub lock: i64,
+}
+
+/// Parameters that shape results rather than select them: meaningless, and so refused,
+/// in a condition.
+const NOT_IN_CONDITIONS: &[&str] = &[
+    "_count",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_contained",
+    "_containedType",
+    "_type",
+    "_score",
+    crate::search::CURSOR,
+];
+
+/// Parses the criteria of a conditional interaction on `res_type`, strictly: an unknown
+/// or unsupported parameter is a 400 (ignoring it would widen the match), and so are
+/// result parameters (`_count`, `_sort`, `_include`…) and empty criteria. `_format` and
+/// `_pretty` are ignored. The query returns at most `limit` matches.
+pub(crate) fn condition(
+    res_type: &str,
+    pairs: &[(String, String)],
+    limit: u32,
+    params: &Snapshot,
+) -> Result<Condition> {
+    check_type(res_type)?;
+    let mut accepted: Vec<(String, String)> = Vec::new();
+    let mut filters = Vec::new();
+    for (name, value) in pairs {
+        if name == "_format" || name == "_pretty" {
+            continue;
+        }
+        let base_name = name.split(':').next().unwrap_or_default();
+        if NOT_IN_CONDITIONS.contains(&base_name) {
+            return Err(RepoError::Invalid(format!(
+                "{name} is not allowed in the criteria of a conditional interaction"
+            )));
+        }
+        let f = filter::filter_for(res_type, name, value, params).map_err(|p| match p {
+            Problem::Invalid(m) | Problem::Unsupported(m) => RepoError::Invalid(format!(
+                "the criteria of a conditional interaction: {name}: {m}"
+            )),
+        })?;
+        filters.push(f);
+        accepted.push((name.clone(), value.clone()));
+    }
+    if filters.is_empty() {
+        return Err(RepoError::Invalid(
+            "a conditional interaction needs search criteria (e.g. identifier=system|value)".into(),
+        ));
+    }
+    accepted.sort();
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (n, v) in &accepted {
+        s.append_pair(n, v);
+    }
+    let canonical = s.finish();
+    let lock = key(&format!("conditional:{res_type}"), &canonical);
+    Ok(Condition {
+        query: SearchQuery {
+            types: vec![res_type.to_owned()],
+            filters,
+            sort: vec![],
+            cursor: None,
+            limit: limit.max(1),
+            timeline: None,
+        },
+        canonical,
+        lock,
+    })
 }
 
 impl Condition {
@@ -103,8 +189,7 @@ impl Repo {
         criteria: &[(String, String)],
         limit: u32,
     ) -> Result<Condition> {
-        let _runtime_params = self.limits.search_params.enter();
-        condition(res_type, criteria, limit)
+        condition(res_type, criteria, limit, &self.params.snapshot())
     }
 
     /// The live documents that meet `cond` (at most its limit).
@@ -135,13 +220,12 @@ impl Repo {
         }
         let plan = self.plan_create(res_type, &id::new_id(), body)?;
         match self
-            .store
-            .commit_guarded(&[cond.guard()], vec![plan.write])
+            .commit_guarded(vec![cond.guard()], vec![plan.write])
             .await?
         {
-            Guarded::Committed => Ok(plan.stored),
+            Committed::Stored { .. } => Ok(plan.stored),
             // Another create with these criteria committed first.
-            Guarded::Matched { hits, .. } => at_most_one(res_type, &cond, hits, what)?
+            Committed::Matched { hits, .. } => at_most_one(res_type, &cond, hits, what)?
                 .map(stored_of)
                 .ok_or_else(|| {
                     RepoError::Store(StoreError::Backend("a guard matched nothing".into()))
@@ -186,13 +270,12 @@ impl Repo {
                         Some(&current),
                         Change::Update,
                         &self.limits,
+                        &self.params,
                     )?;
                     let stored = plan.stored.clone();
-                    self.store
-                        .commit(vec![plan.write])
+                    self.commit_writes(vec![plan.write])
                         .await
-                        .map(|()| Guarded::Committed)
-                        .map(|g| (g, stored))
+                        .map(|()| (true, stored))
                 }
                 None => {
                     if let Some(expected) = if_match {
@@ -221,18 +304,18 @@ impl Repo {
                         current.as_ref(),
                         Change::Update,
                         &self.limits,
+                        &self.params,
                     )?;
                     let stored = plan.stored.clone();
-                    self.store
-                        .commit_guarded(&[cond.guard()], vec![plan.write])
+                    self.commit_guarded(vec![cond.guard()], vec![plan.write])
                         .await
-                        .map(|g| (g, stored))
+                        .map(|c| (matches!(c, Committed::Stored { .. }), stored))
                 }
             };
             match outcome {
-                Ok((Guarded::Committed, stored)) => return Ok(stored),
+                Ok((true, stored)) => return Ok(stored),
                 // Created meanwhile: update it on the next round.
-                Ok((Guarded::Matched { .. }, _)) => {}
+                Ok((false, _)) => {}
                 Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
                 Err(StoreError::Conflict { .. }) => {
                     return Err(RepoError::Conflict(format!(
@@ -268,8 +351,15 @@ impl Repo {
                 })?;
             let current = current_of(&hit);
             check_if_match(res_type, &hit.id, if_match, Some(&current))?;
-            let plan = plan_patch(res_type, &hit.id, patch_doc, Some(&current), &self.limits)?;
-            match self.store.commit(vec![plan.write]).await {
+            let plan = plan_patch(
+                res_type,
+                &hit.id,
+                patch_doc,
+                Some(&current),
+                &self.limits,
+                &self.params,
+            )?;
+            match self.commit_writes(vec![plan.write]).await {
                 Ok(()) => return Ok(plan.stored),
                 Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
                 Err(StoreError::Conflict { .. }) => {
@@ -307,8 +397,7 @@ impl Repo {
                 .map(|p| (p.stored.id.clone(), p.stored.version))
                 .collect();
             match self
-                .store
-                .commit(plans.into_iter().map(|p| p.write).collect())
+                .commit_writes(plans.into_iter().map(|p| p.write).collect())
                 .await
             {
                 Ok(()) => return Ok(ConditionalDeleted { deleted }),
@@ -387,18 +476,32 @@ mod tests {
             "Patient",
             &pairs(&[("name", "x"), ("identifier", "s|1"), ("_format", "json")]),
             2,
+            &Snapshot::default(),
         )
         .unwrap();
         let b = condition(
             "Patient",
             &pairs(&[("identifier", "s|1"), ("name", "x")]),
             2,
+            &Snapshot::default(),
         )
         .unwrap();
         assert_eq!(a.canonical, "identifier=s%7C1&name=x");
         assert_eq!(a.lock, b.lock);
-        let c = condition("Observation", &pairs(&[("identifier", "s|1")]), 2).unwrap();
-        let d = condition("Patient", &pairs(&[("identifier", "s|1")]), 2).unwrap();
+        let c = condition(
+            "Observation",
+            &pairs(&[("identifier", "s|1")]),
+            2,
+            &Snapshot::default(),
+        )
+        .unwrap();
+        let d = condition(
+            "Patient",
+            &pairs(&[("identifier", "s|1")]),
+            2,
+            &Snapshot::default(),
+        )
+        .unwrap();
         assert_ne!(c.lock, d.lock);
         for bad in [
             pairs(&[]),
@@ -410,12 +513,20 @@ mod tests {
             pairs(&[("name:bogus", "x")]),
         ] {
             assert!(
-                matches!(condition("Patient", &bad, 2), Err(RepoError::Invalid(_))),
+                matches!(
+                    condition("Patient", &bad, 2, &Snapshot::default()),
+                    Err(RepoError::Invalid(_))
+                ),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            condition("Nope", &pairs(&[("identifier", "s|1")]), 2),
+            condition(
+                "Nope",
+                &pairs(&[("identifier", "s|1")]),
+                2,
+                &Snapshot::default()
+            ),
             Err(RepoError::UnknownType(_))
         ));
     }

@@ -6,11 +6,16 @@
 //! retries optimistic writes that lost a race. It knows nothing of HTTP: callers pass
 //! parsed headers in and turn [`RepoError`] into responses.
 
+mod background;
 mod bundle;
+mod commit;
 mod conditional;
 mod error;
 mod history;
 mod indexer;
+mod jobs;
+mod prefer;
+mod read;
 mod registry;
 mod reindex;
 mod search;
@@ -18,20 +23,27 @@ mod timeline;
 mod write;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ember_store::Store;
+use tokio::sync::Notify;
 
-pub use bundle::{BundleKind, Prefer};
+pub use background::Background;
+pub use bundle::BundleKind;
+pub use commit::{AfterCommit, JobRequest, Stored as CommitStored, WriteListener, Written};
 pub use conditional::{ConditionalDeleted, parse_condition};
 pub use error::RepoError;
 pub use history::{HistoryPage, HistoryParams, HistoryScope, history_bundle};
+pub use jobs::{JobContext, JobError, JobHandler, Ran};
+pub use prefer::Prefer;
 pub use registry::SearchParams;
 pub use search::{Handling, SearchScope};
 pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
 
-/// Limits that protect the server from oversized work.
+/// Limits that protect the server from oversized work, and the pace of background
+/// work.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Deepest JSON nesting accepted in a resource.
@@ -48,12 +60,15 @@ pub struct Limits {
     /// Most resources one conditional delete may remove; 0 or 1 allows single-match
     /// conditional deletes only.
     pub max_conditional_delete: u32,
-    /// The run-time search parameters (stored SearchParameters) that writes index and
-    /// searches find; shared by clones and kept current by the [`Repo`].
-    pub search_params: SearchParams,
-    /// How long a reindex worker holds a job without committing a batch before another
-    /// instance may resume it.
-    pub reindex_lease: std::time::Duration,
+    /// How long a worker holds a job without recording progress before another
+    /// instance may take it over.
+    pub job_lease: Duration,
+    /// Attempts of a failing job before it is dead-lettered.
+    pub job_max_attempts: u32,
+    /// The pause before the second attempt; it doubles with every further one.
+    pub job_retry_base: Duration,
+    /// Jobs one instance runs at once.
+    pub job_concurrency: usize,
     /// Documents per reindex batch (one transaction).
     pub reindex_batch: u32,
 }
@@ -68,8 +83,10 @@ impl Default for Limits {
             write_retries: 32,
             validation: ember_fhir::validate::Mode::Strict,
             max_conditional_delete: 100,
-            search_params: SearchParams::default(),
-            reindex_lease: std::time::Duration::from_secs(60),
+            job_lease: Duration::from_secs(60),
+            job_max_attempts: 10,
+            job_retry_base: Duration::from_secs(1),
+            job_concurrency: 4,
             reindex_batch: 500,
         }
     }
@@ -80,27 +97,55 @@ impl Default for Limits {
 pub struct Repo {
     store: Arc<dyn Store>,
     limits: Arc<Limits>,
-    /// Set once the background work runs: wakes the reindex worker.
-    background: Arc<std::sync::OnceLock<Arc<tokio::sync::Notify>>>,
+    /// The run-time search parameters that writes index and searches find.
+    params: SearchParams,
+    participants: Arc<commit::Participants>,
+    handlers: Arc<jobs::Handlers>,
+    /// Wakes this instance's idle job worker.
+    wake: Arc<Notify>,
     /// This repository's tag in bus messages.
     origin: Arc<str>,
 }
 
 impl Repo {
+    /// A repository with Ember's own commit participants (the SearchParameter
+    /// registry, the job wake-up) and job handlers (`reindex`, `noop`).
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
-        let origin = ember_fhir::id::new_id();
-        // Commits that write a SearchParameter reload `limits.search_params`.
-        let store = Arc::new(registry::Watched {
-            inner: store,
-            params: limits.search_params.clone(),
-            origin: origin.clone(),
-        });
+        let mut participants = commit::Participants::default();
+        participants.hooks.push(Arc::new(registry::Reload));
+        participants.hooks.push(Arc::new(jobs::Wake));
+        let mut handlers = jobs::Handlers::default();
+        handlers.add(Arc::new(reindex::Reindex));
+        handlers.add(Arc::new(jobs::Noop));
         Self {
             store,
             limits: Arc::new(limits),
-            background: Arc::default(),
-            origin: origin.into(),
+            params: SearchParams::default(),
+            participants: Arc::new(participants),
+            handlers: Arc::new(handlers),
+            wake: Arc::new(Notify::new()),
+            origin: ember_fhir::id::new_id().into(),
         }
+    }
+
+    /// Adds a listener that sees every version before it is committed.
+    pub fn with_listener(mut self, listener: Arc<dyn WriteListener>) -> Self {
+        Arc::make_mut(&mut self.participants)
+            .listeners
+            .push(listener);
+        self
+    }
+
+    /// Adds a hook that runs after every stored commit.
+    pub fn with_hook(mut self, hook: Arc<dyn AfterCommit>) -> Self {
+        Arc::make_mut(&mut self.participants).hooks.push(hook);
+        self
+    }
+
+    /// Adds (or replaces) the handler of a job kind.
+    pub fn with_handler(mut self, handler: Arc<dyn JobHandler>) -> Self {
+        Arc::make_mut(&mut self.handlers).add(handler);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -109,6 +154,16 @@ impl Repo {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The run-time search parameters.
+    pub fn search_params(&self) -> &SearchParams {
+        &self.params
+    }
+
+    /// Loads the run-time search parameters from the store.
+    pub async fn load_search_params(&self) -> Result<usize> {
+        Ok(self.params.reload(&*self.store).await?)
     }
 }
 

@@ -15,17 +15,16 @@
 //!
 //! [`SearchParams`] holds the current definitions of one repository, each expression
 //! compiled once. It is loaded at start-up, reloaded after every commit that writes a
-//! SearchParameter (before the commit returns, so the next request sees it), and on
-//! every other instance through the store's bus: the message `search-parameters` (or
+//! SearchParameter (an after-commit hook, [`Reload`], so the next request sees it), and
+//! on every other instance through the store's bus: the message `search-parameters` (or
 //! [`ember_store::RESYNC`]) reloads it. Reloads swap an immutable snapshot; compiled
 //! parameters whose definition did not change are kept, so nothing grows per update.
+//! Indexing and search parsing take the [`Snapshot`] they use explicitly.
 //!
 //! Index rows of a parameter that is removed stay until the document is written again
 //! or reindexed (`$reindex`); nothing searches them.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 
 use ember_fhir::definitions::{self, SearchParamType};
@@ -33,7 +32,8 @@ use ember_fhir::index::AdHocParam;
 use ember_store::{Store, StoreError};
 use serde_json::Value;
 
-use crate::RepoError;
+use crate::commit::{AfterCommit, Stored as CommitStored};
+use crate::{Repo, RepoError};
 
 /// The bus message that makes every instance reload its run-time parameters.
 pub(crate) const MESSAGE: &str = "search-parameters";
@@ -201,42 +201,6 @@ impl SearchParams {
         }
         Ok(n)
     }
-
-    /// Makes these definitions the ones `search::filter` sees on this thread until the
-    /// guard is dropped. The guard cannot cross an `.await`.
-    pub(crate) fn enter(&self) -> Active {
-        let previous = ACTIVE.with(|a| a.replace(Some(self.snapshot())));
-        Active {
-            previous,
-            _not_send: PhantomData,
-        }
-    }
-}
-
-thread_local! {
-    static ACTIVE: RefCell<Option<Arc<Snapshot>>> = const { RefCell::new(None) };
-}
-
-/// See [`SearchParams::enter`].
-pub(crate) struct Active {
-    previous: Option<Arc<Snapshot>>,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        ACTIVE.with(|a| *a.borrow_mut() = previous);
-    }
-}
-
-/// The run-time parameter `code` of `res_type` among the entered definitions.
-pub(crate) fn active(res_type: &str, code: &str) -> Option<Arc<RuntimeParam>> {
-    ACTIVE.with(|a| {
-        a.borrow()
-            .as_ref()
-            .and_then(|s| s.get(res_type, code).cloned())
-    })
 }
 
 /// What a SearchParameter resource defines at run time.
@@ -361,174 +325,30 @@ pub(crate) fn check(body: &Value) -> Result<(), RepoError> {
         .map_err(|e| RepoError::Unprocessable(format!("SearchParameter: {e}")))
 }
 
-/// The repository's view of the store: every commit that writes a SearchParameter
-/// reloads the run-time parameters before it returns and tells the other instances.
-pub(crate) struct Watched {
-    pub inner: Arc<dyn Store>,
-    pub params: SearchParams,
-    /// This repository's tag in bus messages, so it skips its own.
-    pub origin: String,
-}
+/// Reloads the run-time parameters after every commit that writes a SearchParameter,
+/// before the commit returns, and tells the other instances.
+pub(crate) struct Reload;
 
-impl Watched {
-    async fn changed(&self) {
-        if let Err(e) = self.params.reload(&*self.inner).await {
+#[async_trait::async_trait]
+impl AfterCommit for Reload {
+    async fn after_commit(&self, repo: &Repo, stored: &CommitStored) {
+        if !stored
+            .versions
+            .iter()
+            .any(|(t, _, _)| t == SEARCH_PARAMETER)
+        {
+            return;
+        }
+        if let Err(e) = repo.load_search_params().await {
             tracing::error!(error = %e, "cannot reload the run-time search parameters");
         }
-        if let Err(e) = self
-            .inner
-            .publish(&format!("{MESSAGE} {}", self.origin))
+        if let Err(e) = repo
+            .store()
+            .publish(&format!("{MESSAGE} {}", repo.origin))
             .await
         {
             tracing::warn!(error = %e, "cannot tell other instances of a SearchParameter change");
         }
-    }
-}
-
-fn defines_params(writes: &[ember_store::Write]) -> bool {
-    writes.iter().any(|w| w.res_type == SEARCH_PARAMETER)
-}
-
-#[async_trait::async_trait]
-impl Store for Watched {
-    fn backend(&self) -> ember_store::Backend {
-        self.inner.backend()
-    }
-
-    async fn read(&self, t: &str, id: &str) -> ember_store::Result<Option<ember_store::Current>> {
-        self.inner.read(t, id).await
-    }
-
-    async fn vread(
-        &self,
-        t: &str,
-        id: &str,
-        version: i64,
-    ) -> ember_store::Result<Option<ember_store::Version>> {
-        self.inner.vread(t, id, version).await
-    }
-
-    async fn commit(&self, writes: Vec<ember_store::Write>) -> ember_store::Result<()> {
-        let changes = defines_params(&writes);
-        self.inner.commit(writes).await?;
-        if changes {
-            self.changed().await;
-        }
-        Ok(())
-    }
-
-    async fn commit_guarded(
-        &self,
-        guards: &[ember_store::Guard],
-        writes: Vec<ember_store::Write>,
-    ) -> ember_store::Result<ember_store::Guarded> {
-        let changes = defines_params(&writes);
-        let result = self.inner.commit_guarded(guards, writes).await?;
-        if changes && result == ember_store::Guarded::Committed {
-            self.changed().await;
-        }
-        Ok(result)
-    }
-
-    async fn history(
-        &self,
-        scope: ember_store::HistoryScope<'_>,
-        query: &ember_store::HistoryQuery,
-    ) -> ember_store::Result<Vec<ember_store::HistoryRow>> {
-        self.inner.history(scope, query).await
-    }
-
-    async fn search(
-        &self,
-        query: &ember_store::SearchQuery,
-    ) -> ember_store::Result<ember_store::Hits> {
-        self.inner.search(query).await
-    }
-
-    async fn explain(&self, query: &ember_store::SearchQuery) -> ember_store::Result<String> {
-        self.inner.explain(query).await
-    }
-
-    async fn count(&self, query: &ember_store::SearchQuery) -> ember_store::Result<u64> {
-        self.inner.count(query).await
-    }
-
-    async fn referenced(
-        &self,
-        rids: &[i64],
-        keys: &[i64],
-    ) -> ember_store::Result<Vec<(String, String)>> {
-        self.inner.referenced(rids, keys).await
-    }
-
-    async fn fetch(&self, docs: &[(String, String)]) -> ember_store::Result<Vec<ember_store::Hit>> {
-        self.inner.fetch(docs).await
-    }
-
-    async fn enqueue_reindex(
-        &self,
-        id: &str,
-        scope: Option<&str>,
-        now: ember_store::Micros,
-    ) -> ember_store::Result<ember_store::ReindexJob> {
-        self.inner.enqueue_reindex(id, scope, now).await
-    }
-
-    async fn reindex_job(&self, id: &str) -> ember_store::Result<Option<ember_store::ReindexJob>> {
-        self.inner.reindex_job(id).await
-    }
-
-    async fn claim_reindex(
-        &self,
-        owner: &str,
-        now: ember_store::Micros,
-        lease_until: ember_store::Micros,
-    ) -> ember_store::Result<Option<ember_store::ReindexJob>> {
-        self.inner.claim_reindex(owner, now, lease_until).await
-    }
-
-    async fn live_documents(
-        &self,
-        scope: Option<&str>,
-        after: i64,
-        limit: u32,
-    ) -> ember_store::Result<Vec<ember_store::LiveDoc>> {
-        self.inner.live_documents(scope, after, limit).await
-    }
-
-    async fn reindex_batch(&self, batch: ember_store::ReindexBatch) -> ember_store::Result<bool> {
-        self.inner.reindex_batch(batch).await
-    }
-
-    async fn compact_counts(&self, limit: u32) -> ember_store::Result<u32> {
-        self.inner.compact_counts(limit).await
-    }
-
-    async fn stale_timeline(&self, limit: u32) -> ember_store::Result<Vec<ember_store::StaleDoc>> {
-        self.inner.stale_timeline(limit).await
-    }
-
-    async fn refresh_timeline(
-        &self,
-        docs: Vec<ember_store::TimelineRefresh>,
-    ) -> ember_store::Result<()> {
-        self.inner.refresh_timeline(docs).await
-    }
-
-    async fn ping(&self) -> ember_store::Result<()> {
-        self.inner.ping().await
-    }
-
-    fn pool_status(&self) -> ember_store::PoolStatus {
-        self.inner.pool_status()
-    }
-
-    async fn publish(&self, message: &str) -> ember_store::Result<()> {
-        self.inner.publish(message).await
-    }
-
-    fn subscribe(&self, on_message: ember_store::Subscriber) {
-        self.inner.subscribe(on_message)
     }
 }
 
@@ -562,13 +382,5 @@ mod tests {
         assert!(definition(&own).unwrap().unwrap().types.is_empty());
         assert!(check(&sp("gender", &["Patient"], "Patient.gender")).is_err());
         assert!(check(&json!({"resourceType": "Patient"})).is_ok());
-    }
-
-    #[test]
-    fn entered_snapshots_are_scoped() {
-        let params = SearchParams::default();
-        assert!(active("Patient", "eye").is_none());
-        let _g = params.enter();
-        assert!(active("Patient", "eye").is_none());
     }
 }

@@ -1,199 +1,99 @@
-//! `$reindex`: background jobs that recompute the index rows of every current resource
-//! of one type (or of all types), for instance after a SearchParameter was added.
+//! `$reindex`: a job (kind `reindex`) that recomputes the index rows of every current
+//! resource of one type (or of all types), for instance after a SearchParameter was
+//! added.
 //!
-//! A job is a row in the store ([`ember_store::ReindexJob`]). Every instance runs one
-//! worker ([`Repo::start_background`]) that claims the oldest unfinished job with a
-//! lease ([`Limits::reindex_lease`]) and works through it in batches of
-//! [`Limits::reindex_batch`] documents in `rid` order. Each batch is one transaction
-//! that replaces a document's rows only when its version is still the one they were
-//! computed from (a concurrent write indexed the newer version itself), advances the
-//! job's cursor and renews the lease; no version is written. When an instance dies,
-//! its lease runs out and another worker (or the same instance after a restart)
-//! resumes from the last committed batch. Idle workers look for jobs every second and
-//! are woken at once when a job is queued on any instance (bus message `reindex`).
+//! The job works through the documents in batches of [`Limits::reindex_batch`] in
+//! `rid` order. Each batch is one commit through the funnel that replaces a document's
+//! rows only when its version is still the one they were computed from (a concurrent
+//! write indexed the newer version itself), and records the job's progress (`cursor`,
+//! `processed`, `total`) with it, which renews the lease; no version is written. When
+//! an instance dies, another resumes from the last committed batch (see
+//! [`crate::jobs`]).
 //!
-//! The same background work folds the token-count deltas that triggers append on every
-//! index write ([`Repo::compact_counts`]), so counted values stay one row each, and puts
-//! documents written by an earlier release into the patient timelines
-//! ([`Repo::refresh_timeline`]).
-//!
-//! [`Limits::reindex_lease`]: crate::Limits::reindex_lease
 //! [`Limits::reindex_batch`]: crate::Limits::reindex_batch
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use async_trait::async_trait;
 use ember_fhir::instant;
-use ember_store::{ReindexBatch, ReindexJob, Reindexed};
+use ember_store::{Commit, Job, JobState, Reindexed, SearchQuery};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
-use crate::registry::MESSAGE;
+use crate::commit::JobRequest;
+use crate::jobs::{JobContext, JobError, JobHandler, Ran};
 use crate::{Repo, RepoError, Result, check_id, check_type};
 
-/// The bus message that wakes the idle workers of every instance.
-const WAKE: &str = "reindex";
+/// The kind of reindex jobs.
+pub(crate) const KIND: &str = "reindex";
 
-/// How often an idle worker looks for a job (for leases that ran out).
-const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The `reindex` job handler.
+pub(crate) struct Reindex;
 
-/// How often each instance folds the appended token-count deltas.
-const COMPACT_EVERY: Duration = Duration::from_secs(5);
+/// Where a reindex job stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Position {
+    /// The last `rid` whose batch is committed.
+    cursor: i64,
+    processed: i64,
+    total: i64,
+}
 
-/// Token values folded per statement.
-const COMPACT_BATCH: u32 = 1000;
-
-impl Repo {
-    /// Queues a reindex of every current resource of `res_type` (all types when
-    /// `None`) and returns the job.
-    pub async fn reindex(&self, res_type: Option<&str>) -> Result<ReindexJob> {
-        if let Some(t) = res_type {
-            check_type(t)?;
+impl Position {
+    fn of(job: &Job) -> Self {
+        let p: Value = job
+            .progress
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default();
+        let n = |k: &str| p.get(k).and_then(Value::as_i64).unwrap_or(0);
+        Position {
+            cursor: n("cursor"),
+            processed: n("processed"),
+            total: n("total"),
         }
-        let id = ember_fhir::id::new_id();
-        let job = self
-            .store
-            .enqueue_reindex(&id, res_type, instant::now())
-            .await?;
-        if let Some(wake) = self.background.get() {
-            wake.notify_one();
-        }
-        if let Err(e) = self.store.publish(WAKE).await {
-            tracing::warn!(error = %e, "cannot wake the reindex workers of other instances");
-        }
-        tracing::info!(
-            job = job.id,
-            scope = res_type.unwrap_or("*"),
-            total = job.total,
-            "reindex queued"
-        );
-        Ok(job)
     }
 
-    /// The state of a reindex job as a `Parameters` resource.
-    pub async fn reindex_status(&self, id: &str) -> Result<Value> {
-        check_id(id)?;
-        let job = self
-            .store
-            .reindex_job(id)
-            .await?
-            .ok_or_else(|| RepoError::NotFound(format!("the $reindex job {id}")))?;
-        Ok(job_parameters(&job))
+    fn to_json(self) -> Value {
+        json!({"cursor": self.cursor, "processed": self.processed, "total": self.total})
+    }
+}
+
+/// The scope (a type, or every type) of a reindex job's payload.
+fn scope(job: &Job) -> Option<String> {
+    serde_json::from_str::<Value>(&job.payload)
+        .ok()
+        .and_then(|p| p.get("scope").and_then(Value::as_str).map(str::to_owned))
+}
+
+#[async_trait]
+impl JobHandler for Reindex {
+    fn kind(&self) -> &'static str {
+        KIND
     }
 
-    /// Loads the run-time search parameters from the store.
-    pub async fn load_search_params(&self) -> Result<usize> {
-        Ok(self.limits.search_params.reload(&**self.store()).await?)
-    }
-
-    /// Starts, once per repository, the work that runs beside requests: listening on
-    /// the store's bus (SearchParameter changes on other instances, queued reindex
-    /// jobs) and the reindex worker. Does nothing outside a Tokio runtime.
-    pub fn start_background(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mut first = false;
-        let wake = self.background.get_or_init(|| {
-            first = true;
-            Arc::new(Notify::new())
-        });
-        if !first {
-            return;
+    async fn run(&self, ctx: &JobContext, job: &Job) -> Result<Ran, JobError> {
+        let repo = ctx.repo();
+        let scope = scope(job);
+        if let Some(t) = &scope {
+            check_type(t).map_err(|_| JobError::Failed(format!("{t:?} is not a resource type")))?;
         }
-        let wake = Arc::clone(wake);
-        let repo = self.clone();
-        let own = format!("{MESSAGE} {}", self.origin);
-        let (bus_repo, bus_wake, bus_runtime) = (self.clone(), Arc::clone(&wake), runtime.clone());
-        self.store.subscribe(Arc::new(move |message: &str| {
-            let reload = message == ember_store::RESYNC
-                || (message.split(' ').next() == Some(MESSAGE) && message != own);
-            if reload {
-                let repo = bus_repo.clone();
-                bus_runtime.spawn(async move {
-                    if let Err(e) = repo.load_search_params().await {
-                        tracing::error!(error = %e, "cannot reload the run-time search parameters");
-                    }
-                });
-            }
-            if message == WAKE || message == ember_store::RESYNC {
-                bus_wake.notify_one();
-            }
-        }));
-        let compactor = self.clone();
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(COMPACT_EVERY).await;
-                if let Err(e) = compactor.compact_counts().await {
-                    tracing::warn!(error = %e, "token count compaction: retrying");
-                }
-            }
-        });
-        let refresher = self.clone();
-        runtime.spawn(async move {
-            loop {
-                if let Err(e) = refresher.refresh_timeline().await {
-                    tracing::warn!(error = %e, "timeline refresh: retrying");
-                }
-                tokio::time::sleep(IDLE_POLL).await;
-            }
-        });
-        let owner = ember_fhir::id::new_id();
-        runtime.spawn(async move {
-            loop {
-                match repo.reindex_step(&owner).await {
-                    Ok(true) => continue,
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "reindex worker: retrying"),
-                }
-                let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
-            }
-        });
-    }
-
-    /// Folds the appended deltas of the token counts (see migration 0004) until none
-    /// are left; returns the token values folded. The background work does this every
-    /// few seconds; a count is right before and after.
-    pub async fn compact_counts(&self) -> Result<u64> {
-        let mut folded = 0;
+        let mut at = Position::of(job);
+        if job.progress.is_none() {
+            at.total = i64::try_from(repo.live_count(scope.as_deref()).await?).unwrap_or(i64::MAX);
+            ctx.checkpoint(Commit::default(), &at.to_json()).await?;
+        }
+        let batch = repo.limits.reindex_batch.max(1);
         loop {
-            let n = self.store.compact_counts(COMPACT_BATCH).await?;
-            folded += u64::from(n);
-            if n < COMPACT_BATCH {
-                return Ok(folded);
+            if ctx.stopping() {
+                return Ok(Ran::Stopped);
             }
-        }
-    }
-
-    /// Claims a job and works through it; `false` when there was none to claim.
-    pub(crate) async fn reindex_step(&self, owner: &str) -> Result<bool> {
-        let lease = i64::try_from(self.limits.reindex_lease.as_micros()).unwrap_or(i64::MAX);
-        let now = instant::now();
-        let Some(job) = self
-            .store
-            .claim_reindex(owner, now, now.saturating_add(lease))
-            .await?
-        else {
-            return Ok(false);
-        };
-        tracing::info!(
-            job = job.id,
-            cursor = job.cursor,
-            processed = job.processed,
-            "reindex job claimed"
-        );
-        let batch = self.limits.reindex_batch.max(1);
-        let mut cursor = job.cursor;
-        loop {
-            let docs = self
+            let docs = repo
                 .store
-                .live_documents(job.scope.as_deref(), cursor, batch)
+                .live_documents(scope.as_deref(), at.cursor, batch)
                 .await?;
             let done = docs.len() < batch as usize;
-            let next = docs.last().map_or(cursor, |d| d.rid);
+            let next = docs.last().map_or(at.cursor, |d| d.rid);
             let processed = docs.len() as i64;
-            let params = self.limits.search_params.clone();
-            let rows = tokio::task::spawn_blocking(move || {
+            let params = repo.params.clone();
+            let reindexed = tokio::task::spawn_blocking(move || {
                 docs.into_iter()
                     .filter_map(|d| {
                         let body: Value = serde_json::from_str(&d.body).ok()?;
@@ -206,42 +106,92 @@ impl Repo {
                     .collect::<Vec<_>>()
             })
             .await
-            .map_err(|e| RepoError::Store(ember_store::StoreError::Backend(e.to_string())))?;
-            let now = instant::now();
-            let held = self
-                .store
-                .reindex_batch(ReindexBatch {
-                    job: job.id.clone(),
-                    owner: owner.to_owned(),
-                    docs: rows,
-                    processed,
-                    cursor: next,
-                    done,
-                    now,
-                    lease_until: now.saturating_add(lease),
-                })
-                .await?;
-            if !held {
-                tracing::warn!(job = job.id, "reindex job taken over by another worker");
-                return Ok(true);
-            }
-            cursor = next;
+            .map_err(|e| JobError::Failed(format!("indexing failed: {e}")))?;
+            at.cursor = next;
+            at.processed += processed;
+            let commit = Commit {
+                reindexed,
+                ..Default::default()
+            };
+            ctx.checkpoint(commit, &at.to_json()).await?;
             if done {
-                tracing::info!(job = job.id, "reindex job done");
-                return Ok(true);
+                tracing::info!(processed = at.processed, "reindex done");
+                return Ok(Ran::Done(Some(at.to_json())));
             }
         }
     }
 }
 
+impl Repo {
+    /// Queues a reindex of every current resource of `res_type` (all types when
+    /// `None`) and returns the job's id.
+    pub async fn reindex(&self, res_type: Option<&str>) -> Result<String> {
+        if let Some(t) = res_type {
+            check_type(t)?;
+        }
+        let request = JobRequest {
+            kind: KIND.to_owned(),
+            payload: json!({"scope": res_type}),
+            key: None,
+        };
+        let id = self
+            .enqueue(vec![request])
+            .await?
+            .pop()
+            .ok_or_else(|| RepoError::Invalid("no job was queued".into()))?;
+        tracing::info!(job = id, scope = res_type.unwrap_or("*"), "reindex queued");
+        Ok(id)
+    }
+
+    /// The state of a reindex job as a `Parameters` resource.
+    pub async fn reindex_status(&self, id: &str) -> Result<Value> {
+        check_id(id)?;
+        let job = self
+            .store
+            .job(id)
+            .await?
+            .filter(|j| j.kind == KIND)
+            .ok_or_else(|| RepoError::NotFound(format!("the $reindex job {id}")))?;
+        Ok(job_parameters(&job))
+    }
+
+    /// How many live documents of `res_type` (of every type when `None`) there are.
+    async fn live_count(&self, res_type: Option<&str>) -> Result<u64> {
+        let types = match res_type {
+            Some(t) => vec![t.to_owned()],
+            None => ember_fhir::resource_types()
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+        };
+        let query = SearchQuery {
+            types,
+            filters: Vec::new(),
+            sort: Vec::new(),
+            cursor: None,
+            limit: 1,
+            timeline: None,
+        };
+        Ok(self.store.count(&query).await?)
+    }
+}
+
 /// A job as the `Parameters` the status endpoint answers with.
-fn job_parameters(job: &ReindexJob) -> Value {
+fn job_parameters(job: &Job) -> Value {
+    let at = Position::of(job);
+    let status = match job.state {
+        JobState::Queued if job.started_at.is_some() => "running",
+        JobState::Queued => "queued",
+        JobState::Running => "running",
+        JobState::Done => "done",
+        JobState::Dead => "failed",
+    };
     let mut parameter = vec![
         json!({"name": "id", "valueString": job.id}),
-        json!({"name": "status", "valueCode": job.status.as_str()}),
-        json!({"name": "scope", "valueString": job.scope.as_deref().unwrap_or("*")}),
-        json!({"name": "processed", "valueInteger": job.processed}),
-        json!({"name": "total", "valueInteger": job.total}),
+        json!({"name": "status", "valueCode": status}),
+        json!({"name": "scope", "valueString": scope(job).as_deref().unwrap_or("*")}),
+        json!({"name": "processed", "valueInteger": at.processed}),
+        json!({"name": "total", "valueInteger": at.total}),
         json!({"name": "created", "valueInstant": instant::format_instant(job.created_at)}),
     ];
     if let Some(t) = job.started_at {
@@ -249,6 +199,9 @@ fn job_parameters(job: &ReindexJob) -> Value {
     }
     if let Some(t) = job.finished_at {
         parameter.push(json!({"name": "finished", "valueInstant": instant::format_instant(t)}));
+    }
+    if let Some(e) = &job.last_error {
+        parameter.push(json!({"name": "error", "valueString": e}));
     }
     json!({"resourceType": "Parameters", "parameter": parameter})
 }

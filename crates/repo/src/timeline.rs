@@ -328,7 +328,7 @@ impl Repo {
                 return Ok(handled);
             }
             handled += stale.len() as u64;
-            let params = self.limits.search_params.clone();
+            let params = self.params.clone();
             let docs = tokio::task::spawn_blocking(move || {
                 stale
                     .into_iter()
@@ -431,7 +431,10 @@ mod tests {
                     desc,
                 });
             } else {
-                filters.push(crate::search::filter::filter(&types, name, value).unwrap());
+                filters.push(
+                    crate::search::filter::filter(&types, name, value, &Default::default())
+                        .unwrap(),
+                );
             }
         }
         path(&types, &filters, &sort)

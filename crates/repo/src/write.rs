@@ -1,4 +1,4 @@
-//! Single-resource interactions: read, vread, create, update, patch and delete.
+//! Single-resource writes: create, update, patch and delete.
 //!
 //! Writes are optimistic: read the current version, plan the next one, and commit it
 //! as a compare-and-swap. A lost race without `If-Match` is retried with the new
@@ -11,7 +11,7 @@ use ember_fhir::{id, meta, patch, validate};
 use ember_store::{Change, Current, StoreError, Write};
 use serde_json::Value;
 
-use crate::{Limits, Repo, RepoError, Result, check_id, check_type};
+use crate::{Limits, Repo, RepoError, Result, SearchParams, check_id, check_type};
 
 /// A resource version as stored, ready to be returned to a client.
 #[derive(Debug, Clone)]
@@ -76,60 +76,10 @@ pub(crate) struct Plan {
 }
 
 impl Repo {
-    /// The current version of a resource.
-    pub async fn read(&self, res_type: &str, id: &str) -> Result<Stored> {
-        check_type(res_type)?;
-        check_id(id)?;
-        let reference = format!("{res_type}/{id}");
-        match self.store.read(res_type, id).await? {
-            None => Err(RepoError::NotFound(reference)),
-            Some(Current { deleted: true, .. }) | Some(Current { body: None, .. }) => {
-                Err(RepoError::Gone(reference))
-            }
-            Some(Current {
-                version,
-                last_updated,
-                body: Some(body),
-                ..
-            }) => Ok(Stored {
-                res_type: res_type.to_owned(),
-                id: id.to_owned(),
-                version,
-                last_updated,
-                body,
-                created: false,
-            }),
-        }
-    }
-
-    /// One version of a resource.
-    pub async fn vread(&self, res_type: &str, id: &str, version: &str) -> Result<Stored> {
-        check_type(res_type)?;
-        check_id(id)?;
-        let reference = format!("{res_type}/{id}/_history/{version}");
-        let Some(n) = version.parse::<i64>().ok().filter(|v| *v > 0) else {
-            return Err(RepoError::NotFound(reference));
-        };
-        match self.store.vread(res_type, id, n).await? {
-            None => Err(RepoError::NotFound(reference)),
-            Some(v) => match v.body {
-                None => Err(RepoError::Gone(reference)),
-                Some(body) => Ok(Stored {
-                    res_type: v.res_type,
-                    id: v.id,
-                    version: v.version,
-                    last_updated: v.last_updated,
-                    body,
-                    created: false,
-                }),
-            },
-        }
-    }
-
     /// Creates a resource with a server-assigned id. Any id in the body is replaced.
     pub async fn create(&self, res_type: &str, body: Value) -> Result<Stored> {
         let plan = self.plan_create(res_type, &id::new_id(), body)?;
-        self.store.commit(vec![plan.write]).await?;
+        self.commit_writes(vec![plan.write]).await?;
         Ok(plan.stored)
     }
 
@@ -166,6 +116,7 @@ impl Repo {
                     current,
                     Change::Update,
                     &self.limits,
+                    &self.params,
                 )
                 .map(Some)
             })
@@ -185,7 +136,7 @@ impl Repo {
         check_id(id)?;
         let plan = self
             .commit_retrying(res_type, id, if_match, |current| {
-                plan_patch(res_type, id, patch_doc, current, &self.limits).map(Some)
+                plan_patch(res_type, id, patch_doc, current, &self.limits, &self.params).map(Some)
             })
             .await?;
         written(plan)
@@ -208,7 +159,15 @@ impl Repo {
     pub(crate) fn plan_create(&self, res_type: &str, id: &str, body: Value) -> Result<Plan> {
         check_type(res_type)?;
         check_body(res_type, &body)?;
-        plan_put(res_type, id, body, None, Change::Create, &self.limits)
+        plan_put(
+            res_type,
+            id,
+            body,
+            None,
+            Change::Create,
+            &self.limits,
+            &self.params,
+        )
     }
 
     /// `$validate`: the structural issues of `resource` under strict rules, whatever mode
@@ -235,7 +194,7 @@ impl Repo {
             let Some(planned) = plan(current.as_ref())? else {
                 return Ok(None);
             };
-            match self.store.commit(vec![planned.write.clone()]).await {
+            match self.commit_writes(vec![planned.write.clone()]).await {
                 Ok(()) => return Ok(Some(planned)),
                 Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
                 Err(StoreError::Conflict { .. }) => {
@@ -329,6 +288,7 @@ pub(crate) fn plan_put(
     current: Option<&Current>,
     change: Change,
     limits: &Limits,
+    params: &SearchParams,
 ) -> Result<Plan> {
     let version = current.map_or(1, |c| c.version + 1);
     let last_updated = instant::now();
@@ -347,7 +307,7 @@ pub(crate) fn plan_put(
             last_updated,
             change,
             body: Some(text.clone()),
-            index: crate::indexer::index_rows(&body, &limits.search_params)?,
+            index: crate::indexer::index_rows(&body, params)?,
         },
         stored: Stored {
             res_type: res_type.to_owned(),
@@ -402,6 +362,7 @@ pub(crate) fn plan_patch(
     patch_doc: &PatchDocument,
     current: Option<&Current>,
     limits: &Limits,
+    params: &SearchParams,
 ) -> Result<Plan> {
     let reference = format!("{res_type}/{id}");
     let (current, body) = match current {
@@ -440,7 +401,7 @@ pub(crate) fn plan_patch(
             "the patched resource nests deeper than {max_depth} levels"
         )));
     }
-    plan_put(res_type, id, doc, current, Change::Patch, limits)
+    plan_put(res_type, id, doc, current, Change::Patch, limits, params)
 }
 
 #[cfg(test)]
@@ -472,6 +433,7 @@ mod tests {
             Some(&current),
             Change::Update,
             &Limits::default(),
+            &SearchParams::default(),
         )
         .unwrap();
         assert_eq!(plan.write.expected, Some(4));

@@ -36,6 +36,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "timeline",
         sql: include_str!("../migrations/postgres/0005_timeline.sql"),
     },
+    Migration {
+        version: 6,
+        name: "jobs",
+        sql: include_str!("../migrations/postgres/0006_jobs.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -63,6 +68,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 5,
         name: "timeline",
         sql: include_str!("../migrations/sqlite/0005_timeline.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "jobs",
+        sql: include_str!("../migrations/sqlite/0006_jobs.sql"),
     },
 ];
 

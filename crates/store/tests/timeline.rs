@@ -196,6 +196,17 @@ fn query(coded: bool, timeline: bool) -> SearchQuery {
     }
 }
 
+async fn commit(store: &dyn Store, writes: Vec<Write>) {
+    let c = ember_store::Commit {
+        writes,
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.commit(c).await.unwrap(),
+        ember_store::Committed::Stored { .. }
+    ));
+}
+
 async fn ids(store: &dyn Store, q: &SearchQuery) -> Vec<String> {
     store
         .search(q)
@@ -233,23 +244,21 @@ async fn same_answers(store: &dyn Store, want: &[&str], via_timeline: bool) {
 }
 
 async fn path_is_only_a_shortcut(store: Arc<dyn Store>, raw: Raw) {
-    store.commit((0..DOCS).map(write).collect()).await.unwrap();
+    commit(&*store, (0..DOCS).map(write).collect()).await;
     let latest: Vec<String> = (0..DOCS).rev().map(|i| format!("d{i}")).collect();
     let latest: Vec<&str> = latest.iter().map(String::as_str).collect();
     same_answers(&*store, &latest, true).await;
 
     // An earlier release creates d30 (no entries) and deletes d27 (entries left
     // behind on PostgreSQL, where the pointer row stays).
-    store
-        .commit(vec![Write {
-            index: IndexRows {
-                timeline: Timeline::default(),
-                ..rows(30)
-            },
-            ..write(30)
-        }])
-        .await
-        .unwrap();
+    let old_release = Write {
+        index: IndexRows {
+            timeline: Timeline::default(),
+            ..rows(30)
+        },
+        ..write(30)
+    };
+    commit(&*store, vec![old_release]).await;
     match raw {
         Raw::Postgres(_) => {
             raw.run(
@@ -298,14 +307,12 @@ async fn path_is_only_a_shortcut(store: Arc<dyn Store>, raw: Raw) {
     same_answers(&*store, &now, true).await;
 
     // A write of this release keeps the timeline itself: nothing waits.
-    store
-        .commit(vec![Write {
-            expected: Some(1),
-            version: 2,
-            ..write(3)
-        }])
-        .await
-        .unwrap();
+    let next = Write {
+        expected: Some(1),
+        version: 2,
+        ..write(3)
+    };
+    commit(&*store, vec![next]).await;
     assert!(store.stale_timeline(100).await.unwrap().is_empty());
 }
 

@@ -347,6 +347,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub repo: ember_repo::Repo,
     task: tokio::task::JoinHandle<()>,
+    _background: ember_repo::Background,
 }
 
 impl std::ops::Deref for TestServer {
@@ -390,6 +391,7 @@ impl TestServer {
         .await
         .expect("open store");
         let repo = ember_repo::Repo::new(store, settings.limits);
+        let background = repo.start_background();
         let lifecycle = ember_platform::Lifecycle::new();
         lifecycle.set_database_ok(true);
         lifecycle.mark_started();
@@ -425,6 +427,7 @@ impl TestServer {
             addr,
             repo,
             task,
+            _background: background,
         }
     }
 }

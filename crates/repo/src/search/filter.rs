@@ -7,7 +7,7 @@ use ember_store::{Col, Cond, Filter, Op, Rows, Table, TextKind, Val, key};
 
 use super::values::{self, ValueError, split_escaped};
 use crate::indexer::{canonical_key, component_key, identifier_key, stored_names, words};
-use crate::registry::RuntimeParam;
+use crate::registry::{RuntimeParam, Snapshot};
 
 /// Why a parameter gives no filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +66,11 @@ impl Param {
 }
 
 /// The search parameter `code` of `res_type`: a built-in one, or one defined at run time
-/// among the definitions entered on this thread ([`crate::registry`]).
-pub(crate) fn param(res_type: &str, code: &str) -> Option<Param> {
+/// in `params` ([`crate::registry`]).
+pub(crate) fn param(res_type: &str, code: &str, params: &Snapshot) -> Option<Param> {
     definitions::search_param(res_type, code)
         .map(Param::Builtin)
-        .or_else(|| crate::registry::active(res_type, code).map(Param::Runtime))
+        .or_else(|| params.get(res_type, code).cloned().map(Param::Runtime))
 }
 
 /// The index table of a parameter type, when it has one.
@@ -89,14 +89,19 @@ pub(crate) fn table(kind: SearchParamType) -> Option<Table> {
 
 /// The filter of `name=value` on documents of any of `types` (several for a
 /// system-level search).
-pub(crate) fn filter(types: &[String], name: &str, value: &str) -> Result<Filter> {
+pub(crate) fn filter(
+    types: &[String],
+    name: &str,
+    value: &str,
+    params: &Snapshot,
+) -> Result<Filter> {
     if let [ty] = types {
-        return filter_for(ty, name, value);
+        return filter_for(ty, name, value, params);
     }
     let mut any = Vec::new();
     let mut last = None;
     for ty in types {
-        match filter_for(ty, name, value) {
+        match filter_for(ty, name, value, params) {
             Ok(f) => any.push(f),
             Err(p @ Problem::Invalid(_)) => return Err(p),
             Err(p) => last = Some(p),
@@ -114,12 +119,12 @@ fn unsupported(msg: String) -> Problem {
 }
 
 /// The filter of `name=value` on documents of `ty`.
-pub(crate) fn filter_for(ty: &str, name: &str, value: &str) -> Result<Filter> {
+pub(crate) fn filter_for(ty: &str, name: &str, value: &str, params: &Snapshot) -> Result<Filter> {
     if let Some(rest) = name.strip_prefix("_has:") {
-        return reverse_chain(ty, rest, value);
+        return reverse_chain(ty, rest, value, params);
     }
     if let Some((head, rest)) = name.split_once('.') {
-        return chain(ty, head, rest, value);
+        return chain(ty, head, rest, value, params);
     }
     let (code, modifier) = match name.split_once(':') {
         Some((c, m)) => (c, Some(m)),
@@ -166,7 +171,7 @@ pub(crate) fn filter_for(ty: &str, name: &str, value: &str) -> Result<Filter> {
         }
         _ => {}
     }
-    let def = param(ty, code)
+    let def = param(ty, code, params)
         .ok_or_else(|| unsupported(format!("{ty} has no search parameter {code:?}")))?;
     if modifier == Some("missing") {
         return missing(ty, &def, value);
@@ -421,12 +426,12 @@ fn value_set(values: &[String]) -> Result<Vec<Cond>> {
 }
 
 /// `reference[:Type].rest=value`: a referenced document matches `rest=value`.
-fn chain(ty: &str, head: &str, rest: &str, value: &str) -> Result<Filter> {
+fn chain(ty: &str, head: &str, rest: &str, value: &str, params: &Snapshot) -> Result<Filter> {
     let (code, modifier) = match head.split_once(':') {
         Some((c, m)) => (c, Some(m)),
         None => (head, None),
     };
-    let def = param(ty, code)
+    let def = param(ty, code, params)
         .ok_or_else(|| unsupported(format!("{ty} has no search parameter {code:?}")))?;
     if def.kind() != SearchParamType::Reference {
         return Err(unsupported(format!(
@@ -440,7 +445,7 @@ fn chain(ty: &str, head: &str, rest: &str, value: &str) -> Result<Filter> {
     };
     let mut chains = Vec::new();
     for target in targets {
-        match filter_for(target, rest, value) {
+        match filter_for(target, rest, value, params) {
             Ok(f) => chains.push(Filter::Chain {
                 refs: Rows {
                     table: Table::Reference,
@@ -464,7 +469,7 @@ fn chain(ty: &str, head: &str, rest: &str, value: &str) -> Result<Filter> {
 
 /// `_has:Type:reference:rest=value`: a document of `Type` that references this one
 /// through `reference` matches `rest=value`.
-fn reverse_chain(ty: &str, spec: &str, value: &str) -> Result<Filter> {
+fn reverse_chain(ty: &str, spec: &str, value: &str, params: &Snapshot) -> Result<Filter> {
     let mut parts = spec.splitn(3, ':');
     let (Some(source), Some(code), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(Problem::Invalid(format!(
@@ -476,7 +481,7 @@ fn reverse_chain(ty: &str, spec: &str, value: &str) -> Result<Filter> {
             "_has: {source:?} is not a resource type"
         )));
     }
-    let def = param(source, code)
+    let def = param(source, code, params)
         .filter(|d| d.kind() == SearchParamType::Reference)
         .ok_or_else(|| unsupported(format!("{source} has no reference parameter {code:?}")))?;
     let targets = def.targets();
@@ -485,7 +490,7 @@ fn reverse_chain(ty: &str, spec: &str, value: &str) -> Result<Filter> {
             "{source}.{code} cannot refer to a {ty}"
         )));
     }
-    let inner = filter_for(source, rest, value)?;
+    let inner = filter_for(source, rest, value, params)?;
     Ok(Filter::Reverse {
         refs: Rows {
             table: Table::Reference,

@@ -20,8 +20,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use crate::registry::Snapshot;
 use crate::{Repo, RepoError, Result, check_id, check_type};
-use filter::Problem;
+pub(crate) use filter::Problem;
 
 /// What a search covers.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +50,7 @@ pub enum Handling {
 }
 
 /// The paging cursor's parameter name. Its value is opaque to clients.
-const CURSOR: &str = "_cursor";
+pub(crate) const CURSOR: &str = "_cursor";
 
 /// Most rounds of `:iterate` includes.
 const MAX_INCLUDE_ROUNDS: usize = 4;
@@ -164,7 +165,7 @@ impl Repo {
         pairs: &[(String, String)],
         handling: Handling,
     ) -> Result<Request> {
-        let _runtime_params = self.limits.search_params.enter();
+        let params = self.params.snapshot();
         let limits = self.limits();
         let mut req = Request {
             types: Vec::new(),
@@ -217,7 +218,7 @@ impl Repo {
         }
         let strict = handling == Handling::Strict;
         for (name, value) in pairs {
-            let outcome = self.parse_pair(&mut req, name, value);
+            let outcome = self.parse_pair(&mut req, name, value, &params);
             match outcome {
                 Ok(true) => req.accepted.push((name.clone(), value.clone())),
                 Ok(false) => {}
@@ -231,7 +232,13 @@ impl Repo {
 
     /// Applies one query parameter; `Ok(false)` for those that are not part of the
     /// search itself (the cursor, formatting).
-    fn parse_pair(&self, req: &mut Request, name: &str, value: &str) -> Result<bool, Problem> {
+    fn parse_pair(
+        &self,
+        req: &mut Request,
+        name: &str,
+        value: &str,
+        params: &Snapshot,
+    ) -> Result<bool, Problem> {
         let invalid = |m: String| Problem::Invalid(m);
         match name {
             "_format" | "_pretty" | "_type" | CURSOR => {
@@ -281,20 +288,21 @@ impl Repo {
             "_sort" => {
                 req.sort = value
                     .split(',')
-                    .map(|k| sort_key(&req.types, k))
+                    .map(|k| sort_key(&req.types, k, params))
                     .collect::<Result<_, _>>()?;
                 Ok(true)
             }
             _ if name == "_include" || name.starts_with("_include:") => {
-                req.includes.push(include(name, value, &req.types)?);
+                req.includes.push(include(name, value, &req.types, params)?);
                 Ok(true)
             }
             _ if name == "_revinclude" || name.starts_with("_revinclude:") => {
-                req.revincludes.push(include(name, value, &req.types)?);
+                req.revincludes
+                    .push(include(name, value, &req.types, params)?);
                 Ok(true)
             }
             _ => {
-                let f = filter::filter(&req.types, name, value)?;
+                let f = filter::filter(&req.types, name, value, params)?;
                 req.filters.push(f);
                 Ok(true)
             }
@@ -419,7 +427,7 @@ pub(crate) fn compartment_filter(compartment: &str, id: &str, res_type: &str) ->
 }
 
 /// One `_sort` key: `[-]param`.
-fn sort_key(types: &[String], spec: &str) -> Result<Sort, Problem> {
+fn sort_key(types: &[String], spec: &str, params: &Snapshot) -> Result<Sort, Problem> {
     let (desc, code) = match spec.strip_prefix('-') {
         Some(c) => (true, c),
         None => (false, spec),
@@ -433,7 +441,7 @@ fn sort_key(types: &[String], spec: &str) -> Result<Sort, Problem> {
     let mut keys = Vec::new();
     let mut kind = None;
     for ty in types {
-        if let Some(def) = filter::param(ty, code) {
+        if let Some(def) = filter::param(ty, code, params) {
             keys.extend(filter::keys_of(ty, def.code()));
             kind = Some(def.kind());
         }
@@ -469,7 +477,12 @@ fn sort_key(types: &[String], spec: &str) -> Result<Sort, Problem> {
 }
 
 /// Parses `_include[:iterate]=Source:param[:Target]` or `*`.
-fn include(name: &str, value: &str, types: &[String]) -> Result<Include, Problem> {
+fn include(
+    name: &str,
+    value: &str,
+    types: &[String],
+    params: &Snapshot,
+) -> Result<Include, Problem> {
     let iterate = name.ends_with(":iterate") || name.ends_with(":recurse");
     if value == "*" {
         return Ok(Include {
@@ -498,7 +511,7 @@ fn include(name: &str, value: &str, types: &[String]) -> Result<Include, Problem
     let param = match param {
         None | Some("*") => None,
         Some(code) => {
-            let def = filter::param(source, code)
+            let def = filter::param(source, code, params)
                 .filter(|d| d.kind() == SearchParamType::Reference)
                 .ok_or_else(|| {
                     Problem::Unsupported(format!("{source} has no reference parameter {code:?}"))
@@ -800,88 +813,4 @@ fn is_mandatory(res_type: &str, json_name: &str) -> bool {
 
 fn is_summary(res_type: &str, json_name: &str) -> bool {
     definitions::is_summary(res_type, json_name)
-}
-
-/// The search of a conditional interaction (`If-None-Exist`, `PUT/PATCH/DELETE
-/// [type]?…`, a conditional reference), ready to run, with the key of the lock that
-/// serializes conditional creates with the same criteria.
-#[derive(Debug, Clone)]
-pub(crate) struct Condition {
-    pub query: SearchQuery,
-    /// The criteria in canonical form: decoded pairs, sorted, form-encoded.
-    pub canonical: String,
-    pub lock: i64,
-}
-
-/// Parameters that shape results rather than select them: meaningless, and so refused,
-/// in a condition.
-const NOT_IN_CONDITIONS: &[&str] = &[
-    "_count",
-    "_sort",
-    "_total",
-    "_summary",
-    "_elements",
-    "_include",
-    "_revinclude",
-    "_contained",
-    "_containedType",
-    "_type",
-    "_score",
-    CURSOR,
-];
-
-/// Parses the criteria of a conditional interaction on `res_type`, strictly: an unknown
-/// or unsupported parameter is a 400 (ignoring it would widen the match), and so are
-/// result parameters (`_count`, `_sort`, `_include`…) and empty criteria. `_format` and
-/// `_pretty` are ignored. The query returns at most `limit` matches.
-pub(crate) fn condition(
-    res_type: &str,
-    pairs: &[(String, String)],
-    limit: u32,
-) -> Result<Condition> {
-    check_type(res_type)?;
-    let mut accepted: Vec<(String, String)> = Vec::new();
-    let mut filters = Vec::new();
-    for (name, value) in pairs {
-        if name == "_format" || name == "_pretty" {
-            continue;
-        }
-        let base_name = name.split(':').next().unwrap_or_default();
-        if NOT_IN_CONDITIONS.contains(&base_name) {
-            return Err(RepoError::Invalid(format!(
-                "{name} is not allowed in the criteria of a conditional interaction"
-            )));
-        }
-        let f = filter::filter_for(res_type, name, value).map_err(|p| match p {
-            Problem::Invalid(m) | Problem::Unsupported(m) => RepoError::Invalid(format!(
-                "the criteria of a conditional interaction: {name}: {m}"
-            )),
-        })?;
-        filters.push(f);
-        accepted.push((name.clone(), value.clone()));
-    }
-    if filters.is_empty() {
-        return Err(RepoError::Invalid(
-            "a conditional interaction needs search criteria (e.g. identifier=system|value)".into(),
-        ));
-    }
-    accepted.sort();
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (n, v) in &accepted {
-        s.append_pair(n, v);
-    }
-    let canonical = s.finish();
-    let lock = key(&format!("conditional:{res_type}"), &canonical);
-    Ok(Condition {
-        query: SearchQuery {
-            types: vec![res_type.to_owned()],
-            filters,
-            sort: vec![],
-            cursor: None,
-            limit: limit.max(1),
-            timeline: None,
-        },
-        canonical,
-        lock,
-    })
 }

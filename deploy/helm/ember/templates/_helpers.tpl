@@ -163,8 +163,14 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.maxCount | quote }}
 - name: EMBER_MAX_CONDITIONAL_DELETE
   value: {{ $c.maxConditionalDelete | int64 | quote }}
-- name: EMBER_REINDEX_LEASE_SECONDS
-  value: {{ $c.reindexLeaseSeconds | int64 | quote }}
+- name: EMBER_JOB_LEASE_SECONDS
+  value: {{ $c.jobLeaseSeconds | int64 | quote }}
+- name: EMBER_JOB_MAX_ATTEMPTS
+  value: {{ $c.jobMaxAttempts | int64 | quote }}
+- name: EMBER_JOB_RETRY_BASE_MS
+  value: {{ $c.jobRetryBaseMs | int64 | quote }}
+- name: EMBER_JOB_CONCURRENCY
+  value: {{ $c.jobConcurrency | int64 | quote }}
 - name: EMBER_REQUEST_TIMEOUT_MS
   value: {{ $c.requestTimeoutMs | int64 | quote }}
 - name: EMBER_SHUTDOWN_DELAY_MS

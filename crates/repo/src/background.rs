@@ -1,0 +1,158 @@
+//! The work each instance does beside requests, started and stopped explicitly by
+//! whoever runs the repository ([`Repo::start_background`], [`Background::stop`]):
+//! - the bus subscription: SearchParameter changes of other instances reload the
+//!   run-time parameters, and new jobs wake the idle job worker;
+//! - the job worker ([`crate::jobs`]);
+//! - every few seconds, folding the appended token-count deltas
+//!   ([`Repo::compact_counts`]) and putting documents an earlier release wrote into the
+//!   patient timelines ([`Repo::refresh_timeline`]);
+//! - every hour, removing jobs done more than a week ago.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ember_fhir::instant;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::Repo;
+use crate::registry::MESSAGE;
+
+/// How often each instance folds the appended token-count deltas.
+const COMPACT_EVERY: Duration = Duration::from_secs(5);
+
+/// Token values folded per statement.
+const COMPACT_BATCH: u32 = 1000;
+
+/// How often each instance looks for documents of an earlier release to put into the
+/// timelines.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// How often done jobs are removed, and how long they are kept.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const KEEP_DONE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The running background work of one repository.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Repo {
+    /// Starts the background work of this instance (see the module documentation).
+    /// Must run inside a Tokio runtime.
+    pub fn start_background(&self) -> Background {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        self.subscribe();
+        tasks.spawn(crate::jobs::work(
+            self.clone(),
+            ember_fhir::id::new_id(),
+            stopped.clone(),
+        ));
+        let repo = self.clone();
+        tasks.spawn(every(COMPACT_EVERY, stopped.clone(), move || {
+            let repo = repo.clone();
+            async move {
+                if let Err(e) = repo.compact_counts().await {
+                    tracing::warn!(error = %e, "token count compaction: retrying");
+                }
+            }
+        }));
+        let repo = self.clone();
+        tasks.spawn(every(REFRESH_EVERY, stopped.clone(), move || {
+            let repo = repo.clone();
+            async move {
+                if let Err(e) = repo.refresh_timeline().await {
+                    tracing::warn!(error = %e, "timeline refresh: retrying");
+                }
+            }
+        }));
+        let repo = self.clone();
+        tasks.spawn(every(PURGE_EVERY, stopped, move || {
+            let repo = repo.clone();
+            async move {
+                let keep = i64::try_from(KEEP_DONE.as_micros()).unwrap_or(i64::MAX);
+                match repo.store.purge_done(instant::now() - keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, "removed jobs done more than a week ago"),
+                    Err(e) => tracing::warn!(error = %e, "cannot remove old jobs; retrying later"),
+                }
+            }
+        }));
+        Background { stop, tasks }
+    }
+
+    /// Folds the appended deltas of the token counts (see migration 0004) until none
+    /// are left; returns the token values folded. A count is right before and after.
+    pub async fn compact_counts(&self) -> crate::Result<u64> {
+        let mut folded = 0;
+        loop {
+            let n = self.store.compact_counts(COMPACT_BATCH).await?;
+            folded += u64::from(n);
+            if n < COMPACT_BATCH {
+                return Ok(folded);
+            }
+        }
+    }
+
+    /// Listens on the bus: run-time parameter changes of other instances, new jobs,
+    /// and resynchronization after a lost connection.
+    fn subscribe(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let repo = self.clone();
+        let own = format!("{MESSAGE} {}", self.origin);
+        self.store.subscribe(Arc::new(move |message: &str| {
+            let resync = message == ember_store::RESYNC;
+            let reload = resync || (message.split(' ').next() == Some(MESSAGE) && message != own);
+            if reload {
+                let repo = repo.clone();
+                runtime.spawn(async move {
+                    if let Err(e) = repo.load_search_params().await {
+                        tracing::error!(error = %e, "cannot reload the run-time search parameters");
+                    }
+                });
+            }
+            if resync || message == crate::jobs::WAKE {
+                repo.wake.notify_one();
+            }
+        }));
+    }
+}
+
+impl Background {
+    /// Stops the background work: the job worker claims nothing more and its running
+    /// jobs go back to the queue at their next checkpoint. Whatever has not ended
+    /// within `grace` is cut off; its jobs' leases run out and another instance
+    /// resumes them.
+    pub async fn stop(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let ended = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if ended.is_err() {
+            tracing::warn!("background work still running at the end of the grace period");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// Runs `step` every `period` until `stop` turns true.
+async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, step: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => step().await,
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Reads of documents: the current version, one version, history, and the live
+//! documents in key order (for reindexing).
+
+use tokio_postgres::Row;
+
+use super::{PgStore, param_refs, pg_err};
+use crate::{Change, Current, HistoryQuery, HistoryRow, HistoryScope, LiveDoc, Result, Version};
+
+/// The newest version is the current one: versions and the pointer are written
+/// together, so one backward scan of the primary key finds the current state.
+const READ: &str = "SELECT version, last_updated, body IS NULL, body
+    FROM resource_versions WHERE res_type = $1 AND res_id = $2
+    ORDER BY version DESC LIMIT 1";
+
+const VREAD: &str = "SELECT res_type, res_id, version, last_updated, change, body
+    FROM resource_versions WHERE res_type = $1 AND res_id = $2 AND version = $3";
+
+const LIVE_ALL: &str = "SELECT r.rid, r.res_type, r.res_id, r.version, v.body
+    FROM resources r JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE NOT r.deleted AND r.rid > $1 ORDER BY r.rid LIMIT $2";
+
+const LIVE_TYPE: &str = "SELECT r.rid, r.res_type, r.res_id, r.version, v.body
+    FROM resources r JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE NOT r.deleted AND r.rid > $1 AND r.res_type = $3 ORDER BY r.rid LIMIT $2";
+
+pub(super) fn statements() -> Vec<String> {
+    [READ, VREAD, LIVE_ALL, LIVE_TYPE]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+pub(super) async fn read(store: &PgStore, res_type: &str, id: &str) -> Result<Option<Current>> {
+    let client = store.client().await?;
+    let stmt = client.prepare_cached(READ).await.map_err(pg_err)?;
+    let row = client
+        .query_opt(&stmt, &[&res_type, &id])
+        .await
+        .map_err(pg_err)?;
+    Ok(row.map(|r| Current {
+        version: r.get(0),
+        last_updated: r.get(1),
+        deleted: r.get(2),
+        body: r.get(3),
+    }))
+}
+
+pub(super) async fn vread(
+    store: &PgStore,
+    res_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<Version>> {
+    let client = store.client().await?;
+    let stmt = client.prepare_cached(VREAD).await.map_err(pg_err)?;
+    let row = client
+        .query_opt(&stmt, &[&res_type, &id, &version])
+        .await
+        .map_err(pg_err)?;
+    row.map(|r| version_from_row(&r, 0)).transpose()
+}
+
+pub(super) async fn history(
+    store: &PgStore,
+    scope: HistoryScope<'_>,
+    q: &HistoryQuery,
+) -> Result<Vec<HistoryRow>> {
+    let client = store.client().await?;
+    let (sql, args) = crate::sql::history(scope, q, crate::sql::pg_placeholder);
+    let params = super::arg_params(args);
+    let rows = client
+        .query(&sql, &param_refs(&params))
+        .await
+        .map_err(pg_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(HistoryRow {
+                seq: r.get(0),
+                version: version_from_row(r, 1)?,
+                created: r.get(7),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn live_documents(
+    store: &PgStore,
+    scope: Option<&str>,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<LiveDoc>> {
+    let client = store.client().await?;
+    let limit = i64::from(limit);
+    let rows = match scope {
+        None => {
+            let stmt = client.prepare_cached(LIVE_ALL).await.map_err(pg_err)?;
+            client.query(&stmt, &[&after, &limit]).await
+        }
+        Some(t) => {
+            let stmt = client.prepare_cached(LIVE_TYPE).await.map_err(pg_err)?;
+            client.query(&stmt, &[&after, &limit, &t]).await
+        }
+    }
+    .map_err(pg_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| LiveDoc {
+            rid: r.get(0),
+            res_type: r.get(1),
+            id: r.get(2),
+            version: r.get(3),
+            body: r.get(4),
+        })
+        .collect())
+}
+
+fn version_from_row(r: &Row, at: usize) -> Result<Version> {
+    Ok(Version {
+        res_type: r.get(at),
+        id: r.get(at + 1),
+        version: r.get(at + 2),
+        last_updated: r.get(at + 3),
+        change: Change::parse(r.get(at + 4))?,
+        body: r.get(at + 5),
+    })
+}

@@ -1,0 +1,440 @@
+//! Commits: each version is one data-modifying statement (its pointer, version row and
+//! index rows together); guards, a held job's progress, reindexed rows and the
+//! outbox's jobs share the transaction when there are any.
+
+use std::sync::LazyLock;
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::{Param, PgStore, param_refs, pg_err};
+use crate::{
+    Commit, Committed, IndexRows, NewJob, Progress, Reindexed, Result, Slot, StoreError, Write,
+};
+
+/// Creates the current pointer only if absent, then the version row and index rows.
+static WRITE_NEW: LazyLock<String> = LazyLock::new(|| {
+    write_statement(
+        "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, timeline_version)
+        VALUES ($1, $2, $3, $4, $5, $3)
+        ON CONFLICT (res_type, res_id) DO NOTHING
+        RETURNING rid",
+        8,
+    )
+});
+
+/// Moves the current pointer only from the expected version ($8), adds the version
+/// row and replaces the index rows.
+static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
+    write_statement(
+        "UPDATE resources SET version = $3, last_updated = $4, deleted = $5, timeline_version = $3
+        WHERE res_type = $1 AND res_id = $2 AND version = $8
+        RETURNING rid",
+        9,
+    )
+});
+
+/// One statement that writes a version: `cur` moves the pointer (and yields the
+/// document's `rid` only when that worked); the version row, the removal of the old
+/// index rows and the new ones (bound as arrays from parameter `first` on) all
+/// depend on it. It returns 1 when the write happened, 0 when the guard failed.
+fn write_statement(cur: &str, first: usize) -> String {
+    let mut sql = format!(
+        "WITH cur AS ({cur}),
+    ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
+        SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur)"
+    );
+    index_ctes(&mut sql, first);
+    sql.push_str("\nSELECT count(*) FROM cur");
+    sql
+}
+
+/// Reindexing a document holds its pointer row by deleting it and inserting it again
+/// (same values, same `rid`) in the batch's transaction, only while its current version
+/// is `$2`. A concurrent write of the document waits, then finds its row gone and fails
+/// its version guard (the repository retries it with a fresh snapshot); so does a
+/// reindex of the same document by another job. A plain row lock would not do: the
+/// waiting statement would then run on a snapshot without the new index rows and
+/// leave them beside its own.
+pub(super) const REINDEX_TAKE: &str = "DELETE FROM resources
+    WHERE rid = $1 AND version = $2 AND NOT deleted
+    RETURNING res_type, res_id, last_updated";
+
+pub(super) const REINDEX_PUT_BACK: &str = "INSERT INTO resources
+    (rid, res_type, res_id, version, last_updated, deleted, timeline_version)
+    VALUES ($1, $3, $4, $2, $5, false, $2)";
+
+/// Records a held job's progress and extends its lease; no row when the committer no
+/// longer holds it. The row stays locked until the commit, so no instance can claim
+/// the job meanwhile.
+const PROGRESS: &str = "UPDATE jobs SET progress = $3, due = $4
+    WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING id";
+
+/// Enqueues a job; no row when its idempotency key has a job already.
+const ENQUEUE: &str = "INSERT INTO jobs
+    (id, kind, payload, state, due, idempotency_key, trace, created_at)
+    VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7)
+    ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
+
+const JOB_OF_KEY: &str = "SELECT id FROM jobs WHERE idempotency_key = $1";
+
+pub(super) fn statements() -> Vec<String> {
+    vec![
+        WRITE_NEW.clone(),
+        WRITE_NEXT.clone(),
+        REINDEX_TAKE.to_owned(),
+        REINDEX_PUT_BACK.to_owned(),
+        REINDEX_ROWS.clone(),
+        TIMELINE_ROWS.clone(),
+        PROGRESS.to_owned(),
+        ENQUEUE.to_owned(),
+        JOB_OF_KEY.to_owned(),
+    ]
+}
+
+pub(super) async fn commit(store: &PgStore, c: Commit) -> Result<Committed> {
+    let mut client = store.client().await?;
+    let alone =
+        c.guards.is_empty() && c.reindexed.is_empty() && c.jobs.is_empty() && c.progress.is_none();
+    if let ([single], true) = (c.writes.as_slice(), alone) {
+        // One statement: atomic without a transaction.
+        return match write_one(&client, single).await? {
+            true => Ok(Committed::Stored { jobs: Vec::new() }),
+            false => Err(StoreError::Conflict { index: 0 }),
+        };
+    }
+    let tx = client.transaction().await.map_err(pg_err)?;
+    // Locks in key order, so two commits with overlapping guards cannot deadlock.
+    let mut locks: Vec<i64> = c.guards.iter().map(|g| g.lock).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for lock in locks {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
+            .await
+            .map_err(pg_err)?;
+    }
+    // Each statement below sees every commit that finished before the locks were
+    // granted (READ COMMITTED takes a snapshot per statement).
+    for (index, guard) in c.guards.iter().enumerate() {
+        let (sql, args) = crate::search_sql::page(&crate::search_sql::POSTGRES, &guard.query);
+        let kinds = crate::search_sql::sort_kinds(&guard.query.sort);
+        let params = super::arg_params(args);
+        let rows = tx.query(&sql, &param_refs(&params)).await.map_err(pg_err)?;
+        if !rows.is_empty() {
+            let hits = rows
+                .iter()
+                .map(|r| super::search::hit_from_row(r, 0, &kinds))
+                .collect();
+            let hits = crate::search_sql::into_page(hits, &guard.query).hits;
+            return Ok(Committed::Matched { index, hits });
+        }
+    }
+    if let Some(p) = &c.progress {
+        hold(&tx, p).await?;
+    }
+    for (index, w) in c.writes.iter().enumerate() {
+        if !write_one(&tx, w).await? {
+            // Dropping the transaction rolls it back.
+            return Err(StoreError::Conflict { index });
+        }
+    }
+    reindex(&tx, &c.reindexed).await?;
+    let mut jobs = Vec::with_capacity(c.jobs.len());
+    for job in &c.jobs {
+        jobs.push(enqueue(&tx, job).await?);
+    }
+    tx.commit().await.map_err(pg_err)?;
+    Ok(Committed::Stored { jobs })
+}
+
+/// Records a held job's progress, or fails the commit when the lease is lost.
+async fn hold<C: GenericClient>(client: &C, p: &Progress) -> Result<()> {
+    let stmt = client.prepare_cached(PROGRESS).await.map_err(pg_err)?;
+    let held = client
+        .query_opt(&stmt, &[&p.job, &p.owner, &p.progress, &p.lease_until])
+        .await
+        .map_err(pg_err)?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::LeaseLost(p.job.clone())),
+    }
+}
+
+/// Enqueues a job and returns its id, or the id of the job its key has already.
+async fn enqueue<C: GenericClient>(client: &C, job: &NewJob) -> Result<String> {
+    let stmt = client.prepare_cached(ENQUEUE).await.map_err(pg_err)?;
+    let inserted = client
+        .query_opt(
+            &stmt,
+            &[
+                &job.id,
+                &job.kind,
+                &job.payload,
+                &job.due,
+                &job.key,
+                &job.trace,
+                &job.created_at,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if let Some(row) = inserted {
+        return Ok(row.get(0));
+    }
+    let stmt = client.prepare_cached(JOB_OF_KEY).await.map_err(pg_err)?;
+    let row = client.query_one(&stmt, &[&job.key]).await.map_err(pg_err)?;
+    Ok(row.get(0))
+}
+
+/// Replaces the index rows of each document whose current version is still the one
+/// they were computed from; a document written meanwhile was indexed by that write.
+async fn reindex<C: GenericClient>(tx: &C, docs: &[Reindexed]) -> Result<()> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let take = tx.prepare_cached(REINDEX_TAKE).await.map_err(pg_err)?;
+    let put_back = tx.prepare_cached(REINDEX_PUT_BACK).await.map_err(pg_err)?;
+    let rows = tx.prepare_cached(&REINDEX_ROWS).await.map_err(pg_err)?;
+    for doc in docs {
+        let Some(held) = tx
+            .query_opt(&take, &[&doc.rid, &doc.version])
+            .await
+            .map_err(pg_err)?
+        else {
+            // Written (or deleted) meanwhile: that write indexed it.
+            continue;
+        };
+        let (res_type, res_id, last_updated): (String, String, i64) =
+            (held.get(0), held.get(1), held.get(2));
+        tx.execute(
+            &put_back,
+            &[&doc.rid, &doc.version, &res_type, &res_id, &last_updated],
+        )
+        .await
+        .map_err(pg_err)?;
+        let mut params: Vec<Param> = vec![Box::new(doc.rid)];
+        params.extend(index_params(&doc.index));
+        tx.query_one(&rows, &param_refs(&params))
+            .await
+            .map_err(pg_err)?;
+    }
+    Ok(())
+}
+
+async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
+    let deleted = w.body.is_none();
+    let mut params: Vec<Param> = vec![
+        Box::new(w.res_type.clone()),
+        Box::new(w.id.clone()),
+        Box::new(w.version),
+        Box::new(w.last_updated),
+        Box::new(deleted),
+        Box::new(w.change.as_str()),
+        Box::new(w.body.clone()),
+    ];
+    // A next version also binds the version it expects to replace.
+    let sql = match w.expected {
+        None => WRITE_NEW.as_str(),
+        Some(expected) => {
+            params.push(Box::new(expected));
+            WRITE_NEXT.as_str()
+        }
+    };
+    params.extend(index_params(&w.index));
+    let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+    match client.query_one(&stmt, &param_refs(&params)).await {
+        Ok(row) => Ok(row.get::<_, i64>(0) == 1),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+        Err(e) => Err(pg_err(e)),
+    }
+}
+
+/// Replaces the index rows of document `$1` (bound from `$2` on), on a snapshot taken
+/// after its pointer row is held.
+static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
+    let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
+    index_ctes(&mut sql, 2);
+    sql.push_str("\nSELECT count(*) FROM cur");
+    sql
+});
+
+/// Replaces the timeline entries of document `$1` (bound from `$2` on), on a snapshot
+/// taken after its pointer row is held.
+pub(super) static TIMELINE_ROWS: LazyLock<String> = LazyLock::new(|| {
+    let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
+    timeline_ctes(&mut sql, 2);
+    sql.push_str("\nSELECT count(*) FROM cur");
+    sql
+});
+
+/// Appends the CTEs that remove the index rows of the document in `cur` and insert the
+/// new ones, bound as arrays from parameter `first` on.
+fn index_ctes(sql: &mut String, first: usize) {
+    let mut n = first;
+    for (table, cols) in INDEX_COLUMNS {
+        sql.push_str(&format!(
+            ",\n    d_{table} AS (DELETE FROM {table} WHERE rid IN (SELECT rid FROM cur))"
+        ));
+        let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
+        let arrays: Vec<String> = cols
+            .iter()
+            .map(|(_, ty)| {
+                let a = format!("${n}::{ty}[]");
+                n += 1;
+                a
+            })
+            .collect();
+        sql.push_str(&format!(
+            ",\n    i_{table} AS (INSERT INTO {table} (rid, {names}) SELECT cur.rid, u.* FROM cur, unnest({arrays}) AS u)",
+            names = names.join(", "),
+            arrays = arrays.join(", "),
+        ));
+    }
+    sql.push_str(&format!(
+        ",\n    d_idx_text AS (DELETE FROM idx_text WHERE rid IN (SELECT rid FROM cur)),
+    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
+        SELECT cur.rid, u.kind, to_tsvector('simple', u.doc)
+        FROM cur, unnest(${n}::int2[], ${}::text[]) AS u (kind, doc))",
+        n + 1
+    ));
+    timeline_ctes(sql, n + 2);
+}
+
+/// Appends the CTEs that replace the timeline entries of the document in `cur`, bound
+/// from parameter `n` on as [`timeline_params`] orders them.
+fn timeline_ctes(sql: &mut String, n: usize) {
+    sql.push_str(&format!(
+        ",\n    d_idx_timeline AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM cur)),
+    i_idx_timeline AS (INSERT INTO idx_timeline (rid, cmp, p, system, code, at, updated)
+        SELECT cur.rid, u.cmp, u.p, u.system, u.code, ${}::int8, ${}::int8
+        FROM cur, unnest(${n}::int8[], ${}::int8[], ${}::text[], ${}::text[]) AS u (cmp, p, system, code))",
+        n + 4,
+        n + 5,
+        n + 1,
+        n + 2,
+        n + 3,
+    ));
+}
+
+/// The index tables with their columns after `rid`, and the PostgreSQL element types.
+const INDEX_COLUMNS: [(&str, &[(&str, &str)]); 7] = [
+    (
+        "idx_string",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("norm", "text"),
+            ("exact", "text"),
+        ],
+    ),
+    (
+        "idx_token",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("system", "text"),
+            ("code", "text"),
+            ("text", "text"),
+        ],
+    ),
+    (
+        "idx_date",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("lo", "int8"),
+            ("hi", "int8"),
+        ],
+    ),
+    (
+        "idx_number",
+        &[("p", "int8"), ("grp", "int4"), ("v", "float8")],
+    ),
+    (
+        "idx_quantity",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("system", "text"),
+            ("code", "text"),
+            ("v", "float8"),
+        ],
+    ),
+    (
+        "idx_reference",
+        &[
+            ("p", "int8"),
+            ("grp", "int4"),
+            ("target_type", "text"),
+            ("target_id", "text"),
+            ("url", "text"),
+        ],
+    ),
+    (
+        "idx_uri",
+        &[("p", "int8"), ("grp", "int4"), ("uri", "text")],
+    ),
+];
+
+/// The index rows as column arrays, in the order of [`INDEX_COLUMNS`].
+fn index_params(rows: &IndexRows) -> Vec<Param> {
+    fn slots<T>(rows: &[T], slot: impl Fn(&T) -> Slot) -> [Param; 2] {
+        [
+            Box::new(rows.iter().map(|r| slot(r).p).collect::<Vec<i64>>()),
+            Box::new(rows.iter().map(|r| slot(r).grp).collect::<Vec<i32>>()),
+        ]
+    }
+    fn col<T, V: ToSql + Sync + Send + 'static>(rows: &[T], f: impl Fn(&T) -> V) -> Param {
+        Box::new(rows.iter().map(f).collect::<Vec<V>>())
+    }
+    let mut out: Vec<Param> = Vec::with_capacity(36);
+    let r = &rows.strings;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.norm.clone()));
+    out.push(col(r, |r| r.exact.clone()));
+    let r = &rows.tokens;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.system.clone()));
+    out.push(col(r, |r| r.code.clone()));
+    out.push(col(r, |r| r.text.clone()));
+    let r = &rows.dates;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.lo));
+    out.push(col(r, |r| r.hi));
+    let r = &rows.numbers;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.v));
+    let r = &rows.quantities;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.system.clone()));
+    out.push(col(r, |r| r.code.clone()));
+    out.push(col(r, |r| r.v));
+    let r = &rows.references;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.target_type.clone()));
+    out.push(col(r, |r| r.target_id.clone()));
+    out.push(col(r, |r| r.url.clone()));
+    let r = &rows.uris;
+    out.extend(slots(r, |r| r.slot));
+    out.push(col(r, |r| r.uri.clone()));
+    let r = &rows.texts;
+    out.push(col(r, |r| r.kind as i16));
+    out.push(col(r, |r| r.doc.clone()));
+    out.extend(timeline_params(rows));
+    out
+}
+
+/// The timeline entries of `rows` as column arrays, then their sort values.
+pub(super) fn timeline_params(rows: &IndexRows) -> [Param; 6] {
+    let entries = rows.timeline.unique_entries();
+    let (at, updated) = rows.timeline.sort_values(rows);
+    [
+        Box::new(entries.iter().map(|e| e.cmp).collect::<Vec<i64>>()),
+        Box::new(entries.iter().map(|e| e.p).collect::<Vec<i64>>()),
+        Box::new(entries.iter().map(|e| e.system.clone()).collect::<Vec<_>>()),
+        Box::new(entries.iter().map(|e| e.code.clone()).collect::<Vec<_>>()),
+        Box::new(at),
+        Box::new(updated),
+    ]
+}
