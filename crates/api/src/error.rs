@@ -17,6 +17,7 @@ pub enum ApiError {
     Repo(RepoError),
     BadRequest(String),
     NotFound(String),
+    Conflict(String),
     MethodNotAllowed(String),
     NotAcceptable(String),
     PayloadTooLarge(usize),
@@ -42,6 +43,7 @@ impl ApiError {
             }
             BadRequest(m) => (StatusCode::BAD_REQUEST, IssueType::Invalid, m.clone()),
             NotFound(m) => (StatusCode::NOT_FOUND, IssueType::NotFound, m.clone()),
+            Conflict(m) => (StatusCode::CONFLICT, IssueType::Conflict, m.clone()),
             MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 IssueType::NotSupported,

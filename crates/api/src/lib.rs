@@ -3,6 +3,7 @@
 //! domain results back into HTTP; all error responses are `OperationOutcome`s built
 //! in [`error`].
 
+mod admin;
 mod capabilities;
 mod error;
 mod fhir;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             .merge(fhir::system_routes(&format!("{base_path}/")))
     };
     app.merge(ops::routes(&state.settings))
+        .merge(admin::routes())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

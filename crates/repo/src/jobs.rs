@@ -251,10 +251,24 @@ pub(crate) async fn work(repo: Repo, owner: String, mut stop: watch::Receiver<bo
             }
             continue;
         }
+        // A retry this instance scheduled may be due before the next poll.
+        let nap = repo.next_retry.lock().ok().map_or(POLL, |mut next| {
+            let now = instant::now();
+            match *next {
+                Some(at) if at > now => {
+                    let wait = u64::try_from(at - now).unwrap_or(0);
+                    Duration::from_micros(wait).min(POLL)
+                }
+                _ => {
+                    *next = None;
+                    POLL
+                }
+            }
+        });
         tokio::select! {
             _ = wake.notified() => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(nap) => {}
             _ = stop.changed() => {}
         }
     }
@@ -269,6 +283,7 @@ async fn run_one(repo: Repo, job: Job, owner: String, stop: watch::Receiver<bool
         .and_then(TraceContext::from_carrier)
         .unwrap_or_else(|| TraceContext::from_headers(&Default::default()));
     trace
+        .clone()
         .scope(async move {
             let Some(handler) = repo.handlers.get(&job.kind) else {
                 return;
@@ -279,7 +294,7 @@ async fn run_one(repo: Repo, job: Job, owner: String, stop: watch::Receiver<bool
                 owner: owner.clone(),
                 stop,
             };
-            tracing::info!(
+            tracing::debug!(
                 job = job.id,
                 kind = job.kind,
                 attempt = job.attempts,
@@ -288,7 +303,7 @@ async fn run_one(repo: Repo, job: Job, owner: String, stop: watch::Receiver<bool
             // A panicking handler fails its job instead of leaving it to its lease.
             let task = {
                 let job = job.clone();
-                tokio::spawn(async move { handler.run(&ctx, &job).await })
+                tokio::spawn(trace.scope(async move { handler.run(&ctx, &job).await }))
             };
             let outcome = match task.await {
                 Ok(outcome) => outcome,
@@ -307,7 +322,7 @@ async fn finish(repo: &Repo, job: &Job, owner: &str, outcome: Result<Ran, JobErr
             let done = store
                 .finish(&job.id, owner, instant::now(), progress.as_deref())
                 .await;
-            tracing::info!(job = job.id, kind = job.kind, "job done");
+            tracing::debug!(job = job.id, kind = job.kind, "job done");
             done
         }
         Ok(Ran::Stopped) => store.release(&job.id, owner, instant::now()).await,
@@ -342,6 +357,9 @@ async fn finish(repo: &Repo, job: &Job, owner: &str, outcome: Result<Ran, JobErr
                     reason,
                     "job failed; retrying later"
                 );
+            }
+            if let (Some(at), Ok(mut next)) = (retry_at, repo.next_retry.lock()) {
+                *next = Some(next.map_or(at, |n: i64| n.min(at)));
             }
             store.fail(&job.id, owner, &reason, retry_at).await
         }

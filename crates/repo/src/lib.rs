@@ -103,6 +103,8 @@ pub struct Repo {
     handlers: Arc<jobs::Handlers>,
     /// Wakes this instance's idle job worker.
     wake: Arc<Notify>,
+    /// The earliest retry this instance's worker scheduled, to wake up for it.
+    next_retry: Arc<std::sync::Mutex<Option<i64>>>,
     /// This repository's tag in bus messages.
     origin: Arc<str>,
 }
@@ -124,6 +126,7 @@ impl Repo {
             participants: Arc::new(participants),
             handlers: Arc::new(handlers),
             wake: Arc::new(Notify::new()),
+            next_retry: Arc::default(),
             origin: ember_fhir::id::new_id().into(),
         }
     }

@@ -66,6 +66,7 @@ pub struct Job {
     pub attempts: i32,
     /// Queued: not claimed before this; running: the end of the lease.
     pub due: Micros,
+    /// Running: the worker holding the lease; done: the worker that ran it.
     pub lease_owner: Option<String>,
     /// JSON text, as the job's handler last recorded it.
     pub progress: Option<String>,
@@ -105,8 +106,8 @@ pub trait Jobs: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Job>>;
 
-    /// Marks a held job done, with its last progress; `false` when `owner` no longer
-    /// holds it.
+    /// Marks a held job done, with its last progress (`owner` stays recorded as the
+    /// worker that ran it); `false` when `owner` no longer holds it.
     async fn finish(
         &self,
         id: &str,

@@ -25,7 +25,7 @@ static CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 const FINISH: &str = "UPDATE jobs
-    SET state = 'done', finished_at = ?3, lease_owner = NULL, progress = COALESCE(?4, progress)
+    SET state = 'done', finished_at = ?3, progress = COALESCE(?4, progress)
     WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'";
 
 const FAIL: &str = "UPDATE jobs
