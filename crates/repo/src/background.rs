@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ember_fhir::instant;
+use ember_store::{IndexRows, StaleDoc, TimelineRefresh};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -25,8 +27,9 @@ const COMPACT_EVERY: Duration = Duration::from_secs(5);
 const COMPACT_BATCH: u32 = 1000;
 
 /// How often each instance looks for documents of an earlier release to put into the
-/// timelines.
+/// timelines, and how many it puts in per transaction.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
+const REFRESH_BATCH: u32 = 200;
 
 /// How often done jobs are removed, and how long they are kept.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -96,6 +99,35 @@ impl Repo {
         }
     }
 
+    /// Puts documents that an earlier release wrote into the timeline, in batches,
+    /// until none wait; returns how many it handled. The background work runs it
+    /// every second.
+    pub async fn refresh_timeline(&self) -> crate::Result<u64> {
+        let mut handled = 0;
+        loop {
+            let stale = self.store.stale_timeline(REFRESH_BATCH).await?;
+            if stale.is_empty() {
+                return Ok(handled);
+            }
+            handled += stale.len() as u64;
+            let params = self.params.clone();
+            let docs = tokio::task::spawn_blocking(move || {
+                stale
+                    .into_iter()
+                    .map(|doc| TimelineRefresh {
+                        index: rows_of(&doc, &params),
+                        doc,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| {
+                crate::RepoError::Store(ember_store::StoreError::Backend(e.to_string()))
+            })?;
+            self.store.refresh_timeline(docs).await?;
+        }
+    }
+
     /// Listens on the bus: run-time parameter changes of other instances, new jobs,
     /// and resynchronization after a lost connection.
     fn subscribe(&self) {
@@ -155,4 +187,13 @@ where
             return;
         }
     }
+}
+
+/// The index rows of a waiting document's current version (none when deleted).
+fn rows_of(doc: &StaleDoc, params: &crate::SearchParams) -> IndexRows {
+    doc.body
+        .as_deref()
+        .and_then(|b| serde_json::from_str::<Value>(b).ok())
+        .map(|body| crate::indexer::rows_of(&body, params))
+        .unwrap_or_default()
 }

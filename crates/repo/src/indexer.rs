@@ -448,4 +448,49 @@ mod tests {
         assert_eq!(canonical[0].code.as_deref(), Some("g"));
         assert!((canonical[0].v - 0.005).abs() < 1e-12);
     }
+
+    #[test]
+    fn timeline_entries_of_an_observation() {
+        let obs = serde_json::json!({
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"},
+                                {"system": "urn:local", "code": "spo2"},
+                                {"system": "http://loinc.org", "code": "59408-5"},
+                                {"text": "no code"}]},
+            "subject": {"reference": "Patient/p1"},
+            "performer": [{"reference": "Patient/p1"}, {"reference": "Practitioner/d"},
+                          {"reference": "Patient/p2"}],
+            "focus": [{"reference": "Patient/p3"}],
+            "effectiveDateTime": "2024-05-01T10:00:00Z",
+            "meta": {"lastUpdated": "2024-05-02T00:00:00Z"}
+        });
+        let rows = rows_of(&obs, &SearchParams::default());
+        let t = &rows.timeline;
+        assert_eq!(t.date_key, key("Observation", "date"));
+        assert_eq!(t.updated_key, key("Observation", "_lastUpdated"));
+        let mut seen: Vec<(i64, i64, &str)> = t
+            .entries
+            .iter()
+            .map(|e| (e.cmp, e.p, e.code.as_str()))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let code = key("Observation", "code");
+        let mut want = Vec::new();
+        for p in ["p1", "p2"] {
+            let cmp = key("Patient", p);
+            want.extend([
+                (cmp, crate::timeline::any_key("Observation"), ""),
+                (cmp, code, "59408-5"),
+                (cmp, code, "spo2"),
+            ]);
+        }
+        want.sort_unstable();
+        assert_eq!(seen, want);
+        // A reference to another server is no member of a local compartment.
+        let remote = serde_json::json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": "https://other.example/fhir/Patient/p1"}});
+        let rows = rows_of(&remote, &SearchParams::default());
+        assert!(rows.timeline.entries.is_empty());
+    }
 }

@@ -15,23 +15,17 @@
 //! passes a `subject` search, and a search without a path finds the same documents.
 //!
 //! Documents written by an earlier release have no entries; the store lists them
-//! ([`ember_store::Store::stale_timeline`]) and ignores the path until the background
-//! work ([`Repo::refresh_timeline`]) has put them in.
+//! ([`ember_store::Maintenance::stale_timeline`]) and ignores the path until the
+//! background work ([`crate::Repo::refresh_timeline`]) has put them in.
 
 use ember_fhir::definitions::{self, SearchParamType};
 use ember_store::{
-    Col, Cond, Filter, IndexRows, Op, Rows, Sort, SortKey, StaleDoc, Table, Timeline,
-    TimelineEntry, TimelinePath, TimelineRefresh, Val, key,
+    Col, Cond, Filter, IndexRows, Op, Rows, Sort, SortKey, Table, Timeline, TimelineEntry,
+    TimelinePath, Val, key,
 };
-use serde_json::Value;
-
-use crate::{Repo, Result};
 
 /// The compartment whose members have timelines.
 const COMPARTMENT: &str = "Patient";
-
-/// Documents put into the timeline per transaction.
-const REFRESH_BATCH: u32 = 200;
 
 /// The date parameter that orders a type's timeline: `date` where the type has one,
 /// else the one that says when the record was made.
@@ -316,46 +310,6 @@ fn lower_bound(c: &Cond) -> Option<i64> {
     }
 }
 
-impl Repo {
-    /// Puts documents that an earlier release wrote into the timeline, in batches,
-    /// until none wait; returns how many it handled. The background work runs it
-    /// every second.
-    pub async fn refresh_timeline(&self) -> Result<u64> {
-        let mut handled = 0;
-        loop {
-            let stale = self.store.stale_timeline(REFRESH_BATCH).await?;
-            if stale.is_empty() {
-                return Ok(handled);
-            }
-            handled += stale.len() as u64;
-            let params = self.params.clone();
-            let docs = tokio::task::spawn_blocking(move || {
-                stale
-                    .into_iter()
-                    .map(|doc| TimelineRefresh {
-                        index: rows_of(&doc, &params),
-                        doc,
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| {
-                crate::RepoError::Store(ember_store::StoreError::Backend(e.to_string()))
-            })?;
-            self.store.refresh_timeline(docs).await?;
-        }
-    }
-}
-
-/// The index rows of a waiting document's current version (none when deleted).
-fn rows_of(doc: &StaleDoc, params: &crate::SearchParams) -> IndexRows {
-    doc.body
-        .as_deref()
-        .and_then(|b| serde_json::from_str::<Value>(b).ok())
-        .map(|body| crate::indexer::rows_of(&body, params))
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,142 +362,6 @@ mod tests {
             None
         );
         assert_eq!(all_lower_bound(&[ge, c(Col::Lo, Op::Ge, 7)]), Some(7));
-    }
-
-    /// The path of `Observation?query` (`_sort` as `-date`, `date` or `-_lastUpdated`).
-    fn path_of(query: &str) -> Option<TimelinePath> {
-        let types = vec!["Observation".to_owned()];
-        let mut filters = Vec::new();
-        let mut sort = Vec::new();
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap();
-            if name == "_sort" {
-                let (desc, code) = value
-                    .strip_prefix('-')
-                    .map_or((false, value), |c| (true, c));
-                sort.push(Sort {
-                    key: SortKey::Rows {
-                        table: Table::Date,
-                        keys: vec![key("Observation", code)],
-                        asc: Col::Lo,
-                        desc: Col::Hi,
-                    },
-                    desc,
-                });
-            } else {
-                filters.push(
-                    crate::search::filter::filter(&types, name, value, &Default::default())
-                        .unwrap(),
-                );
-            }
-        }
-        path(&types, &filters, &sort)
-    }
-
-    #[test]
-    fn paths_of_searches_pinned_to_a_patient() {
-        let p1 = key("Patient", "p1");
-        let code = key("Observation", "code");
-        let any = any_key("Observation");
-        let latest =
-            path_of("subject=Patient/p1&code=http://loinc.org|59408-5&_sort=-date").unwrap();
-        assert_eq!((latest.cmp, latest.p), (p1, code));
-        assert_eq!(
-            (latest.system.as_str(), latest.code.as_str()),
-            ("http://loinc.org", "59408-5")
-        );
-        assert_eq!(latest.date_key, key("Observation", "date"));
-        assert_eq!(latest.at_least, None);
-        // A pinned code alone is enough; so is a sort the entries are ordered by.
-        assert_eq!(
-            path_of("patient=p1&code=http://loinc.org|1").unwrap().p,
-            code
-        );
-        for q in [
-            "subject=Patient/p1&_sort=-date",
-            "subject:Patient=p1&_sort=-_lastUpdated",
-            "performer=Patient/p1&_sort=-date",
-            "subject=Patient/p1&code=1&_sort=-date",
-        ] {
-            let path = path_of(q).unwrap_or_else(|| panic!("{q}"));
-            assert_eq!((path.cmp, path.p, path.code.as_str()), (p1, any, ""), "{q}");
-        }
-        // Nothing to gain, or no single patient.
-        for q in [
-            "subject=Patient/p1",
-            "subject=Patient/p1&_sort=date",
-            "subject=p1&_sort=-date",
-            "subject=Group/g&_sort=-date",
-            "subject=Patient/p1,Patient/p2&_sort=-date",
-            "focus=Patient/p1&_sort=-date",
-            "code=http://loinc.org|1&_sort=-date",
-            "subject:missing=false&_sort=-date",
-        ] {
-            assert_eq!(path_of(q), None, "{q}");
-        }
-        // A date window bounds the entries read.
-        let window =
-            path_of("subject=Patient/p1&code=s|c&date=ge2024-01-01&date=lt2024-02-01").unwrap();
-        assert_eq!(window.at_least, Some(1_704_067_200_000_000));
-        // The compartment search pins its patient too.
-        let types = vec!["Observation".to_owned()];
-        let compartment =
-            crate::search::compartment_filter("Patient", "p1", "Observation").unwrap();
-        let sort = Sort {
-            key: SortKey::Rows {
-                table: Table::Date,
-                keys: vec![key("Observation", "date")],
-                asc: Col::Lo,
-                desc: Col::Hi,
-            },
-            desc: true,
-        };
-        assert_eq!(path(&types, &[compartment], &[sort]).unwrap().cmp, p1);
-    }
-
-    #[test]
-    fn entries_of_an_observation() {
-        let obs = serde_json::json!({
-            "resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "59408-5"},
-                                {"system": "urn:local", "code": "spo2"},
-                                {"system": "http://loinc.org", "code": "59408-5"},
-                                {"text": "no code"}]},
-            "subject": {"reference": "Patient/p1"},
-            "performer": [{"reference": "Patient/p1"}, {"reference": "Practitioner/d"},
-                          {"reference": "Patient/p2"}],
-            "focus": [{"reference": "Patient/p3"}],
-            "effectiveDateTime": "2024-05-01T10:00:00Z",
-            "meta": {"lastUpdated": "2024-05-02T00:00:00Z"}
-        });
-        let rows = crate::indexer::rows_of(&obs, &crate::SearchParams::default());
-        let t = &rows.timeline;
-        assert_eq!(t.date_key, key("Observation", "date"));
-        assert_eq!(t.updated_key, key("Observation", "_lastUpdated"));
-        let mut seen: Vec<(i64, i64, &str)> = t
-            .entries
-            .iter()
-            .map(|e| (e.cmp, e.p, e.code.as_str()))
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        let code = key("Observation", "code");
-        let mut want = Vec::new();
-        for p in ["p1", "p2"] {
-            let cmp = key("Patient", p);
-            want.extend([
-                (cmp, any_key("Observation"), ""),
-                (cmp, code, "59408-5"),
-                (cmp, code, "spo2"),
-            ]);
-        }
-        want.sort_unstable();
-        assert_eq!(seen, want);
-        // A reference to another server is no member of a local compartment.
-        let remote = serde_json::json!({"resourceType": "Observation", "status": "final",
-            "code": {"text": "x"}, "subject": {"reference": "https://other.example/fhir/Patient/p1"}});
-        let rows = crate::indexer::rows_of(&remote, &crate::SearchParams::default());
-        assert!(rows.timeline.entries.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::ast::{BinOp, Expr, TypeSpec};
 use super::decimal::Decimal;
 use super::model::{DEFINITIONS, Kind, Model};
-use super::node::{Element, Node, Str};
+use super::node::{Element, Node, Str, resource_node};
 use super::quantity::Quantity;
 use super::temporal::{DateTime, Time};
 
@@ -132,22 +132,6 @@ pub(crate) struct Ctx<'a, 'x> {
     pub context: Node<'a>,
     now: OnceCell<DateTime>,
     pub defined: RefCell<Vec<(String, Nodes<'a>)>>,
-}
-
-/// The node for a whole resource.
-pub(crate) fn resource_node<'a>(json: &'a Value, model: &dyn Model) -> Node<'a> {
-    let ty = json
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .and_then(|rt| model.type_info(rt))
-        .map(|(n, _)| n)
-        .unwrap_or("");
-    Node::Element(Element {
-        value: Some(json),
-        ext: None,
-        ty,
-        path: ty,
-    })
 }
 
 const SYSTEM_TYPES: &[&str] = &[

@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::ast::{Expr, Func};
 use super::decimal::Decimal;
-use super::eval::{Ctx, EvalError, Nodes, R, Scope, invalid, resource_node, to_dec};
+use super::eval::{Ctx, EvalError, Nodes, R, Scope, invalid, to_dec};
 use super::model::Kind;
+use super::node::resource_node;
 use super::node::{Element, Node, Str};
 use super::quantity::{Quantity, calendar_unit, is_known_unit};
 use super::temporal::{DateTime, Precision, Time};

@@ -73,7 +73,7 @@ impl Expression {
         resource: &'a Value,
         env: &Env<'a>,
     ) -> Result<Vec<Node<'a>>, EvalError> {
-        let root = eval::resource_node(resource, env.model());
+        let root = node::resource_node(resource, env.model());
         self.evaluate_node(root, env)
     }
 
@@ -104,7 +104,7 @@ impl Expression {
         env: &Env<'a>,
     ) -> Result<Option<bool>, EvalError> {
         let out = self.evaluate(resource, env)?;
-        let root = eval::resource_node(resource, env.model());
+        let root = node::resource_node(resource, env.model());
         let ctx = eval::Ctx::new(env, root);
         ctx.to_bool(&out, "condition")
     }

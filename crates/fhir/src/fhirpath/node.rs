@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::decimal::Decimal;
+use super::model::Model;
 use super::quantity::Quantity;
 use super::temporal::{DateTime, Time};
 
@@ -83,7 +84,7 @@ pub enum Node<'a> {
 impl<'a> Node<'a> {
     /// A whole resource (its type taken from `resourceType`).
     pub fn resource(json: &'a Value) -> Node<'a> {
-        super::eval::resource_node(json, &super::model::DEFINITIONS)
+        resource_node(json, &super::model::DEFINITIONS)
     }
 
     /// The borrowed JSON of an element node.
@@ -198,4 +199,20 @@ impl fmt::Display for Node<'_> {
             Node::TypeInfo { namespace, name } => write!(f, "{namespace}.{name}"),
         }
     }
+}
+
+/// The node for a whole resource.
+pub(crate) fn resource_node<'a>(json: &'a Value, model: &dyn Model) -> Node<'a> {
+    let ty = json
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .and_then(|rt| model.type_info(rt))
+        .map(|(n, _)| n)
+        .unwrap_or("");
+    Node::Element(Element {
+        value: Some(json),
+        ext: None,
+        ty,
+        path: ty,
+    })
 }

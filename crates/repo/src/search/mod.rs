@@ -814,3 +814,101 @@ fn is_mandatory(res_type: &str, json_name: &str) -> bool {
 fn is_summary(res_type: &str, json_name: &str) -> bool {
     definitions::is_summary(res_type, json_name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ember_store::TimelinePath;
+
+    /// The path of `Observation?query` (`_sort` as `-date`, `date` or `-_lastUpdated`).
+    fn path_of(query: &str) -> Option<TimelinePath> {
+        let types = vec!["Observation".to_owned()];
+        let mut filters = Vec::new();
+        let mut sort = Vec::new();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap();
+            if name == "_sort" {
+                let (desc, code) = value
+                    .strip_prefix('-')
+                    .map_or((false, value), |c| (true, c));
+                sort.push(Sort {
+                    key: SortKey::Rows {
+                        table: Table::Date,
+                        keys: vec![key("Observation", code)],
+                        asc: Col::Lo,
+                        desc: Col::Hi,
+                    },
+                    desc,
+                });
+            } else {
+                filters.push(filter::filter(&types, name, value, &Default::default()).unwrap());
+            }
+        }
+        crate::timeline::path(&types, &filters, &sort)
+    }
+
+    #[test]
+    fn paths_of_searches_pinned_to_a_patient() {
+        let p1 = key("Patient", "p1");
+        let code = key("Observation", "code");
+        let any = crate::timeline::any_key("Observation");
+        let latest =
+            path_of("subject=Patient/p1&code=http://loinc.org|59408-5&_sort=-date").unwrap();
+        assert_eq!((latest.cmp, latest.p), (p1, code));
+        assert_eq!(
+            (latest.system.as_str(), latest.code.as_str()),
+            ("http://loinc.org", "59408-5")
+        );
+        assert_eq!(latest.date_key, key("Observation", "date"));
+        assert_eq!(latest.at_least, None);
+        // A pinned code alone is enough; so is a sort the entries are ordered by.
+        assert_eq!(
+            path_of("patient=p1&code=http://loinc.org|1").unwrap().p,
+            code
+        );
+        for q in [
+            "subject=Patient/p1&_sort=-date",
+            "subject:Patient=p1&_sort=-_lastUpdated",
+            "performer=Patient/p1&_sort=-date",
+            "subject=Patient/p1&code=1&_sort=-date",
+        ] {
+            let path = path_of(q).unwrap_or_else(|| panic!("{q}"));
+            assert_eq!((path.cmp, path.p, path.code.as_str()), (p1, any, ""), "{q}");
+        }
+        // Nothing to gain, or no single patient.
+        for q in [
+            "subject=Patient/p1",
+            "subject=Patient/p1&_sort=date",
+            "subject=p1&_sort=-date",
+            "subject=Group/g&_sort=-date",
+            "subject=Patient/p1,Patient/p2&_sort=-date",
+            "focus=Patient/p1&_sort=-date",
+            "code=http://loinc.org|1&_sort=-date",
+            "subject:missing=false&_sort=-date",
+        ] {
+            assert_eq!(path_of(q), None, "{q}");
+        }
+        // A date window bounds the entries read.
+        let window =
+            path_of("subject=Patient/p1&code=s|c&date=ge2024-01-01&date=lt2024-02-01").unwrap();
+        assert_eq!(window.at_least, Some(1_704_067_200_000_000));
+        // The compartment search pins its patient too.
+        let types = vec!["Observation".to_owned()];
+        let compartment = compartment_filter("Patient", "p1", "Observation").unwrap();
+        let sort = Sort {
+            key: SortKey::Rows {
+                table: Table::Date,
+                keys: vec![key("Observation", "date")],
+                asc: Col::Lo,
+                desc: Col::Hi,
+            },
+            desc: true,
+        };
+        assert_eq!(
+            crate::timeline::path(&types, &[compartment], &[sort])
+                .unwrap()
+                .cmp,
+            p1
+        );
+    }
+}

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
+use super::search::STALE_ANY;
 use super::write::{REINDEX_PUT_BACK, REINDEX_TAKE, TIMELINE_ROWS, timeline_params};
 use super::{Param, PgStore, param_refs, pg_err};
 use crate::{Maintenance, PoolStatus, Result, StaleDoc, TimelineRefresh};
@@ -31,8 +32,6 @@ const STALE_LIST: &str = "SELECT s.res_type, s.res_id, r.rid, r.version, v.body
     LEFT JOIN resource_versions v
       ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
     LIMIT $1";
-
-pub(super) const STALE_ANY: &str = "SELECT EXISTS (SELECT 1 FROM timeline_stale)";
 
 /// Takes a document off the waiting list.
 const STALE_DONE: &str = "DELETE FROM timeline_stale WHERE res_type = $1 AND res_id = $2";

@@ -3,10 +3,12 @@
 
 use tokio_postgres::Row;
 
-use super::maintenance::STALE_ANY;
 use super::{PgStore, pg_err};
 use crate::query::ValKind;
 use crate::{Hit, Hits, Result, SearchQuery, Val};
+
+/// Whether documents wait to be put into the timeline (see migration 0005).
+pub(super) const STALE_ANY: &str = "SELECT EXISTS (SELECT 1 FROM timeline_stale)";
 
 pub(super) async fn search(store: &PgStore, q: &SearchQuery) -> Result<Hits> {
     let d = &crate::search_sql::POSTGRES;

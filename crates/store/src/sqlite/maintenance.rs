@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::search::STALE_ANY;
 use super::write::{TIMELINE_DONE, insert_timeline};
 use super::{Conns, SqliteStore, sqlite_err};
 use crate::{Maintenance, PoolStatus, Result, StaleDoc, TimelineRefresh};
@@ -19,8 +20,6 @@ const STALE_LIST: &str = "SELECT s.res_type, s.res_id, k.rid, r.version, v.body
     LIMIT ?1";
 
 const STALE_DONE: &str = "DELETE FROM timeline_stale WHERE res_type = ?1 AND res_id = ?2";
-
-pub(super) const STALE_ANY: &str = "SELECT EXISTS (SELECT 1 FROM timeline_stale)";
 
 /// The current version of a document and whether it kept the timeline.
 const TIMELINE_STATE: &str = "SELECT version, timeline_version IS version FROM resources

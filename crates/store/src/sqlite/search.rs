@@ -4,9 +4,11 @@
 use rusqlite::Row;
 
 use super::SqliteStore;
-use super::maintenance::STALE_ANY;
 use crate::query::ValKind;
 use crate::{Hit, Hits, Result, SearchQuery, Val};
+
+/// Whether documents wait to be put into the timeline (see migration 0005).
+pub(super) const STALE_ANY: &str = "SELECT EXISTS (SELECT 1 FROM timeline_stale)";
 
 pub(super) async fn search(store: &SqliteStore, q: &SearchQuery) -> Result<Hits> {
     let d = &crate::search_sql::SQLITE;
