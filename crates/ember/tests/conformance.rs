@@ -5,6 +5,7 @@
 //! It has its own `main` (`harness = false`) so that it can print the table, and
 //! answers the libtest listing protocol so that `cargo test` and nextest both run it.
 
+#[path = "it/common/shared.rs"]
 mod common;
 
 use std::convert::Infallible;

@@ -3,13 +3,11 @@
 //! exactly once across instances, and failing jobs are retried with backoff, then
 //! dead-lettered and retried through the admin API.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, Backend, Process, TestDb};
 use async_trait::async_trait;
-use common::{Backend, Process, TestDb};
 use ember_repo::{
     JobContext, JobError, JobHandler, JobRequest, Limits, Ran, Repo, WriteListener, Written,
 };
@@ -258,7 +256,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Backend::Sqlite).await;
+                    super::$name(crate::common::Backend::Sqlite).await;
                 }
             )+
         }
@@ -266,7 +264,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Backend::Postgres).await;
+                    super::$name(crate::common::Backend::Postgres).await;
                 }
             )+
         }

@@ -1,11 +1,10 @@
-//! Shared test harness: a real Ember HTTP server on an ephemeral port, on either store.
+//! The part of the harness that the platform-conformance suite (`tests/conformance.rs`)
+//! shares, by `#[path]`, so everything here is used by both test binaries: a database
+//! per test, a minimal HTTP client, and real `ember serve` processes.
 //!
 //! PostgreSQL tests need `EMBER_TEST_DATABASE_URL` (`cargo xtask test` provides it);
-//! each server gets its own schema, so tests run in parallel. SQLite tests get their
+//! each test gets its own schema, so tests run in parallel. SQLite tests get their
 //! own temporary file.
-#![allow(dead_code)]
-
-pub mod corpus;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -28,35 +27,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each named `async fn(&TestServer)` as two tests, one per store:
-/// `both_stores!(create_then_read, update_conflicts);` makes `sqlite::create_then_read`,
-/// `postgres::create_then_read`, and so on.
-#[macro_export]
-macro_rules! both_stores {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let server = $crate::common::TestServer::start($crate::common::Backend::Sqlite).await;
-                    super::$name(&server).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let server = $crate::common::TestServer::start($crate::common::Backend::Postgres).await;
-                    super::$name(&server).await;
-                }
-            )+
-        }
-    };
-}
-
 /// The PostgreSQL server for tests. Panics (fails the test) when unset: tests never skip.
-pub fn postgres_url() -> String {
+fn postgres_url() -> String {
     std::env::var("EMBER_TEST_DATABASE_URL")
         .expect("EMBER_TEST_DATABASE_URL must name a PostgreSQL database; run the tests with `cargo xtask test`")
 }
@@ -113,16 +85,6 @@ impl TestDb {
         tokio::spawn(conn);
         client
     }
-
-    /// The single `bigint` a query on this test's schema returns (PostgreSQL only).
-    pub async fn sql_i64(&self, sql: &str) -> i64 {
-        self.pg_client()
-            .await
-            .query_one(sql, &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .get(0)
-    }
 }
 
 impl Drop for TestDb {
@@ -167,63 +129,12 @@ pub struct Resp {
     pub body: Bytes,
 }
 
-/// Runs the `ember` binary with `args` off the runtime's threads, asserts that it
-/// succeeded, and returns its standard output.
-pub async fn run_ember_ok(args: &[&str]) -> String {
-    let owned: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ember"))
-            .args(&owned)
-            .output()
-            .expect("run ember")
-    })
-    .await
-    .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ember {args:?}: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-/// Standard base64 with padding (`Binary.data`).
-pub fn base64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Asserts the status, with the body in the message.
-#[track_caller]
-pub fn expect(resp: &Resp, status: u16) {
-    assert_eq!(
-        resp.status.as_u16(),
-        status,
-        "unexpected status; body: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
-}
-
-/// Asserts an error status with an OperationOutcome body; returns the diagnostics.
-#[track_caller]
-pub fn expect_outcome(resp: &Resp, status: u16) -> String {
-    expect(resp, status);
-    assert!(
-        resp.header("content-type")
-            .unwrap_or_default()
-            .starts_with("application/fhir+json"),
-        "{:?}",
-        resp.header("content-type")
-    );
-    resp.outcome()
-}
-
 impl Resp {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
-                "body is not JSON ({e}): {}",
+                "body is not JSON ({e}; content-type {:?}): {}",
+                self.header("content-type"),
                 String::from_utf8_lossy(&self.body)
             )
         })
@@ -231,20 +142,6 @@ impl Resp {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts an OperationOutcome body with an error issue, and returns its diagnostics.
-    pub fn outcome(&self) -> String {
-        let body = self.json();
-        assert_eq!(
-            body["resourceType"], "OperationOutcome",
-            "not an OperationOutcome: {body}"
-        );
-        assert!(body["issue"][0]["code"].is_string(), "{body}");
-        body["issue"][0]["diagnostics"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
     }
 }
 
@@ -262,19 +159,6 @@ impl Http {
             client: Client::builder(TokioExecutor::new()).build_http(),
             base,
         }
-    }
-
-    /// Sends a request; `path` is relative to the FHIR base (or absolute when it starts with `http`).
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Resp {
-        self.try_send(method, path, headers, body)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`Http::send`], returning transport failures instead of panicking.
@@ -320,121 +204,6 @@ impl Http {
             headers: parts.headers,
             body,
         })
-    }
-
-    pub async fn get(&self, path: &str) -> Resp {
-        self.send("GET", path, &[], None).await
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> Resp {
-        self.send("POST", path, &[], Some(&body.to_string())).await
-    }
-
-    pub async fn put(&self, path: &str, body: &Value) -> Resp {
-        self.send("PUT", path, &[], Some(&body.to_string())).await
-    }
-
-    pub async fn delete(&self, path: &str) -> Resp {
-        self.send("DELETE", path, &[], None).await
-    }
-}
-
-/// An in-process Ember server on an ephemeral port.
-pub struct TestServer {
-    pub http: Http,
-    pub db: TestDb,
-    pub backend: Backend,
-    pub addr: SocketAddr,
-    pub repo: ember_repo::Repo,
-    task: tokio::task::JoinHandle<()>,
-    _background: ember_repo::Background,
-}
-
-impl std::ops::Deref for TestServer {
-    type Target = Http;
-    fn deref(&self) -> &Http {
-        &self.http
-    }
-}
-
-/// Settings a test can change before the server starts.
-#[derive(Debug, Clone)]
-pub struct TestSettings {
-    pub max_body_bytes: usize,
-    pub limits: ember_repo::Limits,
-}
-
-impl Default for TestSettings {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            limits: ember_repo::Limits {
-                max_json_depth: 32,
-                ..Default::default()
-            },
-        }
-    }
-}
-
-impl TestServer {
-    pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, TestSettings::default()).await
-    }
-
-    pub async fn start_with(backend: Backend, settings: TestSettings) -> Self {
-        let db = TestDb::new(backend).await;
-        let store = ember_store::open(&ember_store::StoreOptions {
-            url: db.url.clone(),
-            pool_size: 8,
-            acquire_timeout: Duration::from_secs(10),
-        })
-        .await
-        .expect("open store");
-        let repo = ember_repo::Repo::new(store, settings.limits);
-        let background = repo.start_background();
-        let lifecycle = ember_platform::Lifecycle::new();
-        lifecycle.set_database_ok(true);
-        lifecycle.mark_started();
-        let state = ember_api::AppState {
-            repo: repo.clone(),
-            lifecycle,
-            metrics: Default::default(),
-            spans: None,
-            settings: Arc::new(ember_api::ApiSettings {
-                base_path: "/fhir".into(),
-                public_url: ember_platform::public_url::PublicUrl {
-                    base_path: "/fhir".into(),
-                    ..Default::default()
-                },
-                max_body_bytes: settings.max_body_bytes,
-                request_timeout: Duration::from_secs(30),
-                liveness_path: "/livez".into(),
-                readiness_path: "/readyz".into(),
-            }),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = ember_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        TestServer {
-            http: Http::new(format!("http://{addr}/fhir")),
-            db,
-            backend,
-            addr,
-            repo,
-            task,
-            _background: background,
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -497,11 +266,6 @@ impl Process {
             addr,
             logs,
         }
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(self) -> std::process::ExitStatus {
-        self.terminate_keep_logs().0
     }
 
     /// Sends SIGTERM (again, if already sent), waits for the exit, and returns the exit

@@ -1,6 +1,6 @@
 //! Search over the official FHIR R4 examples (`hl7.fhir.r4.examples` 4.0.1) on both
 //! stores: the corpus is loaded once per store (every non-definitional example PUT at
-//! its own id, as in `examples.rs`), then every query of `tests/data/corpus-searches.txt`
+//! its own id, as in `examples`), then every query of `tests/data/corpus-searches.txt`
 //! runs and its matches (and `_include`/`_revinclude` results) must be exactly the ids
 //! the examples imply. All mismatches are collected and reported together.
 //!
@@ -8,16 +8,15 @@
 //! `Type/id`, comma-separated, `-` for none. Values are written unescaped; the test
 //! percent-encodes them. `ordered` compares the matches in order (`_sort`).
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use common::corpus::{Example, diagnostics, known_invalid, load_package, valid_id};
-use common::{Backend, Http, TestServer};
 use serde_json::Value;
+
+use crate::common::corpus::{Example, diagnostics, known_invalid, load_package, valid_id};
+use crate::common::{Backend, Http, TestServer};
 
 const QUERIES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -4,10 +4,9 @@
 //! announces, it reads back under its deterministic ids, and a second run rewrites the
 //! same content.
 
-mod common;
-
-use common::{Backend, Process, TestDb};
 use serde_json::Value;
+
+use crate::common::{self, Backend, Process, TestDb};
 
 /// Small, so one load takes about a second: 3 patients x 30 days and a deep patient
 /// of 200 Observations.

@@ -3,13 +3,12 @@
 //! model, configuration strictness and the multi-instance scenarios are in the
 //! conformance suite (`conformance.rs`).
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Backend, Process, TestDb, TestServer};
 use serde_json::{Value, json};
+
+use crate::common::{self, Backend, Process, TestDb, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_and_metrics() {

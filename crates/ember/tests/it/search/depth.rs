@@ -6,11 +6,10 @@
 //! loaded database that was never analyzed (autovacuum is off for the test's tables),
 //! and SQLite's query plan. The answers are checked too.
 
-mod common;
-
-use common::{Backend, TestServer, expect};
 use ember_repo::{Handling, SearchScope};
 use serde_json::{Value, json};
+
+use crate::common::{Backend, TestServer, expect};
 
 /// The deep patient's Observations, cycling through [`CODES`] one hour apart.
 const DEEP: usize = 5_000;

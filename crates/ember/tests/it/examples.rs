@@ -4,16 +4,17 @@
 //! `meta.lastUpdated`, down to the exact text of every number (FHIR decimals keep
 //! their precision: `0.40` is not `0.4`).
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use common::corpus::{Example, diagnostics, known_invalid, load_package, package_path, valid_id};
-use common::{Backend, Http, TestServer};
 use serde_json::Value;
+
+use crate::common::corpus::{
+    Example, diagnostics, known_invalid, load_package, package_path, valid_id,
+};
+use crate::common::{Backend, Http, TestServer};
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;

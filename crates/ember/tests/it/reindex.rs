@@ -1,12 +1,11 @@
 //! Run-time SearchParameters and `$reindex`: on both stores in-process, and on
 //! PostgreSQL with real `ember serve` processes sharing (and resuming) reindex jobs.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Backend, Http, Process, TestDb, TestServer};
 use serde_json::{Value, json};
+
+use crate::common::{Backend, Http, Process, TestDb, TestServer};
 
 const EYE: &str = "http://example.org/eye-colour";
 const STRICT: [(&str, &str); 1] = [("prefer", "handling=strict")];

@@ -1,0 +1,17 @@
+//! The integration tests, one binary: the real HTTP server on both stores (in this
+//! process) and the real `ember` binary (as processes). Modules are named by FHIR
+//! interaction (`rest::update`, `conditional::delete`) and by search feature
+//! (`search::date`, `search::include`); `common` is the harness.
+
+#[macro_use]
+mod common;
+
+mod conditional;
+mod dataset;
+mod examples;
+mod instances;
+mod jobs;
+mod platform;
+mod reindex;
+mod rest;
+mod search;
