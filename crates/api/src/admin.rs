@@ -10,7 +10,7 @@
 //! OperationOutcomes like everywhere else.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::path::JobPath;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -60,7 +61,7 @@ async fn list(
     ))
 }
 
-async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+async fn one(State(state): State<AppState>, JobPath { id }: JobPath) -> Result<Response> {
     let job = state
         .repo
         .job(&id)
@@ -69,7 +70,7 @@ async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Re
     Ok(json(StatusCode::OK, &job_json(&job)))
 }
 
-async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+async fn retry(State(state): State<AppState>, JobPath { id }: JobPath) -> Result<Response> {
     if !state.repo.retry_job(&id).await? {
         return match state.repo.job(&id).await? {
             None => Err(ApiError::NotFound(format!("no job {id}"))),
@@ -79,7 +80,7 @@ async fn retry(State(state): State<AppState>, Path(id): Path<String>) -> Result<
             ))),
         };
     }
-    one(State(state), Path(id)).await
+    one(State(state), JobPath { id }).await
 }
 
 fn json(status: StatusCode, value: &Value) -> Response {

@@ -10,6 +10,9 @@ use ember_repo::RepoError;
 use crate::AppState;
 use crate::negotiate::FHIR_JSON;
 
+/// The result of a handler or an extractor.
+pub(crate) type Result<T, E = ApiError> = std::result::Result<T, E>;
+
 /// Why a request failed.
 #[derive(Debug)]
 pub enum ApiError {

@@ -1,16 +1,22 @@
 //! The HTTP face of Ember: axum routers for the FHIR REST API and the operations
-//! endpoints. Handlers translate HTTP into calls on the domain (`ember-repo`) and
-//! domain results back into HTTP; all error responses are `OperationOutcome`s built
-//! in [`error`].
+//! endpoints. Handlers are thin: typed extractors (`negotiate::Fhir`, the checked
+//! paths of `path`, the bodies and `If-Match` of `body`) bring the request in, one
+//! call on the domain (`ember-repo`) does the work, and `response` shapes the answer.
+//! Each FHIR interaction group is a module of `interactions`, each operation a module
+//! of `operations`; every one exposes `routes()`, and [`router`] composes them with
+//! the cross-cutting layers. All error responses are `OperationOutcome`s built in
+//! `error`.
 
 mod admin;
-mod capabilities;
+mod body;
 mod error;
-mod fhir;
+mod interactions;
 mod negotiate;
 mod observe;
+mod operations;
 mod ops;
-mod reindex;
+mod path;
+mod response;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +24,10 @@ use std::time::Duration;
 use axum::Router;
 use ember_platform::Lifecycle;
 use ember_repo::Repo;
+use interactions::{
+    bundle, capabilities, conditional, create, delete, history, patch, read, search, update,
+};
+use operations::{reindex, validate};
 
 pub use error::ApiError;
 
@@ -51,13 +61,13 @@ pub struct AppState {
 /// `/readyz` and `/healthz`.
 pub fn router(state: AppState) -> Router {
     let base_path = state.settings.base_path.clone();
-    let fhir = fhir::routes(&state);
+    let fhir = fhir_routes(&state);
     let app = if base_path.is_empty() {
         fhir
     } else {
         Router::new()
             .nest(&base_path, fhir)
-            .merge(fhir::system_routes(&format!("{base_path}/")))
+            .merge(base_routes(&format!("{base_path}/")))
     };
     app.merge(ops::routes(&state.settings))
         .merge(admin::routes())
@@ -74,4 +84,31 @@ pub fn router(state: AppState) -> Router {
             observe::observe,
         ))
         .with_state(state)
+}
+
+/// The FHIR REST API, relative to its base path: every interaction and operation.
+fn fhir_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(base_routes("/"))
+        .merge(capabilities::routes())
+        .merge(read::routes())
+        .merge(create::routes())
+        .merge(update::routes())
+        .merge(patch::routes())
+        .merge(delete::routes())
+        .merge(conditional::routes())
+        .merge(history::routes())
+        .merge(search::routes())
+        .merge(validate::routes())
+        .merge(reindex::routes())
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.settings.max_body_bytes,
+        ))
+}
+
+/// The interactions on the base itself at `path`: `/`, and also the base with a
+/// trailing slash when the API is mounted under a path.
+fn base_routes(path: &str) -> Router<AppState> {
+    bundle::routes(path).merge(search::system_routes(path))
 }

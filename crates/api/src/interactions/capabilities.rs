@@ -1,11 +1,38 @@
-//! The CapabilityStatement, generated from what this server really implements.
+//! `GET [base]/metadata`: the CapabilityStatement, generated from what this server
+//! really implements: the generated type list, the interactions of
+//! [`interactions`](super) and every searchable parameter.
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
 use ember_store::Backend;
 use serde_json::{Value, json};
 
-/// Interactions every resource type supports. Keep in step with `fhir::routes`;
-/// a test checks that each one answers.
-pub(crate) const TYPE_INTERACTIONS: &[&str] = &[
+use crate::AppState;
+use crate::negotiate::Fhir;
+use crate::response::json_response;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/metadata", get(metadata))
+}
+
+async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Response {
+    json_response(
+        &fhir,
+        StatusCode::OK,
+        &statement(
+            &fhir.base,
+            state.repo.store().backend(),
+            state.repo.limits(),
+        ),
+    )
+}
+
+/// Interactions every resource type supports. Keep in step with the routes of
+/// [`interactions`](super); a test checks that each one answers.
+const TYPE_INTERACTIONS: &[&str] = &[
     "read",
     "vread",
     "update",
@@ -21,8 +48,7 @@ pub(crate) const TYPE_INTERACTIONS: &[&str] = &[
 const RELEASE_DATE: &str = "2026-11-22";
 
 /// Interactions on the whole system.
-pub(crate) const SYSTEM_INTERACTIONS: &[&str] =
-    &["transaction", "batch", "history-system", "search-system"];
+const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system", "search-system"];
 
 /// The search parameters of `res_type` that searches honour: every one with an index
 /// (special parameters have none), plus `_id`, `_list`, `_text` and `_content`.
@@ -54,7 +80,7 @@ fn includes(res_type: &str) -> Vec<Value> {
 }
 
 /// The CapabilityStatement of this instance, with `base` as its implementation URL.
-pub(crate) fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value {
+fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value {
     // R4 has no conditionalPatch element (R5 added it); conditional patch is served all
     // the same.
     let conditional_delete = if limits.max_conditional_delete > 1 {
@@ -104,8 +130,8 @@ pub(crate) fn statement(base: &str, backend: Backend, limits: &ember_repo::Limit
                 "name": "validate",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
             }, {
-                // Ember's own operation (system and type level, see `reindex.rs`); R4
-                // publishes no OperationDefinition for it.
+                // Ember's own operation (system and type level, see `operations::reindex`);
+                // R4 publishes no OperationDefinition for it.
                 "name": "reindex",
                 "definition": "urn:ember:OperationDefinition:reindex",
             }],

@@ -4,41 +4,45 @@
 //! queued | running | done, `scope`, `processed`, `total`, `created`, `started`,
 //! `finished`).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
+use axum::routing::{get, post};
 
 use crate::AppState;
-use crate::error::ApiError;
-use crate::fhir::json_response;
+use crate::error::Result;
 use crate::negotiate::Fhir;
+use crate::path::{JobPath, TypePath};
+use crate::response::{json_response, set_header};
 
-type Result<T, E = ApiError> = std::result::Result<T, E>;
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/$reindex", post(system))
+        .route("/$reindex/{id}", get(status))
+        .route("/{type}/$reindex", post(for_type))
+}
 
 /// `POST [base]/$reindex`: every type.
-pub(crate) async fn system(State(state): State<AppState>, fhir: Fhir) -> Result<Response> {
+async fn system(State(state): State<AppState>, fhir: Fhir) -> Result<Response> {
     start(&state, &fhir, None).await
 }
 
 /// `POST [base]/[type]/$reindex`.
-pub(crate) async fn for_type(
+async fn for_type(
     State(state): State<AppState>,
-    res_type: Result<Path<String>, PathRejection>,
     fhir: Fhir,
+    TypePath { res_type }: TypePath,
 ) -> Result<Response> {
-    let Path(res_type) =
-        res_type.map_err(|e| ApiError::BadRequest(format!("invalid path: {e}")))?;
     start(&state, &fhir, Some(&res_type)).await
 }
 
 /// `GET [base]/$reindex/{id}`.
-pub(crate) async fn status(
+async fn status(
     State(state): State<AppState>,
-    id: Result<Path<String>, PathRejection>,
     fhir: Fhir,
+    JobPath { id }: JobPath,
 ) -> Result<Response> {
-    let Path(id) = id.map_err(|e| ApiError::BadRequest(format!("invalid path: {e}")))?;
     let status = state.repo.reindex_status(&id).await?;
     Ok(json_response(&fhir, StatusCode::OK, &status))
 }
@@ -47,8 +51,10 @@ async fn start(state: &AppState, fhir: &Fhir, res_type: Option<&str>) -> Result<
     let job = state.repo.reindex(res_type).await?;
     let status = state.repo.reindex_status(&job).await?;
     let mut response = json_response(fhir, StatusCode::ACCEPTED, &status);
-    if let Ok(v) = HeaderValue::from_str(&format!("{}/$reindex/{}", fhir.base, job)) {
-        response.headers_mut().insert(header::CONTENT_LOCATION, v);
-    }
+    set_header(
+        &mut response,
+        header::CONTENT_LOCATION,
+        &format!("{}/$reindex/{}", fhir.base, job),
+    );
     Ok(response)
 }

@@ -1,0 +1,5 @@
+//! The FHIR operations Ember serves, one module per operation, each exposing
+//! `routes()` relative to the base path.
+
+pub(crate) mod reindex;
+pub(crate) mod validate;

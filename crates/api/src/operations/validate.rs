@@ -1,0 +1,83 @@
+//! `$validate`: `POST [type]/$validate` and `POST [type]/[id]/$validate` check a
+//! resource (the body, or the `resource` parameter of a `Parameters` body) against the
+//! structural rules of its type, strictly, and answer with the OperationOutcome.
+//! Nothing is stored.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::body::Resource;
+use crate::error::{ApiError, Result};
+use crate::negotiate::Fhir;
+use crate::path::{ResourcePath, TypePath};
+use crate::response::json_response;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/{type}/$validate", post(for_type))
+        .route("/{type}/{id}/$validate", post(instance))
+}
+
+async fn for_type(
+    State(state): State<AppState>,
+    fhir: Fhir,
+    TypePath { res_type }: TypePath,
+    Resource(resource): Resource,
+) -> Result<Response> {
+    validate(&state, &fhir, &res_type, None, resource)
+}
+
+/// The instance form also requires the resource's id to be the one in the URL.
+async fn instance(
+    State(state): State<AppState>,
+    fhir: Fhir,
+    ResourcePath { res_type, id }: ResourcePath,
+    Resource(resource): Resource,
+) -> Result<Response> {
+    validate(&state, &fhir, &res_type, Some(&id), resource)
+}
+
+fn validate(
+    state: &AppState,
+    fhir: &Fhir,
+    res_type: &str,
+    id: Option<&str>,
+    mut resource: Value,
+) -> Result<Response> {
+    if resource.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+        && res_type != "Parameters"
+    {
+        resource = resource["parameter"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "resource"))
+            .and_then(|p| p.get("resource").cloned())
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "$validate: the Parameters body has no `resource` parameter".into(),
+                )
+            })?;
+        ember_fhir::json::check_resource(&resource).map_err(ember_repo::RepoError::Body)?;
+    }
+    if resource.get("resourceType").and_then(Value::as_str) != Some(res_type) {
+        return Err(ApiError::BadRequest(format!(
+            "$validate on {res_type} takes a {res_type} resource"
+        )));
+    }
+    if let Some(id) = id {
+        if resource.get("id").and_then(Value::as_str) != Some(id) {
+            return Err(ApiError::BadRequest(format!(
+                "the resource id must be {id:?}, as in the URL"
+            )));
+        }
+    }
+    Ok(json_response(
+        fhir,
+        StatusCode::OK,
+        &state.repo.validate(&resource).to_json(),
+    ))
+}
