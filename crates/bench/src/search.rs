@@ -645,6 +645,21 @@ impl ResourceDoc {
         })
     }
 
+    /// An error unless this is an Observation of `Patient/<patient>`.
+    fn check_observation_of(&self, patient: &str) -> Result<(), String> {
+        if self.resource_type != "Observation" {
+            return Err(format!("matched {}", self.label()));
+        }
+        if !self.subject_is(patient) {
+            return Err(format!(
+                "{} has subject {:?}, not Patient/{patient}",
+                self.label(),
+                self.subject.as_ref().and_then(|s| s.reference.as_deref())
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether `subject` points at `Patient/<id>` (relative or absolute).
     fn subject_is(&self, patient: &str) -> bool {
         let want = format!("Patient/{patient}");
@@ -732,16 +747,7 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
             }
             let mut previous: Option<&str> = None;
             for r in &matches {
-                if r.resource_type != "Observation" {
-                    return Err(format!("matched {}", r.label()));
-                }
-                if !r.subject_is(patient) {
-                    return Err(format!(
-                        "{} has subject {:?}, not Patient/{patient}",
-                        r.label(),
-                        r.subject.as_ref().and_then(|s| s.reference.as_deref())
-                    ));
-                }
+                r.check_observation_of(patient)?;
                 if !r.has_code(LOINC_SYSTEM, loinc) {
                     return Err(format!("{} does not have code {loinc}", r.label()));
                 }
@@ -849,16 +855,7 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
                 }
             }
             for (i, (r, want)) in matches.iter().zip(ids).enumerate() {
-                if r.resource_type != "Observation" {
-                    return Err(format!("matched {}", r.label()));
-                }
-                if !r.subject_is(patient) {
-                    return Err(format!(
-                        "{} has subject {:?}, not Patient/{patient}",
-                        r.label(),
-                        r.subject.as_ref().and_then(|s| s.reference.as_deref())
-                    ));
-                }
+                r.check_observation_of(patient)?;
                 if let Some(code) = loinc {
                     if !r.has_code(LOINC_SYSTEM, code) {
                         return Err(format!("{} does not have code {code}", r.label()));

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod common;
+
 use ember_store::{Backend, StoreOptions};
 
 type Snapshot = BTreeMap<String, Vec<String>>;
@@ -62,29 +64,15 @@ fn current_release_snapshot_is_up_to_date() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_release_prepares_on_the_newest_postgres_schema() {
-    let admin = std::env::var("EMBER_TEST_DATABASE_URL")
-        .expect("EMBER_TEST_DATABASE_URL must name a PostgreSQL database (run `cargo xtask test`)");
-    let schema = format!("compat_{}", uuid::Uuid::new_v4().simple());
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
+    let schema = common::Schema::new("compat").await;
+    let url = schema.url.clone();
     let options = StoreOptions {
         url: url.clone(),
         pool_size: 1,
         acquire_timeout: std::time::Duration::from_secs(10),
     };
     ember_store::migrate(&options).await.unwrap();
-    let (scoped, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let scoped = schema.client().await;
     let mut failures = Vec::new();
     for (release, snapshot) in releases() {
         for sql in &snapshot["postgres"] {
@@ -93,10 +81,7 @@ async fn every_release_prepares_on_the_newest_postgres_schema() {
             }
         }
     }
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.drop_now().await;
     assert!(failures.is_empty(), "{failures:#?}");
 }
 

@@ -2,6 +2,8 @@
 //! without it, and ignore it while documents written by an earlier release (which does
 //! not keep it) wait to be put into it.
 
+mod common;
+
 use std::sync::Arc;
 
 use ember_store::{
@@ -40,26 +42,9 @@ impl Raw {
     }
 }
 
-async fn postgres() -> (Arc<dyn Store>, Raw) {
-    let admin = std::env::var("EMBER_TEST_DATABASE_URL")
-        .expect("EMBER_TEST_DATABASE_URL must name a PostgreSQL database (run `cargo xtask test`)");
-    let schema = format!("timeline_{}", uuid::Uuid::new_v4().simple());
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-csearch_path%3D{schema}");
-    let store = ember_store::open(&options(&url)).await.unwrap();
-    let (raw, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    (store, Raw::Postgres(raw))
+async fn postgres(schema: &common::Schema) -> (Arc<dyn Store>, Raw) {
+    let store = ember_store::open(&options(&schema.url)).await.unwrap();
+    (store, Raw::Postgres(schema.client().await))
 }
 
 async fn sqlite() -> (Arc<dyn Store>, Raw) {
@@ -318,23 +303,10 @@ async fn path_is_only_a_shortcut(store: Arc<dyn Store>, raw: Raw) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_path_is_only_a_shortcut() {
-    let (store, raw) = postgres().await;
-    let Raw::Postgres(client) = &raw else {
-        unreachable!()
-    };
-    let schema: String = client
-        .query_one("SELECT current_schema()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let cleanup = format!("DROP SCHEMA {schema} CASCADE");
-    let admin = std::env::var("EMBER_TEST_DATABASE_URL").unwrap();
+    let schema = common::Schema::new("timeline").await;
+    let (store, raw) = postgres(&schema).await;
     path_is_only_a_shortcut(store, raw).await;
-    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client.batch_execute(&cleanup).await.unwrap();
+    schema.drop_now().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

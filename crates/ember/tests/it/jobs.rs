@@ -64,6 +64,16 @@ async fn jobs_of(repo: &Repo, kind: &str) -> Vec<Job> {
     all.into_iter().filter(|j| j.kind == kind).collect()
 }
 
+fn noops(n: usize) -> Vec<JobRequest> {
+    (0..n)
+        .map(|_| JobRequest {
+            kind: "noop".into(),
+            payload: json!({}),
+            key: None,
+        })
+        .collect()
+}
+
 fn observation(id: &str) -> Value {
     json!({"resourceType": "Observation", "id": id, "status": "final", "code": {"text": "x"}})
 }
@@ -229,14 +239,7 @@ async fn many_jobs_run_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let repo = repo(&db, Limits::default(), Arc::default()).await;
     let background = repo.start_background();
-    let requests = (0..300)
-        .map(|_| JobRequest {
-            kind: "noop".into(),
-            payload: json!({}),
-            key: None,
-        })
-        .collect();
-    repo.enqueue(requests).await.unwrap();
+    repo.enqueue(noops(300)).await.unwrap();
     let all_done = async || {
         jobs_of(&repo, "noop")
             .await
@@ -286,14 +289,7 @@ async fn three_instances_run_every_job_exactly_once() {
     let repo = repo(&db, Limits::default(), Arc::default()).await;
     let instances: Vec<Process> = (0..3).map(|_| Process::spawn(&db.url, &[])).collect();
     for _ in 0..15 {
-        let requests = (0..100)
-            .map(|_| JobRequest {
-                kind: "noop".into(),
-                payload: json!({}),
-                key: None,
-            })
-            .collect();
-        repo.enqueue(requests).await.unwrap();
+        repo.enqueue(noops(100)).await.unwrap();
     }
     let all_done = async || {
         db.sql_i64("SELECT count(*) FROM jobs WHERE state <> 'done'")
