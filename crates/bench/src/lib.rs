@@ -1,15 +1,17 @@
 //! `ember-bench`: drives a running FHIR R4 server from outside, over plain HTTP/1.1.
 //! `ember bench` is the load generator: a deterministic create/read/update/delete
 //! workload compared with an HTTP ceiling and a storage ceiling measured in the same
-//! run. `ember check` is the smoke test of a live deployment ([`check`]). `ember dataset`
-//! loads a telemonitoring population ([`dataset`]) and `ember bench-search` measures
-//! FHIR search against it ([`search`]).
+//! run, and optionally (`--ops queue`) the throughput of Ember's job queue on
+//! PostgreSQL ([`queue`]). `ember check` is the smoke test of a live deployment
+//! ([`check`]). `ember dataset` loads a telemonitoring population ([`dataset`]) and
+//! `ember bench-search` measures FHIR search against it ([`search`]).
 
 pub mod check;
 mod codes;
 pub mod dataset;
 mod http;
 mod phase;
+pub mod queue;
 mod report;
 mod rng;
 mod rss;
@@ -27,6 +29,7 @@ use bytes::Bytes;
 
 use crate::http::{CeilingServer, Conn, Target};
 use crate::phase::{Entry, PhaseCtx, Work, run_http_phase, setup_create};
+use crate::queue::{QueueOpts, QueueResult};
 use crate::report::{Report, ReportArgs, RssReport};
 use crate::rng::Rng;
 use crate::stats::PhaseStats;
@@ -44,6 +47,10 @@ pub enum Op {
     Read,
     Update,
     Delete,
+    /// Ember's job queue (not in the default list): noop jobs inserted into the `jobs`
+    /// table of --db, which must be the PostgreSQL database the Ember instances use, and
+    /// run by every instance serving it; reports jobs/s and claim-to-done latency
+    Queue,
 }
 
 impl Op {
@@ -53,8 +60,12 @@ impl Op {
             Op::Read => "read",
             Op::Update => "update",
             Op::Delete => "delete",
+            Op::Queue => "queue",
         }
     }
+
+    /// The phases that drive the FHIR API.
+    const CRUD: [Op; 4] = [Op::Create, Op::Read, Op::Update, Op::Delete];
 }
 
 /// Arguments of `ember bench`.
@@ -80,7 +91,10 @@ pub struct BenchArgs {
     #[arg(long, env = "EMBER_BENCH_SEED", default_value_t = 42)]
     pub seed: u64,
 
-    /// Phases to run (always executed in the order create, read, update, delete)
+    /// Phases to run (always executed in the order create, read, update, delete,
+    /// queue). `queue` is not in the default list: it needs --db to be the PostgreSQL
+    /// database the Ember instances use, measures how fast they run noop jobs enqueued
+    /// there, and with no CRUD phase the ceilings and the setup resources are skipped
     #[arg(
         long,
         env = "EMBER_BENCH_OPS",
@@ -91,7 +105,8 @@ pub struct BenchArgs {
     pub ops: Vec<Op>,
 
     /// Storage-ceiling baseline database: postgres://... or sqlite://path
-    /// (SQLite uses a scratch file <path>.bench-baseline)
+    /// (SQLite uses a scratch file <path>.bench-baseline); for --ops queue, the
+    /// PostgreSQL database the Ember instances use
     #[arg(long, env = "EMBER_BENCH_DB")]
     pub db: Option<String>,
 
@@ -112,16 +127,40 @@ fn kib_to_mib(kib: u64) -> f64 {
     stats::round2(kib as f64 / 1024.0)
 }
 
-/// Runs the benchmark described by `args` and prints the report.
-pub async fn run(args: BenchArgs) -> Result<()> {
+/// Checks the arguments that need no server; the parsed `--db`.
+fn validate(args: &BenchArgs) -> Result<Option<Db>> {
     if args.connections == 0 {
         bail!("--connections must be at least 1");
     }
     if args.duration == 0 {
         bail!("--duration must be at least 1 second");
     }
-    let target = Arc::new(Target::parse(&args.url)?);
     let db = args.db.as_deref().map(Db::parse).transpose()?;
+    if args.ops.contains(&Op::Queue) {
+        match &db {
+            Some(Db::Postgres(_)) => {}
+            Some(Db::Sqlite(_)) => bail!(
+                "--ops queue measures Ember's job queue on PostgreSQL only: --db must be the \
+                 postgres:// database the Ember instances use, not SQLite"
+            ),
+            None => bail!(
+                "--ops queue needs --db postgres://... naming the database the Ember \
+                 instances use"
+            ),
+        }
+    }
+    Ok(db)
+}
+
+/// Runs the benchmark described by `args` and prints the report.
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let db = validate(&args)?;
+    let target = Arc::new(Target::parse(&args.url)?);
+    let queue_db = match &db {
+        Some(Db::Postgres(cfg)) if args.ops.contains(&Op::Queue) => Some(cfg.clone()),
+        _ => None,
+    };
+    let crud = Op::CRUD.iter().any(|op| args.ops.contains(op));
     if let Some(pid) = args.pid {
         rss::read_status(pid)?;
     }
@@ -137,32 +176,40 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Ok(reply) => notes.push(format!("GET {metadata} returned {}", reply.status)),
         Err(e) => bail!("FHIR server at {} is not reachable: {e:#}", args.url),
     }
+    if let Some(cfg) = &queue_db {
+        queue::preflight(cfg).await.context("--ops queue")?;
+    }
 
     // Setup: Patients and Practitioners the clinical resources reference.
-    eprintln!(
-        "setup: creating {SETUP_PATIENTS} Patients and {SETUP_PRACTITIONERS} Practitioners at {}",
-        args.url
-    );
-    let mut setup_rng = Rng::for_worker(args.seed, 0, 0);
-    let empty = Refs::default();
-    let patients = setup_create(
-        &mut conn,
-        &target,
-        ResourceType::Patient,
-        SETUP_PATIENTS,
-        &mut setup_rng,
-        &empty,
-    )
-    .await?;
-    let practitioners = setup_create(
-        &mut conn,
-        &target,
-        ResourceType::Practitioner,
-        SETUP_PRACTITIONERS,
-        &mut setup_rng,
-        &empty,
-    )
-    .await?;
+    let (patients, practitioners) = if crud {
+        eprintln!(
+            "setup: creating {SETUP_PATIENTS} Patients and {SETUP_PRACTITIONERS} Practitioners at {}",
+            args.url
+        );
+        let mut setup_rng = Rng::for_worker(args.seed, 0, 0);
+        let empty = Refs::default();
+        let patients = setup_create(
+            &mut conn,
+            &target,
+            ResourceType::Patient,
+            SETUP_PATIENTS,
+            &mut setup_rng,
+            &empty,
+        )
+        .await?;
+        let practitioners = setup_create(
+            &mut conn,
+            &target,
+            ResourceType::Practitioner,
+            SETUP_PRACTITIONERS,
+            &mut setup_rng,
+            &empty,
+        )
+        .await?;
+        (patients, practitioners)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     drop(conn);
     let setup_entries: Vec<Entry> = patients
         .iter()
@@ -183,7 +230,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     // Timed phases, always in CRUD order.
     let mut phases: Vec<PhaseStats> = Vec::new();
     let mut pool: Vec<Entry> = Vec::new();
-    for op in [Op::Create, Op::Read, Op::Update, Op::Delete] {
+    for op in Op::CRUD {
         if !args.ops.contains(&op) {
             continue;
         }
@@ -217,6 +264,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 ctx.delete_queue = Mutex::new(queue);
                 Work::Delete
             }
+            Op::Queue => continue,
         };
         eprintln!(
             "{}: {}s warmup + {}s measured, {} connections...",
@@ -246,6 +294,25 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         phases.push(stats);
     }
 
+    // Queue phase, after the CRUD phases.
+    let mut queue_error = None;
+    let queue: Option<QueueResult> = match &queue_db {
+        None => None,
+        Some(cfg) => match queue::run(cfg, &QueueOpts::new(warmup, duration)).await {
+            Ok(r) => {
+                notes.extend(r.notes());
+                Some(r)
+            }
+            Err(e) => {
+                let msg = format!("queue: failed: {e:#}");
+                eprintln!("error: {msg}");
+                notes.push(msg);
+                queue_error = Some(e);
+                None
+            }
+        },
+    };
+
     let rss = match (sampler, args.pid) {
         (Some(s), Some(pid)) => {
             let (peak, hwm) = s.finish();
@@ -264,6 +331,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let http_ceiling = if args.no_http_baseline {
         notes.push("http ceiling: skipped (--no-http-baseline)".into());
         None
+    } else if !crud {
+        notes.push("http ceiling: skipped (no CRUD phase to compare)".into());
+        None
     } else {
         eprintln!(
             "http ceiling: {}s warmup + {}s measured...",
@@ -274,6 +344,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 
     // Storage ceiling.
     let storage = match &db {
+        Some(_) if !crud => {
+            notes.push("storage ceiling: skipped (no CRUD phase to compare)".into());
+            None
+        }
         None => {
             let msg = "storage ceiling: skipped (no --db postgres://... or sqlite://path given)";
             eprintln!("note: {msg}");
@@ -317,6 +391,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         phases,
         http_ceiling,
         storage,
+        queue,
         ratios: Vec::new(),
         rss,
         notes,
@@ -330,7 +405,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             .with_context(|| format!("writing the JSON report to {}", path.display()))?;
         eprintln!("JSON report written to {}", path.display());
     }
-    Ok(())
+    match queue_error {
+        Some(e) => Err(e.context("the queue phase failed")),
+        None => Ok(()),
+    }
 }
 
 /// Starts the ceiling server and drives it with GETs.

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::queue::QueueResult;
 use crate::stats::{PhaseStats, round2};
 use crate::storage::StorageResult;
 
@@ -45,6 +46,9 @@ pub struct Report {
     pub phases: Vec<PhaseStats>,
     pub http_ceiling: Option<PhaseStats>,
     pub storage: Option<StorageResult>,
+    /// The queue phase (`--ops queue`); absent from the JSON when it did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueResult>,
     pub ratios: Vec<Ratio>,
     pub rss: Option<RssReport>,
     pub notes: Vec<String>,
@@ -102,13 +106,16 @@ impl Report {
             "\nEmber bench {}  {}  connections={} duration={}s warmup={}s seed={}",
             self.version, a.url, a.connections, a.duration_secs, a.warmup_secs, a.seed
         );
-        let _ = writeln!(
-            s,
-            "{:<16} {:>10} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
-            "phase", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
-        );
-        let _ = writeln!(s, "{}", "-".repeat(88));
-        for p in self.rows() {
+        let rows = self.rows();
+        if !rows.is_empty() {
+            let _ = writeln!(
+                s,
+                "{:<16} {:>10} {:>11} {:>9} {:>9} {:>9} {:>10} {:>8}",
+                "phase", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+            );
+            let _ = writeln!(s, "{}", "-".repeat(88));
+        }
+        for p in rows {
             let _ = writeln!(
                 s,
                 "{:<16} {:>10} {:>11.2} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>8}{}",
@@ -126,6 +133,9 @@ impl Report {
                     String::new()
                 }
             );
+        }
+        if let Some(q) = &self.queue {
+            render_queue(&mut s, q);
         }
         let with_errors: Vec<&PhaseStats> = self
             .rows()
@@ -165,6 +175,52 @@ impl Report {
         }
         s
     }
+}
+
+/// The queue section: jobs/s, latencies, workers.
+fn render_queue(s: &mut String, q: &QueueResult) {
+    let lat = |l: &crate::queue::Latency| {
+        format!(
+            "p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        )
+    };
+    let _ = writeln!(
+        s,
+        "\nqueue ({} jobs bench-{}-*, created in the {}s measured window):",
+        q.kind, q.run, q.window_secs
+    );
+    let _ = writeln!(
+        s,
+        "  {:<20} {:.2}  ({} of {} done; finished in the window: {:.2}/s)",
+        "jobs/s", q.jobs_per_sec, q.done, q.measured, q.finished_in_window_per_sec
+    );
+    let _ = writeln!(s, "  {:<20} {}", "claim-to-done ms", lat(&q.claim_to_done));
+    let _ = writeln!(
+        s,
+        "  {:<20} {}",
+        "enqueue-to-done ms",
+        lat(&q.enqueue_to_done)
+    );
+    let _ = writeln!(
+        s,
+        "  {:<20} {} (distinct lease owners)",
+        "workers", q.workers
+    );
+    let _ = writeln!(
+        s,
+        "  {:<20} min {}  max {}  (limit {})",
+        "backlog (queued)", q.backlog_min, q.backlog_max, q.max_backlog
+    );
+    let _ = writeln!(
+        s,
+        "  {:<20} {}  (claimed twice {}, not done {}, of {} enqueued)",
+        "errors",
+        q.errors(),
+        q.claimed_more_than_once,
+        q.not_done,
+        q.enqueued
+    );
 }
 
 /// RFC 3339 UTC timestamp of the current time (second precision).
@@ -238,6 +294,7 @@ mod tests {
             phases: vec![p("create", 50), p("read", 200)],
             http_ceiling: Some(p("http ceiling", 400)),
             storage: None,
+            queue: None,
             ratios: vec![],
             rss: None,
             notes: vec![],
@@ -247,5 +304,98 @@ mod tests {
         assert_eq!(r.ratios[0].name, "read / http ceiling");
         assert_eq!(r.ratios[0].percent, 50.0);
         assert!(r.render().contains("read / http ceiling"));
+    }
+
+    fn bare_report(phases: Vec<PhaseStats>) -> Report {
+        Report {
+            timestamp: String::new(),
+            version: "0".into(),
+            args: ReportArgs {
+                url: "u".into(),
+                connections: 1,
+                duration_secs: 2,
+                warmup_secs: 0,
+                seed: 1,
+                ops: vec!["queue".into()],
+                db_backend: Some("postgresql".into()),
+                http_baseline: false,
+                pid: None,
+            },
+            phases,
+            http_ceiling: None,
+            storage: None,
+            queue: None,
+            ratios: vec![],
+            rss: None,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn queue_section_in_text_and_json() {
+        use crate::queue::{JobRow, Produced, Window, summarize};
+        // 4000 jobs over 2 s, claim-to-done 1..=4000 µs, run by two instances.
+        let rows: Vec<JobRow> = (1..=4000i64)
+            .map(|i| JobRow {
+                state: "done".into(),
+                attempts: 1,
+                lease_owner: Some(format!("owner{}", i % 2)),
+                created_at: i * 400,
+                started_at: Some(i * 400 + 1000),
+                finished_at: Some(i * 400 + 1000 + i),
+            })
+            .collect();
+        let window = Window {
+            from: 0,
+            to: 2_000_000,
+        };
+        let produced = Produced {
+            backlog_min: 5,
+            backlog_max: 1800,
+            drained: true,
+        };
+        let mut r = bare_report(vec![]);
+        r.queue = Some(summarize("abc", &rows, window, produced, 2000));
+        let text = r.render();
+        assert!(!text.contains("req/s"), "no empty CRUD table:\n{text}");
+        assert!(text.contains("queue (noop jobs bench-abc-*"), "{text}");
+        assert!(
+            text.contains("jobs/s               2000.00  (4000 of 4000 done"),
+            "{text}"
+        );
+        assert!(
+            text.contains("claim-to-done ms     p50 2.00  p90 3.60  p99 3.96  max 4.00"),
+            "{text}"
+        );
+        assert!(text.contains("workers              2 (distinct"), "{text}");
+        assert!(text.contains("errors               0"), "{text}");
+
+        let json: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&r).expect("json")).expect("parse");
+        assert_eq!(json["queue"]["workers"], 2);
+        assert_eq!(json["queue"]["done"], 4000);
+        assert_eq!(
+            json["queue"]["claim_to_done"]["p99_ms"].as_f64(),
+            Some(3.96)
+        );
+
+        // Without the queue phase, neither the text nor the JSON mention it.
+        let mut plain = bare_report(vec![PhaseStats::from_latencies(
+            "read",
+            vec![1000; 10],
+            0,
+            Duration::from_secs(1),
+            false,
+            vec![],
+        )]);
+        plain.queue = None;
+        let text = plain.render();
+        assert!(
+            text.contains("req/s") && !text.contains("queue ("),
+            "{text}"
+        );
+        let json = serde_json::to_value(&plain).expect("json");
+        assert!(json.get("queue").is_none(), "{json}");
+        assert!(json.get("storage").is_some(), "{json}");
     }
 }

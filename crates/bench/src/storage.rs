@@ -122,7 +122,7 @@ pub async fn run(db: &Db, opts: &StorageOpts) -> Result<StorageResult> {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-async fn pg_connect(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
+pub(crate) async fn pg_connect(cfg: &tokio_postgres::Config) -> Result<tokio_postgres::Client> {
     let (client, conn) = cfg
         .connect(tokio_postgres::NoTls)
         .await

@@ -220,3 +220,64 @@ fn args_parse_with_defaults() {
     let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir"]).expect("parse");
     assert_eq!(cli.bench.ops.len(), 4);
 }
+
+#[test]
+fn queue_op_parses_and_is_not_a_default() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+    let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir"]).expect("parse");
+    assert!(!cli.bench.ops.contains(&Op::Queue));
+    let cli = Cli::try_parse_from([
+        "ember",
+        "--url",
+        "http://h/fhir",
+        "--ops",
+        "queue",
+        "--db",
+        "postgres://u@h/db",
+    ])
+    .expect("parse");
+    assert_eq!(cli.bench.ops, vec![Op::Queue]);
+    assert!(validate(&cli.bench).is_ok());
+}
+
+#[test]
+fn queue_needs_a_postgres_db() {
+    let mut a = args("http://127.0.0.1:1/fhir".into());
+    a.ops = vec![Op::Queue];
+    let err = validate(&a).expect_err("no --db");
+    assert!(
+        format!("{err:#}").contains("--ops queue needs --db postgres://"),
+        "{err:#}"
+    );
+    a.db = Some("sqlite:///tmp/ember.db".into());
+    let err = validate(&a).expect_err("sqlite");
+    assert!(format!("{err:#}").contains("PostgreSQL only"), "{err:#}");
+    a.db = Some("postgres://postgres@127.0.0.1:5432/x".into());
+    assert!(matches!(validate(&a), Ok(Some(Db::Postgres(_)))));
+    // Without the queue phase SQLite stays fine for the storage ceiling.
+    a.ops = vec![Op::Read];
+    a.db = Some("sqlite:///tmp/ember.db".into());
+    assert!(matches!(validate(&a), Ok(Some(Db::Sqlite(_)))));
+}
+
+#[tokio::test]
+async fn queue_with_sqlite_fails_before_touching_the_server() {
+    // Nothing listens on the URL: the argument error must come first.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let mut a = args(format!("http://{addr}/fhir"));
+    a.ops = vec![Op::Create, Op::Queue];
+    a.db = Some("sqlite:///tmp/ember.db".into());
+    let err = run(a).await.expect_err("must fail");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("PostgreSQL only") && !msg.contains("not reachable"),
+        "{msg}"
+    );
+}
