@@ -124,12 +124,27 @@ pub(crate) fn entries(res_type: &str, rows: &IndexRows) -> Timeline {
 
 /// The timeline path of a search of `types` with `filters` and `sort`, when one
 /// serves it better than the filters' own rows: a filter pins one patient, and the
-/// code is pinned too or the sort reads the entries in order.
+/// code is pinned too or the sort reads the entries in order. The code filter, and a
+/// compartment filter, are implied by the entries read (see [`entries`]): the store
+/// need not check them again.
 pub(crate) fn path(types: &[String], filters: &[Filter], sort: &[Sort]) -> Option<TimelinePath> {
     let [res_type] = types else { return None };
-    let patient = filters.iter().find_map(|f| pinned_patient(res_type, f))?;
+    let mut implied = Vec::new();
+    let (patient, exactly) = filters
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| pinned_patient(res_type, f).map(|p| (p, i)))
+        .map(|(p, i)| (p, (is_compartment(res_type, &filters[i])).then_some(i)))?;
+    implied.extend(exactly);
     let code = code_key(res_type);
-    let coding = code.and_then(|k| filters.iter().find_map(|f| pinned_coding(k, f)));
+    let coding = code.and_then(|k| {
+        filters
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| pinned_coding(k, f).map(|c| (c, i)))
+    });
+    implied.extend(coding.as_ref().map(|(_, i)| *i));
+    let coding = coding.map(|(c, _)| c);
     let (date_key, updated_key) = (date_key(res_type), updated_key(res_type));
     let in_order = sort.first().is_some_and(|s| {
         s.desc
@@ -160,7 +175,22 @@ pub(crate) fn path(types: &[String], filters: &[Filter], sort: &[Sort]) -> Optio
         at_least,
         date_key,
         updated_key,
+        implied,
     })
+}
+
+/// Whether a (pinning) filter is exactly membership of the compartment, through every
+/// linking parameter: the entries of that compartment meet it already.
+fn is_compartment(res_type: &str, f: &Filter) -> bool {
+    let Filter::Has(rows) = f else { return false };
+    let mut keys: Vec<i64> = linking_params(res_type)
+        .iter()
+        .map(|p| key(res_type, p))
+        .collect();
+    let mut have = rows.keys.clone();
+    keys.sort_unstable();
+    have.sort_unstable();
+    keys == have
 }
 
 /// The patient a filter pins: a reference (or compartment) filter on parameters that

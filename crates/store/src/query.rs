@@ -232,6 +232,9 @@ pub struct TimelinePath {
     pub at_least: Option<i64>,
     pub date_key: i64,
     pub updated_key: i64,
+    /// The filters (indexes into [`SearchQuery::filters`]) that every entry on the path
+    /// meets already; the store need not check them on entries it reads from the path.
+    pub implied: Vec<usize>,
 }
 
 /// A live document found by a search.

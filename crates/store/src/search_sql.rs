@@ -450,7 +450,14 @@ impl<'d> Builder<'d> {
         path: &TimelinePath,
         need_id: bool,
     ) -> (String, String, &'static str) {
-        let docs_too = need_id || !q.filters.iter().all(uses_rid_only);
+        let checked = || {
+            q.filters
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !path.implied.contains(i))
+                .map(|(_, f)| f)
+        };
+        let docs_too = need_id || !checked().all(uses_rid_only);
         let tl = if docs_too { "tl" } else { "b" };
         let cmp = self.bind(Arg::Int(path.cmp));
         let p = self.bind(Arg::Int(path.p));
@@ -479,7 +486,7 @@ impl<'d> Builder<'d> {
         } else {
             "idx_timeline b".to_owned()
         };
-        for f in &q.filters {
+        for f in checked() {
             let f = self.filter(f, "b");
             sql.push_str(&format!(" AND {f}"));
         }
@@ -927,6 +934,7 @@ pub(crate) fn sample_query() -> SearchQuery {
             at_least: Some(0),
             date_key: 3,
             updated_key: 4,
+            implied: vec![],
         }),
     }
 }

@@ -177,6 +177,7 @@ fn query(coded: bool, timeline: bool) -> SearchQuery {
             at_least: None,
             date_key: date_key(),
             updated_key: key("T", "_lastUpdated"),
+            implied: if coded { vec![1] } else { vec![] },
         }),
     }
 }

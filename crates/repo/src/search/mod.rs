@@ -861,6 +861,9 @@ mod tests {
         );
         assert_eq!(latest.date_key, key("Observation", "date"));
         assert_eq!(latest.at_least, None);
+        // The code filter is met by every entry read; `subject` is not (a performer
+        // is in the compartment too).
+        assert_eq!(latest.implied, vec![1]);
         // A pinned code alone is enough; so is a sort the entries are ordered by.
         assert_eq!(
             path_of("patient=p1&code=http://loinc.org|1").unwrap().p,
@@ -904,11 +907,7 @@ mod tests {
             },
             desc: true,
         };
-        assert_eq!(
-            crate::timeline::path(&types, &[compartment], &[sort])
-                .unwrap()
-                .cmp,
-            p1
-        );
+        let path = crate::timeline::path(&types, &[compartment], &[sort]).unwrap();
+        assert_eq!((path.cmp, path.implied.as_slice()), (p1, &[0][..]));
     }
 }
