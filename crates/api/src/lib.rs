@@ -27,7 +27,7 @@ use ember_repo::Repo;
 use interactions::{
     bundle, capabilities, conditional, create, delete, history, patch, read, search, update,
 };
-use operations::{reindex, validate};
+use operations::{reindex, submit_measurement, validate};
 
 pub use error::ApiError;
 
@@ -101,6 +101,7 @@ fn fhir_routes(state: &AppState) -> Router<AppState> {
         .merge(search::routes())
         .merge(validate::routes())
         .merge(reindex::routes())
+        .merge(submit_measurement::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.settings.max_body_bytes,

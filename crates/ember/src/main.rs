@@ -173,7 +173,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             )
         }
     });
-    let repo = Repo::new(store, limits);
+    let telemonitoring = ember_telemed::Settings {
+        coexistence_tag: config.coexistence_tag().map_err(anyhow::Error::msg)?,
+        missing_check: (config.missing_check_seconds > 0)
+            .then(|| Duration::from_secs(config.missing_check_seconds)),
+    };
+    let repo = ember_telemed::install(Repo::new(store, limits), telemonitoring);
     // Run-time SearchParameters are searchable from the first request on.
     let loaded = repo
         .load_search_params()

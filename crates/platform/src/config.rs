@@ -95,6 +95,16 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_JOB_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub job_concurrency: u64,
 
+    /// `system|code` of the coexistence tag put in `meta.tag` of every resource
+    /// telemonitoring creates (triage results, Tasks, Communications); none when empty.
+    #[arg(long, env = "EMBER_COEXISTENCE_TAG", default_value = "")]
+    pub coexistence_tag: String,
+
+    /// How often the missing-measurement check runs, in seconds (once per interval
+    /// across all instances); 0 turns it off.
+    #[arg(long, env = "EMBER_MISSING_CHECK_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=604_800))]
+    pub missing_check_seconds: u64,
+
     /// Longest time one request may take, in milliseconds.
     #[arg(long, env = "EMBER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
@@ -172,6 +182,25 @@ impl ServeConfig {
     }
 
     /// The base path normalized to `""` or `/segment…` without a trailing slash.
+    /// The coexistence tag as `(system, code)`; `None` when unset, an error when it is
+    /// not `system|code`.
+    pub fn coexistence_tag(&self) -> Result<Option<(String, String)>, String> {
+        let tag = self.coexistence_tag.trim();
+        if tag.is_empty() {
+            return Ok(None);
+        }
+        match tag.split_once('|') {
+            Some((system, code))
+                if !system.is_empty() && !code.is_empty() && !code.contains('|') =>
+            {
+                Ok(Some((system.to_owned(), code.to_owned())))
+            }
+            _ => Err(format!(
+                "EMBER_COEXISTENCE_TAG must be system|code, not {tag:?}"
+            )),
+        }
+    }
+
     pub fn normalized_base_path(&self) -> String {
         let trimmed = self.base_path.trim_matches('/');
         if trimmed.is_empty() {

@@ -6,7 +6,8 @@
 //! - every few seconds, folding the appended token-count deltas
 //!   ([`Repo::compact_counts`]) and putting documents an earlier release wrote into the
 //!   patient timelines ([`Repo::refresh_timeline`]);
-//! - every hour, removing jobs done more than a week ago.
+//! - every hour, removing jobs done more than a week ago;
+//! - the scheduled job kinds ([`Repo::with_schedule`]): one job per period.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,18 @@ impl Repo {
                 }
             }
         }));
+        for schedule in self.schedules.iter() {
+            let (repo, schedule) = (self.clone(), schedule.clone());
+            tasks.spawn(every(schedule.tick(), stopped.clone(), move || {
+                let (repo, schedule) = (repo.clone(), schedule.clone());
+                async move {
+                    let request = schedule.request(instant::now());
+                    if let Err(e) = repo.enqueue(vec![request]).await {
+                        tracing::warn!(kind = schedule.kind, error = %e, "cannot enqueue a scheduled job; retrying");
+                    }
+                }
+            }));
+        }
         let repo = self.clone();
         tasks.spawn(every(PURGE_EVERY, stopped, move || {
             let repo = repo.clone();

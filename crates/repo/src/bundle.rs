@@ -289,7 +289,7 @@ impl Repo {
                 Ok(Committed::Stored { .. }) => break (entries, outcomes),
                 // A conditional create lost a race: plan again, and find the winner.
                 Ok(Committed::Matched { .. }) => {}
-                Err(StoreError::Conflict { index }) => {
+                Err(RepoError::Store(StoreError::Conflict { index })) => {
                     let entry = &entries[plans[index].0];
                     if let Some(expected) = entry.if_match {
                         let id = entry.id.as_deref().unwrap_or_default();
@@ -297,7 +297,7 @@ impl Repo {
                         check_if_match(&entry.res_type, id, Some(expected), current.as_ref())?;
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
             if attempt >= self.limits.write_retries {
                 return Err(RepoError::Conflict(

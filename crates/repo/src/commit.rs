@@ -2,7 +2,9 @@
 //! create, update, patch, delete, conditional write, transaction, reindex batch or
 //! operation.
 //!
-//! Components take part in every commit in two ways:
+//! Components take part in every commit in three ways:
+//! - a [`WriteRule`] sees each version first and may refuse the whole commit (the
+//!   immutability of submitted measurements is one), with nothing stored;
 //! - a [`WriteListener`] sees each version before the commit and returns the jobs it
 //!   calls for; they are enqueued in the same transaction as the versions (the
 //!   outbox), so a rolled-back write leaves no job and a committed one always leaves
@@ -18,7 +20,7 @@ use ember_fhir::{id, instant};
 use ember_store::{Change, Commit, Committed, Guard, NewJob, StoreError, Write};
 use serde_json::Value;
 
-use crate::Repo;
+use crate::{Repo, RepoError};
 
 /// A version a commit writes, as a [`WriteListener`] sees it.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +29,13 @@ pub struct Written<'a> {
     pub id: &'a str,
     pub version: i64,
     pub change: Change,
+    /// The version it replaces; `None` for a create.
+    pub expected: Option<i64>,
     /// The JSON text of the version; `None` for a deletion.
     pub body: Option<&'a str>,
+    /// The operation that writes it (see [`Repo::for_operation`]); `None` for the REST
+    /// interactions.
+    pub operation: Option<&'a str>,
 }
 
 /// A job a listener or an operation asks for.
@@ -43,6 +50,13 @@ pub struct JobRequest {
 /// Sees every version before it is committed; the jobs it returns are enqueued with it.
 pub trait WriteListener: Send + Sync {
     fn jobs(&self, written: &Written<'_>) -> Vec<JobRequest>;
+}
+
+/// Sees every version before it is committed and may refuse the commit: the error is
+/// what the writer gets, and nothing is stored.
+#[async_trait]
+pub trait WriteRule: Send + Sync {
+    async fn check(&self, repo: &Repo, written: &Written<'_>) -> Result<(), RepoError>;
 }
 
 /// What a commit stored, for [`AfterCommit`] hooks.
@@ -63,30 +77,36 @@ pub trait AfterCommit: Send + Sync {
 /// The listeners and hooks of a repository.
 #[derive(Clone, Default)]
 pub(crate) struct Participants {
+    pub rules: Vec<Arc<dyn WriteRule>>,
     pub listeners: Vec<Arc<dyn WriteListener>>,
     pub hooks: Vec<Arc<dyn AfterCommit>>,
 }
 
 impl Repo {
-    /// Stores `commit` in one transaction with the jobs its listeners ask for, then
-    /// runs the after-commit hooks. Store errors (a version conflict, a lost lease)
-    /// come back as they are, nothing stored.
-    pub(crate) async fn commit(&self, mut commit: Commit) -> Result<Committed, StoreError> {
+    /// Checks `commit` against the write rules, then stores it in one transaction with
+    /// the jobs its listeners ask for, and runs the after-commit hooks. A refusal or a
+    /// store error (a version conflict, a lost lease) comes back with nothing stored.
+    pub(crate) async fn commit(&self, mut commit: Commit) -> Result<Committed, RepoError> {
         let now = instant::now();
+        let mut jobs = Vec::new();
         for w in &commit.writes {
             let written = Written {
                 res_type: &w.res_type,
                 id: &w.id,
                 version: w.version,
                 change: w.change,
+                expected: w.expected,
                 body: w.body.as_deref(),
+                operation: self.operation,
             };
+            for rule in &self.participants.rules {
+                rule.check(self, &written).await?;
+            }
             for listener in &self.participants.listeners {
-                for request in listener.jobs(&written) {
-                    commit.jobs.push(new_job(request, now));
-                }
+                jobs.extend(listener.jobs(&written).into_iter().map(|r| new_job(r, now)));
             }
         }
+        commit.jobs.extend(jobs);
         let versions: Vec<(String, String, i64)> = commit
             .writes
             .iter()
@@ -106,7 +126,7 @@ impl Repo {
     }
 
     /// Commits versions alone (see [`Repo::commit`]).
-    pub(crate) async fn commit_writes(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    pub(crate) async fn commit_writes(&self, writes: Vec<Write>) -> Result<(), RepoError> {
         let commit = Commit {
             writes,
             ..Default::default()
@@ -119,7 +139,7 @@ impl Repo {
         &self,
         guards: Vec<Guard>,
         writes: Vec<Write>,
-    ) -> Result<Committed, StoreError> {
+    ) -> Result<Committed, RepoError> {
         self.commit(Commit {
             guards,
             writes,
@@ -138,7 +158,7 @@ impl Repo {
         };
         match self.commit(commit).await? {
             Committed::Stored { jobs } => Ok(jobs),
-            Committed::Matched { .. } => Err(crate::RepoError::Store(StoreError::Backend(
+            Committed::Matched { .. } => Err(RepoError::Store(StoreError::Backend(
                 "a commit without guards matched one".into(),
             ))),
         }

@@ -316,14 +316,16 @@ impl Repo {
                 Ok((true, stored)) => return Ok(stored),
                 // Created meanwhile: update it on the next round.
                 Ok((false, _)) => {}
-                Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
-                Err(StoreError::Conflict { .. }) => {
+                Err(RepoError::Store(StoreError::Conflict { .. })) if if_match.is_none() => {
+                    backoff(attempt).await
+                }
+                Err(RepoError::Store(StoreError::Conflict { .. })) => {
                     return Err(RepoError::Conflict(format!(
                         "{res_type}?{} changed concurrently; retry",
                         cond.canonical
                     )));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Err(gave_up(res_type, &cond, self.limits.write_retries))
@@ -361,14 +363,16 @@ impl Repo {
             )?;
             match self.commit_writes(vec![plan.write]).await {
                 Ok(()) => return Ok(plan.stored),
-                Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
-                Err(StoreError::Conflict { .. }) => {
+                Err(RepoError::Store(StoreError::Conflict { .. })) if if_match.is_none() => {
+                    backoff(attempt).await
+                }
+                Err(RepoError::Store(StoreError::Conflict { .. })) => {
                     return Err(RepoError::Conflict(format!(
                         "{res_type}/{} changed concurrently; retry",
                         hit.id
                     )));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Err(gave_up(res_type, &cond, self.limits.write_retries))
@@ -401,8 +405,8 @@ impl Repo {
                 .await
             {
                 Ok(()) => return Ok(ConditionalDeleted { deleted }),
-                Err(StoreError::Conflict { .. }) => backoff(attempt).await,
-                Err(e) => return Err(e.into()),
+                Err(RepoError::Store(StoreError::Conflict { .. })) => backoff(attempt).await,
+                Err(e) => return Err(e),
             }
         }
         Err(gave_up(res_type, &cond, self.limits.write_retries))

@@ -131,6 +131,35 @@ impl Handlers {
     }
 }
 
+/// A job kind enqueued once per period (see [`Repo::with_schedule`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Schedule {
+    pub kind: &'static str,
+    pub every: Duration,
+}
+
+impl Schedule {
+    /// The job of the period `now` falls in: keyed by the period, so every instance
+    /// asks for the same job and the queue keeps one.
+    pub fn request(&self, now: i64) -> crate::JobRequest {
+        let every = i64::try_from(self.every.as_micros())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let period = now.div_euclid(every) * every;
+        crate::JobRequest {
+            kind: self.kind.to_owned(),
+            payload: serde_json::json!({"period": period, "every": self.every.as_secs()}),
+            key: Some(format!("{}:{period}", self.kind)),
+        }
+    }
+
+    /// How often an instance asks: a tenth of the period, between 1 s and a minute,
+    /// so a period's job is enqueued soon after it starts.
+    pub fn tick(&self) -> Duration {
+        (self.every / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    }
+}
+
 /// `noop`: does nothing. For measuring the queue, and for checking it works.
 pub(crate) struct Noop;
 
@@ -372,6 +401,23 @@ async fn finish(repo: &Repo, job: &Job, owner: &str, outcome: Result<Ran, JobErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_keys_its_jobs_by_period() {
+        let hourly = Schedule {
+            kind: "check",
+            every: Duration::from_secs(3600),
+        };
+        let hour = 3_600_000_000;
+        let a = hourly.request(5 * hour + 17);
+        let b = hourly.request(6 * hour - 1);
+        let c = hourly.request(6 * hour);
+        assert_eq!(a.key, b.key);
+        assert_eq!(a.key.as_deref(), Some("check:18000000000"));
+        assert_eq!(c.payload["period"], 6 * hour);
+        assert_ne!(a.key, c.key);
+        assert_eq!(hourly.tick(), Duration::from_secs(60));
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {

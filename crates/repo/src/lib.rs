@@ -30,14 +30,16 @@ use tokio::sync::Notify;
 
 pub use background::Background;
 pub use bundle::BundleKind;
-pub use commit::{AfterCommit, JobRequest, Stored as CommitStored, WriteListener, Written};
+pub use commit::{
+    AfterCommit, JobRequest, Stored as CommitStored, WriteListener, WriteRule, Written,
+};
 pub use conditional::{ConditionalDeleted, parse_condition};
 pub use error::RepoError;
 pub use history::{HistoryPage, HistoryParams, HistoryScope, history_bundle};
 pub use jobs::{JobContext, JobError, JobHandler, Ran};
 pub use prefer::Prefer;
 pub use registry::SearchParams;
-pub use search::{Handling, SearchScope};
+pub use search::{Handling, Pages, SearchScope};
 pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
@@ -107,6 +109,10 @@ pub struct Repo {
     next_retry: Arc<std::sync::Mutex<Option<i64>>>,
     /// This repository's tag in bus messages.
     origin: Arc<str>,
+    /// The operation this handle writes for (see [`Repo::for_operation`]).
+    operation: Option<&'static str>,
+    /// Job kinds enqueued on a schedule (see [`Repo::with_schedule`]).
+    schedules: Arc<Vec<jobs::Schedule>>,
 }
 
 impl Repo {
@@ -128,7 +134,39 @@ impl Repo {
             wake: Arc::new(Notify::new()),
             next_retry: Arc::default(),
             origin: ember_fhir::id::new_id().into(),
+            operation: None,
+            schedules: Arc::default(),
         }
+    }
+
+    /// A handle on the same repository whose writes [`WriteRule`]s and
+    /// [`WriteListener`]s see as made by `operation` (for example
+    /// `"submit-measurement"`), so a rule can allow what only that operation may do.
+    pub fn for_operation(&self, operation: &'static str) -> Self {
+        Self {
+            operation: Some(operation),
+            ..self.clone()
+        }
+    }
+
+    /// The operation this handle writes for, if any.
+    pub fn operation(&self) -> Option<&'static str> {
+        self.operation
+    }
+
+    /// Adds a rule that may refuse any commit.
+    pub fn with_rule(mut self, rule: Arc<dyn WriteRule>) -> Self {
+        Arc::make_mut(&mut self.participants).rules.push(rule);
+        self
+    }
+
+    /// Has the background work of every instance enqueue a job of `kind` once per
+    /// `every`: the job's key is the period, so however many instances run, each
+    /// period makes one job (its payload is `{"period": start, "every": seconds}`,
+    /// the period's start in microseconds since the epoch).
+    pub fn with_schedule(mut self, kind: &'static str, every: Duration) -> Self {
+        Arc::make_mut(&mut self.schedules).push(jobs::Schedule { kind, every });
+        self
     }
 
     /// Adds a listener that sees every version before it is committed.

@@ -23,6 +23,9 @@
 //!
 //! Index rows of a parameter that is removed stay until the document is written again
 //! or reindexed (`$reindex`); nothing searches them.
+//!
+//! Ember also defines a few parameters R4 lacks and its features need ([`OWN`], such
+//! as `Communication?about=`); they are part of every snapshot, as if stored first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -84,17 +87,57 @@ impl Snapshot {
     }
 }
 
+/// Ember's own search parameters, beyond R4's: `(base, code, type, expression)`.
+/// Their canonical URL is `http://ember.dev/fhir/SearchParameter/{base}-{code}`.
+pub(crate) const OWN: &[(&str, &str, &str, &str)] = &[
+    // What a notification is about (a Task, a result): R4 has no parameter for it.
+    ("Communication", "about", "reference", "Communication.about"),
+];
+
+/// [`OWN`], by type.
+fn own_params() -> HashMap<String, Vec<Arc<RuntimeParam>>> {
+    let mut by_type: HashMap<String, Vec<Arc<RuntimeParam>>> = HashMap::new();
+    for (base, code, kind_code, expression) in OWN {
+        let param = kind(kind_code)
+            .ok_or_else(|| format!("unknown type {kind_code}"))
+            .and_then(|k| AdHocParam::new(base, code, k, expression));
+        // A test checks every entry compiles.
+        let Ok(param) = param else { continue };
+        by_type
+            .entry((*base).to_owned())
+            .or_default()
+            .push(Arc::new(RuntimeParam {
+                url: format!("http://ember.dev/fhir/SearchParameter/{base}-{code}"),
+                param,
+                targets: Vec::new(),
+            }));
+    }
+    by_type
+}
+
 /// The run-time parameters of a repository. Clones share them.
 #[derive(Clone, Default)]
 pub struct SearchParams {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     current: RwLock<Arc<Snapshot>>,
     /// Serializes reloads, so an older load never replaces a newer one.
     reload: tokio::sync::Mutex<()>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        let mut by_type = own_params();
+        for params in by_type.values_mut() {
+            params.sort_by(|a, b| a.code().cmp(b.code()));
+        }
+        Self {
+            current: RwLock::new(Arc::new(Snapshot { by_type })),
+            reload: Default::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SearchParams {
@@ -130,7 +173,7 @@ impl SearchParams {
     pub async fn reload(&self, store: &dyn Store) -> Result<usize, StoreError> {
         let _one = self.inner.reload.lock().await;
         let old = self.snapshot();
-        let mut by_type: HashMap<String, Vec<Arc<RuntimeParam>>> = HashMap::new();
+        let mut by_type = own_params();
         let mut after = 0;
         loop {
             let docs = store
@@ -361,6 +404,18 @@ mod tests {
         json!({"resourceType": "SearchParameter", "url": format!("http://x/{code}"),
             "name": code, "status": "active", "description": "d", "code": code,
             "base": base, "type": "token", "expression": expression})
+    }
+
+    #[test]
+    fn ember_s_own_parameters_compile_and_are_always_there() {
+        let own = own_params();
+        assert_eq!(own.values().map(Vec::len).sum::<usize>(), OWN.len());
+        let params = SearchParams::default();
+        let about = params.snapshot();
+        let about = about
+            .get("Communication", "about")
+            .expect("Communication?about");
+        assert_eq!(about.kind(), SearchParamType::Reference);
     }
 
     #[test]

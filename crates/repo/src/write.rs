@@ -156,6 +156,32 @@ impl Repo {
         })
     }
 
+    /// Creates `resources` (each with its `id`) in one commit when none of them exists
+    /// yet; `Ok(None)`, with nothing stored, when one does (or did: a deleted one counts).
+    /// For work that must happen once: ids derived from its cause make a second run
+    /// find the first run's result, on any instance.
+    pub async fn create_once(&self, resources: Vec<Value>) -> Result<Option<Vec<Stored>>> {
+        let mut plans = Vec::with_capacity(resources.len());
+        for body in resources {
+            let res_type = body
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let id = body_id(&body)?.ok_or_else(|| {
+                RepoError::Invalid(format!("a {res_type} created once needs its id"))
+            })?;
+            check_id(&id)?;
+            plans.push(self.plan_create(&res_type, &id, body)?);
+        }
+        let writes = plans.iter().map(|p| p.write.clone()).collect();
+        match self.commit_writes(writes).await {
+            Ok(()) => Ok(Some(plans.into_iter().map(|p| p.stored).collect())),
+            Err(RepoError::Store(StoreError::Conflict { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) fn plan_create(&self, res_type: &str, id: &str, body: Value) -> Result<Plan> {
         check_type(res_type)?;
         check_body(res_type, &body)?;
@@ -196,15 +222,17 @@ impl Repo {
             };
             match self.commit_writes(vec![planned.write.clone()]).await {
                 Ok(()) => return Ok(Some(planned)),
-                Err(StoreError::Conflict { .. }) if if_match.is_none() => backoff(attempt).await,
-                Err(StoreError::Conflict { .. }) => {
+                Err(RepoError::Store(StoreError::Conflict { .. })) if if_match.is_none() => {
+                    backoff(attempt).await
+                }
+                Err(RepoError::Store(StoreError::Conflict { .. })) => {
                     let current = self.store.read(res_type, id).await?;
                     check_if_match(res_type, id, if_match, current.as_ref())?;
                     return Err(RepoError::Conflict(format!(
                         "{res_type}/{id} changed concurrently; retry"
                     )));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Err(RepoError::Conflict(format!(

@@ -180,6 +180,11 @@ pub enum SortKey {
         asc: Col,
         desc: Col,
     },
+    /// The rank of the document's token codes in `ranks` (the first is 0), lowest
+    /// (ascending) or highest (descending) of its rows under `keys`: an order such as
+    /// a value set's (`routine` < `urgent` < `asap` < `stat`) instead of the alphabet's.
+    /// Documents without a ranked code sort last either way.
+    Ranked { keys: Vec<i64>, ranks: Vec<String> },
     /// The document id.
     Id,
 }

@@ -774,6 +774,21 @@ impl<'d> Builder<'d> {
                     table = table.name(),
                 )
             }
+            SortKey::Ranked { keys, ranks } => {
+                let agg = if s.desc { "max" } else { "min" };
+                let last = self.val(&last_value(ValKind::Int, s.desc));
+                let keys = self.list(keys.iter().map(|k| Arg::Int(*k)));
+                let mut case = String::from("CASE x.code");
+                for (rank, code) in ranks.iter().enumerate() {
+                    let code = self.bind(Arg::Text(code.clone()));
+                    case.push_str(&format!(" WHEN {code} THEN CAST({rank} AS BIGINT)"));
+                }
+                case.push_str(" END");
+                format!(
+                    "COALESCE((SELECT {agg}({case}) FROM {table} x WHERE x.rid = b.rid AND x.p IN ({keys})), {last})",
+                    table = crate::query::Table::Token.name(),
+                )
+            }
         }
     }
 
@@ -835,6 +850,7 @@ pub(crate) fn sort_kinds(sort: &[Sort]) -> Vec<ValKind> {
     sort.iter()
         .map(|s| match &s.key {
             SortKey::Id => ValKind::Text,
+            SortKey::Ranked { .. } => ValKind::Int,
             SortKey::Rows { asc, desc, .. } => {
                 if s.desc {
                     desc.kind()
@@ -916,12 +932,19 @@ pub(crate) fn sample_query() -> SearchQuery {
                 desc: true,
             },
             Sort {
+                key: SortKey::Ranked {
+                    keys: vec![4],
+                    ranks: vec!["a".into(), "b".into()],
+                },
+                desc: true,
+            },
+            Sort {
                 key: SortKey::Id,
                 desc: false,
             },
         ],
         cursor: Some(Cursor {
-            values: vec![Val::Int(0), text("i")],
+            values: vec![Val::Int(0), Val::Int(1), text("i")],
             rid: 1,
             backward: false,
         }),

@@ -134,6 +134,10 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
                 // R4 publishes no OperationDefinition for it.
                 "name": "reindex",
                 "definition": "urn:ember:OperationDefinition:reindex",
+            }, {
+                // Telemonitoring submissions (see `operations::submit_measurement`).
+                "name": "submit-measurement",
+                "definition": "urn:ember:OperationDefinition:submit-measurement",
             }],
         }],
     })

@@ -2,4 +2,5 @@
 //! `routes()` relative to the base path.
 
 pub(crate) mod reindex;
+pub(crate) mod submit_measurement;
 pub(crate) mod validate;

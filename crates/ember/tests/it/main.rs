@@ -15,3 +15,4 @@ mod platform;
 mod reindex;
 mod rest;
 mod search;
+mod telemonitoring;

@@ -120,6 +120,33 @@ impl Repo {
         Ok(serde_json::to_string(&bundle).unwrap_or_default())
     }
 
+    /// The matches of a search of `res_type` under strict handling, as JSON values, for
+    /// components that read through the repository: the first page only (`_count`
+    /// sets its size), no includes.
+    pub async fn find(&self, res_type: &str, pairs: &[(String, String)]) -> Result<Vec<Value>> {
+        let (_, query) = self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        let page = self.store.search(&query).await?;
+        page.hits.iter().map(parse_hit).collect()
+    }
+
+    /// Every match of a search of `res_type` under strict handling, page by page
+    /// (`_count` sets the page size; see [`Pages::next`]), so a component can go
+    /// through all of them in bounded memory.
+    pub fn pages(&self, res_type: &str, pairs: &[(String, String)]) -> Result<Pages> {
+        let (_, query) = self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        Ok(Pages {
+            repo: self.clone(),
+            query,
+            done: false,
+        })
+    }
+
+    /// How many resources of `res_type` a search matches, under strict handling.
+    pub async fn count_matches(&self, res_type: &str, pairs: &[(String, String)]) -> Result<u64> {
+        let (_, query) = self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        Ok(self.store.count(&query).await?)
+    }
+
     /// How the store runs a search (see [`ember_store::Store::explain`]): the
     /// backend's plan of the statement that would fetch its page.
     pub async fn explain_search(
@@ -145,7 +172,10 @@ impl Repo {
         let own = format!("{base}/");
         let pairs: Vec<(String, String)> = pairs
             .iter()
-            .map(|(n, v)| (n.clone(), v.replace(&own, "")))
+            .map(|(n, v)| match base {
+                "" => (n.clone(), v.clone()),
+                _ => (n.clone(), v.replace(&own, "")),
+            })
             .collect();
         let req = self.parse(scope, &pairs, handling)?;
         let query = SearchQuery {
@@ -426,6 +456,31 @@ pub(crate) fn compartment_filter(compartment: &str, id: &str, res_type: &str) ->
     })
 }
 
+/// The value sets whose codes have an order of their own, listed in it: a sort on a
+/// token parameter bound to one follows that order, not the alphabet's (R4 defines the
+/// order in the code system; the generated tables keep codes sorted for lookups).
+const ORDERED_VALUE_SETS: &[(&str, &[&str])] = &[(
+    "http://hl7.org/fhir/ValueSet/request-priority",
+    &["routine", "urgent", "asap", "stat"],
+)];
+
+/// The codes of parameter `code` of `ty` in their value set's order, when the
+/// parameter is one element with a required binding to an ordered value set
+/// (`Task?_sort=-priority` puts `stat` first, then `asap`, `urgent`, `routine`).
+fn ranked_codes(ty: &str, code: &str) -> Option<&'static [&'static str]> {
+    let def = ember_fhir::definitions::search_param(ty, code)?;
+    let path = def
+        .expression?
+        .split('|')
+        .map(str::trim)
+        .find_map(|e| e.strip_prefix(ty)?.strip_prefix('.'))?;
+    let binding = ember_fhir::definitions::child(ty, path)?.required_binding?;
+    ORDERED_VALUE_SETS
+        .iter()
+        .find(|(url, _)| *url == binding)
+        .map(|(_, codes)| *codes)
+}
+
 /// One `_sort` key: `[-]param`.
 fn sort_key(types: &[String], spec: &str, params: &Snapshot) -> Result<Sort, Problem> {
     let (desc, code) = match spec.strip_prefix('-') {
@@ -440,11 +495,22 @@ fn sort_key(types: &[String], spec: &str, params: &Snapshot) -> Result<Sort, Pro
     }
     let mut keys = Vec::new();
     let mut kind = None;
+    let mut ranks = None;
     for ty in types {
         if let Some(def) = filter::param(ty, code, params) {
             keys.extend(filter::keys_of(ty, def.code()));
             kind = Some(def.kind());
+            ranks = ranks.or_else(|| ranked_codes(ty, code));
         }
+    }
+    if let (Some(SearchParamType::Token), Some(ranks)) = (kind, ranks) {
+        return Ok(Sort {
+            key: SortKey::Ranked {
+                keys,
+                ranks: ranks.iter().map(|c| (*c).to_owned()).collect(),
+            },
+            desc,
+        });
     }
     let (table, asc_col, desc_col) = match kind {
         Some(SearchParamType::String) => (Table::String, Col::Norm, Col::Norm),
@@ -605,6 +671,48 @@ fn decode_cursor(value: &str, _sort_len: usize) -> Result<Cursor, Problem> {
         values,
         rid,
         backward,
+    })
+}
+
+/// The pages of a search (see [`Repo::pages`]).
+pub struct Pages {
+    repo: Repo,
+    query: SearchQuery,
+    done: bool,
+}
+
+impl Pages {
+    /// The next page's resources; `None` after the last page.
+    pub async fn next(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.repo.store.search(&self.query).await?;
+        match page.hits.last() {
+            Some(last) if page.more => {
+                self.query.cursor = Some(Cursor {
+                    values: last.sort_values.clone(),
+                    rid: last.rid,
+                    backward: false,
+                });
+            }
+            _ => self.done = true,
+        }
+        page.hits
+            .iter()
+            .map(parse_hit)
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+}
+
+/// A search match as a JSON value.
+fn parse_hit(h: &ember_store::Hit) -> Result<Value> {
+    serde_json::from_str(&h.body).map_err(|e| {
+        RepoError::Store(ember_store::StoreError::Backend(format!(
+            "stored JSON of {}/{} is invalid: {e}",
+            h.res_type, h.id
+        )))
     })
 }
 
@@ -845,6 +953,21 @@ mod tests {
             }
         }
         crate::timeline::path(&types, &filters, &sort)
+    }
+
+    #[test]
+    fn priority_sorts_in_its_value_set_s_order() {
+        assert_eq!(
+            ranked_codes("Task", "priority"),
+            Some(&["routine", "urgent", "asap", "stat"][..])
+        );
+        assert_eq!(
+            ranked_codes("ServiceRequest", "priority").map(<[_]>::len),
+            Some(4)
+        );
+        // Other tokens sort by code.
+        assert_eq!(ranked_codes("Task", "status"), None);
+        assert_eq!(ranked_codes("Observation", "code"), None);
     }
 
     #[test]

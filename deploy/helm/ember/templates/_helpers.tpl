@@ -171,6 +171,10 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.jobRetryBaseMs | int64 | quote }}
 - name: EMBER_JOB_CONCURRENCY
   value: {{ $c.jobConcurrency | int64 | quote }}
+- name: EMBER_COEXISTENCE_TAG
+  value: {{ $c.coexistenceTag | quote }}
+- name: EMBER_MISSING_CHECK_SECONDS
+  value: {{ $c.missingCheckSeconds | int64 | quote }}
 - name: EMBER_REQUEST_TIMEOUT_MS
   value: {{ $c.requestTimeoutMs | int64 | quote }}
 - name: EMBER_SHUTDOWN_DELAY_MS

@@ -175,6 +175,7 @@ impl std::ops::Deref for TestServer {
 pub struct TestSettings {
     pub max_body_bytes: usize,
     pub limits: ember_repo::Limits,
+    pub telemed: ember_telemed::Settings,
 }
 
 impl Default for TestSettings {
@@ -185,6 +186,7 @@ impl Default for TestSettings {
                 max_json_depth: 32,
                 ..Default::default()
             },
+            telemed: Default::default(),
         }
     }
 }
@@ -203,7 +205,10 @@ impl TestServer {
         })
         .await
         .expect("open store");
-        let repo = ember_repo::Repo::new(store, settings.limits);
+        let repo = ember_telemed::install(
+            ember_repo::Repo::new(store, settings.limits),
+            settings.telemed,
+        );
         let background = repo.start_background();
         let lifecycle = ember_platform::Lifecycle::new();
         lifecycle.set_database_ok(true);
