@@ -170,7 +170,8 @@ struct Measure {
     baseline: (f64, f64),
     step: f64,
     bounds: (f64, f64),
-    /// Yellow (GAL) and red (RAL) alarm limits, (low, high).
+    /// Yellow (GAL) and red (RAL) alarm limits, (low, high): a value at or beyond a red
+    /// limit is red, between a red and a yellow limit yellow (see `alarm_zones`).
     gal: (f64, f64),
     ral: (f64, f64),
 }
@@ -606,26 +607,26 @@ impl Generator {
             }),
         );
         let mut items = vec![patient, careteam];
+        let end = date(START_DAY + self.days_of(key) as i64);
         for (m, mut sr) in MEASURES.iter().zip(sr_items) {
-            let threshold = |kind: &str, (low, high): (f64, f64)| {
-                json!({
-                    "url": THRESHOLD_URL,
-                    "extension": [
-                        {"url": "low", "valueQuantity": quantity(m, low)},
-                        {"url": "high", "valueQuantity": quantity(m, high)},
-                        {"url": "type", "valueCodeableConcept": {"coding": [{"system": THRESHOLD_TYPE_SYSTEM, "code": kind}]}},
-                    ],
-                })
+            let (frequency, unit) = match m.schedule {
+                Schedule::Twice => (2, "d"),
+                Schedule::Daily => (1, "d"),
+                Schedule::Weekly(_) => (1, "wk"),
             };
             sr.resource = json!({
                 "resourceType": "ServiceRequest",
                 "id": sr.id,
-                "extension": [threshold("RAL", m.ral), threshold("GAL", m.gal)],
+                "extension": alarm_zones(m),
                 "basedOn": [{"reference": careplan.full_url}],
                 "status": "active",
                 "intent": "order",
                 "code": {"coding": [{"system": LOINC, "code": m.loinc, "display": m.display}]},
                 "subject": {"reference": items[0].full_url},
+                "occurrenceTiming": {"repeat": {
+                    "boundsPeriod": {"start": start, "end": end},
+                    "frequency": frequency, "period": 1, "periodUnit": unit,
+                }},
                 "authoredOn": start,
                 "requester": {"reference": prac},
             });
@@ -1187,6 +1188,39 @@ fn round_to(value: f64, decimals: u32) -> Value {
         let f = 10f64.powi(decimals as i32);
         json!((value * f).round() / f)
     }
+}
+
+/// A measure's alarm zones as threshold extensions: red at or beyond its red limits,
+/// yellow from a red limit to the yellow one on the same side. A side whose limit is
+/// the largest value the measure can take has no zone. Blood pressure zones are for
+/// the systolic component.
+fn alarm_zones(m: &Measure) -> Vec<Value> {
+    let component = (m.key == "bp").then(|| json!({"system": LOINC, "code": "8480-6"}));
+    let zone = |kind: &str, low: Option<f64>, high: Option<f64>| {
+        let mut codings = vec![json!({"system": THRESHOLD_TYPE_SYSTEM, "code": kind})];
+        codings.extend(component.clone());
+        let mut parts = Vec::new();
+        if let Some(low) = low {
+            parts.push(json!({"url": "low", "valueQuantity": quantity(m, low)}));
+        }
+        if let Some(high) = high {
+            parts.push(json!({"url": "high", "valueQuantity": quantity(m, high)}));
+        }
+        parts.push(json!({"url": "type", "valueCodeableConcept": {"coding": codings}}));
+        json!({"url": THRESHOLD_URL, "extension": parts})
+    };
+    let top = m.bounds.1;
+    let mut zones = vec![
+        zone("RAL", None, Some(m.ral.0)),
+        zone("GAL", Some(m.ral.0), Some(m.gal.0)),
+    ];
+    if m.gal.1 < top {
+        zones.push(zone("GAL", Some(m.gal.1), Some(m.ral.1)));
+    }
+    if m.ral.1 < top {
+        zones.push(zone("RAL", Some(m.ral.1), None));
+    }
+    zones
 }
 
 fn quantity(m: &Measure, value: f64) -> Value {

@@ -415,6 +415,22 @@ mod tests {
     }
 
     #[test]
+    fn the_coexistence_tag_is_system_bar_code() {
+        let with = |tag: &str| ServeConfig {
+            coexistence_tag: tag.into(),
+            ..Cli::parse_from(["ember"]).serve
+        };
+        assert_eq!(with("").coexistence_tag(), Ok(None));
+        assert_eq!(
+            with("http://example.org/s|ember").coexistence_tag(),
+            Ok(Some(("http://example.org/s".into(), "ember".into())))
+        );
+        for bad in ["ember", "|ember", "http://example.org/s|", "a|b|c"] {
+            assert!(with(bad).coexistence_tag().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn knows_every_setting_and_describes_it() {
         let cmd = Cli::command();
         let known = known_env(&cmd);

@@ -189,10 +189,52 @@ fn every_resource_is_complete() {
         .map(|s| s.resource["code"]["coding"][0]["code"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["85354-9", "59408-5", "8867-4", "29463-7", "15074-8"]);
-    // The pulse alarm limits.
-    let ral = &sr[2].resource["extension"][0]["extension"];
-    assert_eq!(ral[0]["valueQuantity"]["value"], 40);
-    assert_eq!(ral[1]["valueQuantity"]["value"], 120);
+    // The pulse alarm zones: red at or below 40 and at or above 120, yellow from 40 to
+    // 50 and from 100 to 120.
+    let zones: Vec<(String, Option<f64>, Option<f64>)> = sr[2].resource["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| {
+            let part = |name: &str| {
+                z["extension"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["url"] == name)
+                    .cloned()
+            };
+            let bound = |name| part(name).and_then(|p| p["valueQuantity"]["value"].as_f64());
+            let kind = part("type").unwrap()["valueCodeableConcept"]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (kind, bound("low"), bound("high"))
+        })
+        .collect();
+    let zone = |k: &str, l, h| (k.to_owned(), l, h);
+    assert_eq!(
+        zones,
+        [
+            zone("RAL", None, Some(40.0)),
+            zone("GAL", Some(40.0), Some(50.0)),
+            zone("GAL", Some(100.0), Some(120.0)),
+            zone("RAL", Some(120.0), None),
+        ]
+    );
+    // SpO2 cannot exceed 100 %: zones on the low side only.
+    assert_eq!(sr[1].resource["extension"].as_array().unwrap().len(), 2);
+    // Blood pressure zones are for the systolic component.
+    assert_eq!(
+        sr[0].resource["extension"][0]["extension"][1]["valueCodeableConcept"]["coding"][1]["code"],
+        "8480-6"
+    );
+    let timing = &sr[2].resource["occurrenceTiming"]["repeat"];
+    assert_eq!(
+        (timing["frequency"].as_u64(), timing["periodUnit"].as_str()),
+        (Some(1), Some("d"))
+    );
+    assert!(timing["boundsPeriod"]["end"].is_string());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! Communication with hand-worked expected results, immutability, the worklist and the
 //! missing-measurement check, on both stores.
 
+mod exactly_once;
 mod missing;
 mod questionnaire;
 mod submit;

@@ -186,3 +186,37 @@ async fn a_missing_value_fails_auto_processing(s: &TestServer) {
     assert_eq!(t.priority(), "routine");
     assert!(t.task["description"].as_str().unwrap().contains("error"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_results_carry_the_coexistence_tag() {
+    results_carry_the_coexistence_tag(crate::common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_results_carry_the_coexistence_tag() {
+    results_carry_the_coexistence_tag(crate::common::Backend::Postgres).await;
+}
+
+async fn results_carry_the_coexistence_tag(backend: crate::common::Backend) {
+    let settings = crate::common::TestSettings {
+        telemed: ember_telemed::Settings {
+            coexistence_tag: Some(("http://example.org/solution".into(), "ember".into())),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = TestServer::start_with(backend, settings).await;
+    setup(&s).await;
+    let refs = submit(&s, &[reading("spo2", "59408-5", 80.0, "%")]).await;
+    let t = triaged(&s, &refs[0]).await;
+    let notice = t.notice.clone().expect("a red result notifies");
+    for resource in [&t.impression, &t.task, &notice] {
+        assert_eq!(
+            resource["meta"]["tag"][0],
+            json!({"system": "http://example.org/solution", "code": "ember"}),
+            "{resource}"
+        );
+    }
+    let found = wait_for(&s, "Task?_tag=http://example.org/solution|ember", 1).await;
+    assert_eq!(found.len(), 1);
+}

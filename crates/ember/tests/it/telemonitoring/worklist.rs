@@ -52,16 +52,7 @@ async fn most_urgent_first_then_newest(s: &TestServer) {
     assert_eq!(got, expected);
     // Paging keeps the order.
     let first = s.get(&format!("{query}&_count=2")).await.json();
-    let ids: Vec<&str> = first["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["resource"]["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        expected[..2].iter().map(String::as_str).collect::<Vec<_>>()
-    );
+    assert_eq!(page_ids(&first), expected[..2]);
     let next = first["link"]
         .as_array()
         .unwrap()
@@ -72,23 +63,21 @@ async fn most_urgent_first_then_newest(s: &TestServer) {
         .unwrap()
         .to_owned();
     let second = s.get(&next).await.json();
-    let ids: Vec<&str> = second["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["resource"]["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        expected[2..4]
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(page_ids(&second), expected[2..4]);
     // Ascending puts routine first.
     let asc = wait_for(s, "Task?owner=CareTeam/team&_sort=priority", 5).await;
     assert_eq!(asc[0]["priority"], "routine");
     assert_eq!(asc[4]["priority"], "asap");
+}
+
+/// The ids of a searchset page, in order.
+fn page_ids(bundle: &serde_json::Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn the_scenario_searches_find_the_results(s: &TestServer) {
