@@ -8,7 +8,10 @@
 # PostgreSQL: uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
 # fresh database `ember_bench`. Results go to target/bench/<store>.json. Then a second
 # instance starts on the same database and `ember bench --ops queue` measures the job
-# queue run by both instances (target/bench/postgres-queue.{txt,json}); SQLite skips it.
+# queue run by both instances (target/bench/postgres-queue.{txt,json}); then
+# `ember bench --ops create,submit` posts measurements to $submit-measurement on the
+# first instance while both triage them (submissions/s against creates/s, triage lag,
+# backlog drain: target/bench/postgres-submit.{txt,json}). SQLite skips both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -76,3 +79,12 @@ echo "queue: $queue_instances ember instances on $url (pids $pid $pid2, ports $p
   "EMBER_JOB_CONCURRENCY=${EMBER_JOB_CONCURRENCY:-4} each)" | tee "$out/$store-queue.txt"
 "$bin" bench --url "http://127.0.0.1:$port/fhir" --ops queue --no-http-baseline \
   --duration "$seconds" --db "$url" --json "$out/$store-queue.json" | tee -a "$out/$store-queue.txt"
+
+# Submit: measurements posted to the first instance's $submit-measurement while both
+# instances triage them; a create phase runs first in the same invocation, so the
+# report gives submissions/s as a share of creates/s measured on the same machine.
+echo "submit: $queue_instances ember instances on $url (pids $pid $pid2), posting to port $port" \
+  | tee "$out/$store-submit.txt"
+"$bin" bench --url "http://127.0.0.1:$port/fhir" --ops create,submit --no-http-baseline \
+  --connections "$connections" --duration "$seconds" --pid "$pid" \
+  --json "$out/$store-submit.json" | tee -a "$out/$store-submit.txt"

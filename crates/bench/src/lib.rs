@@ -1,8 +1,10 @@
 //! `ember-bench`: drives a running FHIR R4 server from outside, over plain HTTP/1.1.
 //! `ember bench` is the load generator: a deterministic create/read/update/delete
 //! workload compared with an HTTP ceiling and a storage ceiling measured in the same
-//! run, and optionally (`--ops queue`) the throughput of Ember's job queue on
-//! PostgreSQL ([`queue`]). `ember check` is the smoke test of a live deployment
+//! run, optionally (`--ops queue`) the throughput of Ember's job queue on
+//! PostgreSQL ([`queue`]), and optionally (`--ops submit`) the rate of Ember's
+//! `$submit-measurement` with the lag and backlog of its triage ([`submit`]).
+//! `ember check` is the smoke test of a live deployment
 //! ([`check`]). `ember dataset` loads a telemonitoring population ([`dataset`]) and
 //! `ember bench-search` measures FHIR search against it ([`search`]).
 
@@ -18,6 +20,7 @@ mod rss;
 pub mod search;
 mod stats;
 mod storage;
+pub mod submit;
 mod workload;
 
 use std::path::PathBuf;
@@ -34,6 +37,7 @@ use crate::report::{Report, ReportArgs, RssReport};
 use crate::rng::Rng;
 use crate::stats::PhaseStats;
 use crate::storage::{Db, StorageOpts};
+use crate::submit::{SubmitOpts, SubmitResult};
 use crate::workload::{Refs, ResourceType};
 
 /// Number of Patients / Practitioners created before the timed phases.
@@ -51,6 +55,10 @@ pub enum Op {
     /// table of --db, which must be the PostgreSQL database the Ember instances use, and
     /// run by every instance serving it; reports jobs/s and claim-to-done latency
     Queue,
+    /// Ember's `$submit-measurement` (not in the default list): patients with alarm
+    /// zones are set up, then every connection submits their measurements; reports
+    /// submissions/s, the lag until triage's Task is readable, and the backlog's drain
+    Submit,
 }
 
 impl Op {
@@ -61,6 +69,7 @@ impl Op {
             Op::Update => "update",
             Op::Delete => "delete",
             Op::Queue => "queue",
+            Op::Submit => "submit",
         }
     }
 
@@ -92,9 +101,12 @@ pub struct BenchArgs {
     pub seed: u64,
 
     /// Phases to run (always executed in the order create, read, update, delete,
-    /// queue). `queue` is not in the default list: it needs --db to be the PostgreSQL
-    /// database the Ember instances use, measures how fast they run noop jobs enqueued
-    /// there, and with no CRUD phase the ceilings and the setup resources are skipped
+    /// queue, submit). `queue` and `submit` are not in the default list: `queue` needs
+    /// --db to be the PostgreSQL database the Ember instances use and measures how fast
+    /// they run noop jobs enqueued there; `submit` posts measurements to Ember's
+    /// $submit-measurement and measures their triage (it leaves its patients and
+    /// measurements on the server). With no CRUD phase the ceilings and the setup
+    /// resources are skipped
     #[arg(
         long,
         env = "EMBER_BENCH_OPS",
@@ -264,7 +276,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 ctx.delete_queue = Mutex::new(queue);
                 Work::Delete
             }
-            Op::Queue => continue,
+            Op::Queue | Op::Submit => continue,
         };
         eprintln!(
             "{}: {}s warmup + {}s measured, {} connections...",
@@ -311,6 +323,24 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 None
             }
         },
+    };
+
+    // Submit phase, last.
+    let mut submit_error = None;
+    let submit: Option<SubmitResult> = if args.ops.contains(&Op::Submit) {
+        let opts = SubmitOpts::new(args.connections, warmup, duration, args.seed);
+        match submit::run(target.clone(), &opts).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let msg = format!("submit: failed: {e:#}");
+                eprintln!("error: {msg}");
+                notes.push(msg);
+                submit_error = Some(e);
+                None
+            }
+        }
+    } else {
+        None
     };
 
     let rss = match (sampler, args.pid) {
@@ -392,11 +422,15 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         http_ceiling,
         storage,
         queue,
+        submit,
         ratios: Vec::new(),
         rss,
         notes,
     };
     report.compute_ratios();
+    if let Some(s) = &report.submit {
+        report.notes.extend(s.notes());
+    }
     print!("{}", report.render());
 
     if let Some(path) = &args.json {
@@ -405,9 +439,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             .with_context(|| format!("writing the JSON report to {}", path.display()))?;
         eprintln!("JSON report written to {}", path.display());
     }
-    match queue_error {
-        Some(e) => Err(e.context("the queue phase failed")),
-        None => Ok(()),
+    match (queue_error, submit_error) {
+        (Some(e), _) => Err(e.context("the queue phase failed")),
+        (None, Some(e)) => Err(e.context("the submit phase failed")),
+        (None, None) => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::queue::QueueResult;
 use crate::stats::{PhaseStats, round2};
 use crate::storage::StorageResult;
+use crate::submit::{SubmitResult, TARGET_LAG_P99_MS, TARGET_PERCENT_OF_CREATE};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportArgs {
@@ -49,6 +50,9 @@ pub struct Report {
     /// The queue phase (`--ops queue`); absent from the JSON when it did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueResult>,
+    /// The submit phase (`--ops submit`); absent from the JSON when it did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submit: Option<SubmitResult>,
     pub ratios: Vec<Ratio>,
     pub rss: Option<RssReport>,
     pub notes: Vec<String>,
@@ -76,15 +80,21 @@ impl Report {
         let ins = self.storage.as_ref().map(|s| &s.insert);
         let sel = self.storage.as_ref().map(|s| &s.select);
         let ph = &self.phases;
+        let submit = self.submit.as_ref().map(|s| &s.http);
         self.ratios = [
             ratio("read / http ceiling", find(ph, "read"), http),
             ratio("create / storage insert", find(ph, "create"), ins),
             ratio("read / storage select", find(ph, "read"), sel),
             ratio("update / storage insert", find(ph, "update"), ins),
+            ratio("submit / create", submit, find(ph, "create")),
         ]
         .into_iter()
         .flatten()
         .collect();
+        let create = find(&self.phases, "create");
+        if let Some(s) = self.submit.as_mut() {
+            s.compare_with_create(create);
+        }
     }
 
     fn rows(&self) -> Vec<&PhaseStats> {
@@ -94,6 +104,7 @@ impl Report {
             rows.push(&s.insert);
             rows.push(&s.select);
         }
+        rows.extend(self.submit.iter().map(|s| &s.http));
         rows
     }
 
@@ -136,6 +147,9 @@ impl Report {
         }
         if let Some(q) = &self.queue {
             render_queue(&mut s, q);
+        }
+        if let Some(r) = &self.submit {
+            render_submit(&mut s, r);
         }
         let with_errors: Vec<&PhaseStats> = self
             .rows()
@@ -223,6 +237,71 @@ fn render_queue(s: &mut String, q: &QueueResult) {
     );
 }
 
+/// The submit section: submissions/s against create, triage lag, backlog drain.
+fn render_submit(s: &mut String, r: &SubmitResult) {
+    let h = &r.http;
+    let _ = writeln!(
+        s,
+        "\nsubmit ($submit-measurement, patients bsub-{}-p0..p{}, {}s measured window):",
+        r.run,
+        r.patients.saturating_sub(1),
+        h.elapsed_secs
+    );
+    let _ = writeln!(
+        s,
+        "  {:<20} {:.2}  p50 {:.2} ms  p99 {:.2} ms  errors {} of {}",
+        "submissions/s", h.requests_per_sec, h.p50_ms, h.p99_ms, h.errors, h.requests
+    );
+    let of_create = match r.percent_of_create {
+        Some(p) => format!("{p:.2} %"),
+        None => "n/a (no create phase in this run)".into(),
+    };
+    let _ = writeln!(
+        s,
+        "  {:<20} {of_create}  (target >= {TARGET_PERCENT_OF_CREATE} %)",
+        "of create req/s"
+    );
+    let _ = writeln!(
+        s,
+        "  {:<20} p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  (target p99 < {TARGET_LAG_P99_MS}; \
+         {} samples, every {}th, {} timed out, {} polls)",
+        "triage lag ms",
+        r.lag.p50_ms,
+        r.lag.p90_ms,
+        r.lag.p99_ms,
+        r.lag.max_ms,
+        r.lag_samples,
+        r.sample_every,
+        r.lag_timeouts,
+        r.lag_polls
+    );
+    let drain = if r.drained {
+        format!(
+            "{:.2} s after the last answer ({} Tasks for {} submissions)",
+            r.drain_secs, r.tasks, r.submitted
+        )
+    } else {
+        format!(
+            "not drained: {} Tasks for {} submissions after {:.2} s",
+            r.tasks, r.submitted, r.drain_secs
+        )
+    };
+    let _ = writeln!(s, "  {:<20} {drain}", "backlog drain");
+    let d = &r.drawn;
+    let tasks = match &r.priorities {
+        Some(p) => format!(
+            "Tasks routine {} urgent {} asap {}",
+            p.routine, p.urgent, p.asap
+        ),
+        None => "Tasks not counted".into(),
+    };
+    let _ = writeln!(
+        s,
+        "  {:<20} drawn green {} yellow {} red {}; {tasks}",
+        "triage", d.green, d.yellow, d.red
+    );
+}
+
 /// RFC 3339 UTC timestamp of the current time (second precision).
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
@@ -295,6 +374,7 @@ mod tests {
             http_ceiling: Some(p("http ceiling", 400)),
             storage: None,
             queue: None,
+            submit: None,
             ratios: vec![],
             rss: None,
             notes: vec![],
@@ -325,6 +405,7 @@ mod tests {
             http_ceiling: None,
             storage: None,
             queue: None,
+            submit: None,
             ratios: vec![],
             rss: None,
             notes: vec![],
@@ -397,5 +478,106 @@ mod tests {
         let json = serde_json::to_value(&plain).expect("json");
         assert!(json.get("queue").is_none(), "{json}");
         assert!(json.get("storage").is_some(), "{json}");
+    }
+
+    #[test]
+    fn submit_section_in_text_json_and_ratios() {
+        use crate::submit::{ColourCounts, Drained, PriorityCounts, Probes, SubmitResult};
+        let phase = |name: &str, n: usize, secs: u64| {
+            PhaseStats::from_latencies(
+                name,
+                (1..=n as u64).map(|i| i * 50).collect(),
+                0,
+                Duration::from_secs(secs),
+                false,
+                vec![],
+            )
+        };
+        // 1200 submissions in 2 s (600/s) against 1000 creates/s: 60 %.
+        let mut http = phase("submit", 1200, 2);
+        http.errors = 3;
+        http.error_samples = vec!["POST /fhir/$submit-measurement -> 422: bad".into()];
+        let probes = Probes {
+            lags_us: (1..=120).map(|i| i * 1000).collect(),
+            timeouts: 0,
+            polls: 240,
+        };
+        let drawn = ColourCounts {
+            green: 960,
+            yellow: 180,
+            red: 60,
+        };
+        let prio = PriorityCounts {
+            routine: 960,
+            urgent: 180,
+            asap: 60,
+        };
+        let drained = Drained {
+            drained: true,
+            secs: 0.256,
+            tasks: 1200,
+            priorities: Some(prio),
+        };
+        let mut r = bare_report(vec![phase("create", 1000, 1)]);
+        r.submit = Some(SubmitResult::new(
+            "feed", 64, http, drawn, 10, &probes, drained,
+        ));
+        r.compute_ratios();
+        assert_eq!(r.ratios.len(), 1);
+        assert_eq!(r.ratios[0].name, "submit / create");
+        assert_eq!(r.ratios[0].percent, 60.0);
+        let text = r.render();
+        for expected in [
+            "submit ($submit-measurement, patients bsub-feed-p0..p63, 2s measured window):",
+            "submissions/s        600.00  p50 30.00 ms  p99 59.40 ms  errors 3 of 1200",
+            "of create req/s      60.00 %  (target >= 40 %)",
+            "triage lag ms        p50 60.00  p90 108.00  p99 119.00  max 120.00  (target p99 < 1000; 120 samples, every 10th, 0 timed out, 240 polls)",
+            "backlog drain        0.26 s after the last answer (1200 Tasks for 1200 submissions)",
+            "triage               drawn green 960 yellow 180 red 60; Tasks routine 960 urgent 180 asap 60",
+            "  [submit] POST /fhir/$submit-measurement -> 422: bad",
+            "submit / create",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        // The table has the submit row.
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("submit ") && l.contains("600.00")),
+            "{text}"
+        );
+
+        let json = serde_json::to_value(&r).expect("json");
+        let s = &json["submit"];
+        assert_eq!(s["http"]["requests_per_sec"].as_f64(), Some(600.0));
+        assert_eq!(s["http"]["p99_ms"].as_f64(), Some(59.4));
+        assert_eq!(s["http"]["errors"], 3);
+        assert_eq!(s["lag"]["p50_ms"].as_f64(), Some(60.0));
+        assert_eq!(s["lag"]["p99_ms"].as_f64(), Some(119.0));
+        assert_eq!(s["drain_secs"].as_f64(), Some(0.26));
+        assert_eq!(s["drained"], true);
+        assert_eq!(s["percent_of_create"].as_f64(), Some(60.0));
+        assert_eq!(s["priorities"]["urgent"], 180);
+        assert_eq!(s["drawn"]["red"], 60);
+
+        // Without a create phase: no ratio, and the text says so.
+        let mut alone = bare_report(vec![]);
+        alone.submit = r.submit.clone();
+        alone.compute_ratios();
+        assert!(alone.ratios.is_empty());
+        assert_eq!(
+            alone.submit.as_ref().and_then(|s| s.percent_of_create),
+            None
+        );
+        let text = alone.render();
+        assert!(text.contains("n/a (no create phase in this run)"), "{text}");
+        let json = serde_json::to_value(&alone).expect("json");
+        assert!(json["submit"]["percent_of_create"].is_null(), "{json}");
+        // And a report without the phase has no submit key.
+        assert!(
+            serde_json::to_value(bare_report(vec![]))
+                .expect("json")
+                .get("submit")
+                .is_none()
+        );
     }
 }

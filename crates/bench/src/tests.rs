@@ -33,14 +33,24 @@ async fn http_ceiling_short_phase() {
     assert!(stats.p50_ms <= stats.p99_ms && stats.p99_ms <= stats.max_ms);
 }
 
-/// A tiny in-memory FHIR server: enough REST for the bench phases.
+/// A tiny in-memory FHIR server: enough REST for the bench phases, plus a
+/// `$submit-measurement` whose "triage" stores `Task/task-obs-<id>` (priority by the
+/// order's zones) [`TRIAGE_DELAY`] after the answer.
 struct MockFhir {
     store: Mutex<HashMap<String, String>>,
     next_id: AtomicU64,
 }
 
+const TRIAGE_DELAY: Duration = Duration::from_millis(30);
+
 impl MockFhir {
-    fn handle(&self, method: &::http::Method, path: &str, body: Bytes) -> Response<Full<Bytes>> {
+    fn handle(
+        self: &Arc<Self>,
+        method: &::http::Method,
+        target: &str,
+        body: Bytes,
+    ) -> Response<Full<Bytes>> {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let segs: Vec<&str> = path.trim_start_matches("/fhir/").split('/').collect();
         let reply = |status: StatusCode, body: String| {
             let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -52,6 +62,107 @@ impl MockFhir {
             Err(p) => p.into_inner(),
         };
         match (method.as_str(), segs.as_slice()) {
+            ("POST", [""]) => {
+                let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let mut answers = Vec::new();
+                for e in bundle["entry"].as_array().into_iter().flatten() {
+                    let url = e["request"]["url"].as_str().unwrap_or_default();
+                    if e["request"]["method"] != "PUT"
+                        || e["resource"]["id"] != url.split('/').nth(1).unwrap_or("-")
+                    {
+                        return reply(StatusCode::BAD_REQUEST, format!("not a PUT by id: {e}"));
+                    }
+                    store.insert(url.to_owned(), e["resource"].to_string());
+                    answers.push(serde_json::json!({"response": {"status": "201 Created",
+                        "location": format!("{url}/_history/1")}}));
+                }
+                let answer = serde_json::json!({"resourceType": "Bundle",
+                    "type": "transaction-response", "entry": answers});
+                reply(StatusCode::OK, answer.to_string())
+            }
+            ("POST", ["$submit-measurement"]) => {
+                let params: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let bundle = &params["parameter"][0]["resource"];
+                let obs = &bundle["entry"][0]["resource"];
+                let patient = obs["subject"]["reference"].as_str().unwrap_or_default();
+                let order = obs["basedOn"][0]["reference"].as_str().unwrap_or_default();
+                let Some(order) = store
+                    .get(order)
+                    .and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok())
+                else {
+                    return reply(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("no order {order}"),
+                    );
+                };
+                if params["parameter"][0]["name"] != "measurement"
+                    || bundle["type"] != "transaction"
+                    || obs["resourceType"] != "Observation"
+                    || order["subject"]["reference"] != patient
+                    || order["status"] != "active"
+                {
+                    return reply(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("bad submission {params}"),
+                    );
+                }
+                let Some(value) = obs["valueQuantity"]["value"].as_f64() else {
+                    return reply(StatusCode::UNPROCESSABLE_ENTITY, "no value".into());
+                };
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                store.insert(format!("Observation/{id}"), obs.to_string());
+                let task = serde_json::json!({"resourceType": "Task", "id": format!("task-obs-{id}"),
+                    "for": {"reference": patient},
+                    "priority": crate::submit::tests::judge(&order, value).priority()});
+                let mock = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(TRIAGE_DELAY).await;
+                    let mut store = match mock.store.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    store.insert(format!("Task/task-obs-{id}"), task.to_string());
+                });
+                let answer = serde_json::json!({"resourceType": "Parameters", "parameter": [{
+                    "name": "bundle", "resource": {"resourceType": "Bundle", "type": "transaction-response",
+                    "entry": [{"response": {"status": "201 Created", "location": format!("Observation/{id}/_history/1")}}]}}]});
+                reply(StatusCode::OK, answer.to_string())
+            }
+            ("GET", ["Task"]) => {
+                let param = |name: &str| {
+                    query
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                };
+                if let Some(ids) = param("_id") {
+                    let entries: Vec<serde_json::Value> = ids
+                        .split(',')
+                        .filter_map(|id| store.get(&format!("Task/{id}")))
+                        .filter_map(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                        .map(|t| serde_json::json!({"resource": {"resourceType": "Task", "id": t["id"]}}))
+                        .collect();
+                    let page = serde_json::json!({"resourceType": "Bundle", "type": "searchset",
+                        "entry": entries});
+                    return reply(StatusCode::OK, page.to_string());
+                }
+                if param("_summary") != Some("count") || param("patient").is_none() {
+                    return reply(StatusCode::BAD_REQUEST, format!("unexpected query {query}"));
+                }
+                let patients: Vec<&str> = param("patient").unwrap_or_default().split(',').collect();
+                let total = store
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("Task/"))
+                    .filter_map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok())
+                    .filter(|t| {
+                        patients.contains(&t["for"]["reference"].as_str().unwrap_or_default())
+                    })
+                    .filter(|t| param("priority").is_none_or(|p| t["priority"] == p))
+                    .count();
+                reply(
+                    StatusCode::OK,
+                    format!(r#"{{"resourceType":"Bundle","type":"searchset","total":{total}}}"#),
+                )
+            }
             ("GET", ["metadata"]) => reply(
                 StatusCode::OK,
                 r#"{"resourceType":"CapabilityStatement"}"#.into(),
@@ -126,7 +237,10 @@ async fn start_mock() -> std::net::SocketAddr {
                     let mock = mock.clone();
                     async move {
                         let method = req.method().clone();
-                        let path = req.uri().path().to_owned();
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map_or_else(String::new, |p| p.as_str().to_owned());
                         let body = req
                             .into_body()
                             .collect()
@@ -278,6 +392,117 @@ async fn queue_with_sqlite_fails_before_touching_the_server() {
     let msg = format!("{err:#}");
     assert!(
         msg.contains("PostgreSQL only") && !msg.contains("not reachable"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn submit_op_parses_and_is_not_a_default() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+    let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir"]).expect("parse");
+    assert!(!cli.bench.ops.contains(&Op::Submit));
+    let cli =
+        Cli::try_parse_from(["ember", "--url", "http://h/fhir", "--ops", "submit"]).expect("parse");
+    assert_eq!(cli.bench.ops, vec![Op::Submit]);
+    // It needs no --db.
+    assert!(matches!(validate(&cli.bench), Ok(None)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_phase_against_mock_server() {
+    let addr = start_mock().await;
+    let dir = std::env::temp_dir().join(format!("ember-bench-submit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let json_path = dir.join("report.json");
+    let mut a = args(format!("http://{addr}/fhir"));
+    a.ops = vec![Op::Create, Op::Submit];
+    a.no_http_baseline = true;
+    a.json = Some(json_path.clone());
+    run(a).await.expect("bench run");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("json written"))
+            .expect("valid json");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let s = &report["submit"];
+    let http = &s["http"];
+    assert_eq!(http["name"], "submit");
+    assert!(http["requests"].as_u64().unwrap_or(0) > 20, "{s}");
+    assert_eq!(http["errors"], 0, "{s}");
+    assert_eq!(s["patients"], 64);
+    // Each successful submission got its Task, with the priority of its colour.
+    assert_eq!(s["drained"], true, "{s}");
+    let submitted = s["submitted"].as_u64().expect("submitted");
+    assert_eq!(s["tasks"].as_u64(), Some(submitted), "{s}");
+    let (d, p) = (&s["drawn"], &s["priorities"]);
+    assert_eq!(
+        (&p["routine"], &p["urgent"], &p["asap"]),
+        (&d["green"], &d["yellow"], &d["red"]),
+        "{s}"
+    );
+    // Every 10th of each worker was a sample, and the lag includes the triage delay.
+    let samples = s["lag_samples"].as_u64().expect("samples");
+    let per_worker_max = http["requests"].as_u64().unwrap_or(0) / 10 + 2;
+    assert!(samples >= 2 && samples <= per_worker_max, "{s}");
+    assert_eq!(s["lag_timeouts"], 0, "{s}");
+    let lag = &s["lag"];
+    assert!(
+        lag["p50_ms"].as_f64().unwrap_or(0.0) >= TRIAGE_DELAY.as_millis() as f64,
+        "{s}"
+    );
+    assert!(lag["p99_ms"].as_f64().unwrap_or(0.0) < 1000.0, "{s}");
+    // The Task comes after the answer, so the first poll for a sample cannot find it.
+    assert!(s["lag_polls"].as_u64().unwrap_or(0) >= 2, "{s}");
+    assert!(s["drain_secs"].as_f64().unwrap_or(99.0) < 5.0, "{s}");
+    // Compared with the create phase of the same run.
+    let create = report["phases"][0]["requests_per_sec"]
+        .as_f64()
+        .expect("create");
+    let percent = s["percent_of_create"].as_f64().expect("percent");
+    let expected = http["requests_per_sec"].as_f64().unwrap() / create * 100.0;
+    assert!((percent - expected).abs() < 0.01, "{percent} vs {expected}");
+    let ratios = report["ratios"].as_array().expect("ratios");
+    assert!(
+        ratios.iter().any(|r| r["name"] == "submit / create"),
+        "{ratios:?}"
+    );
+}
+
+#[tokio::test]
+async fn submit_setup_failure_is_an_error() {
+    // A server without $submit-measurement's setup: every POST to the base fails.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc =
+                    hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let mut r = Response::new(Full::new(Bytes::from_static(b"{}")));
+                        if req.method() != ::http::Method::GET {
+                            *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                        }
+                        Ok::<_, Infallible>(r)
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let mut a = args(format!("http://{addr}/fhir"));
+    a.ops = vec![Op::Submit];
+    let err = run(a).await.expect_err("must fail");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("submit phase failed") && msg.contains("submit setup") && msg.contains("405"),
         "{msg}"
     );
 }
