@@ -149,11 +149,6 @@ impl Repo {
         }
     }
 
-    /// The operation this handle writes for, if any.
-    pub fn operation(&self) -> Option<&'static str> {
-        self.operation
-    }
-
     /// Adds a rule that may refuse any commit.
     pub fn with_rule(mut self, rule: Arc<dyn WriteRule>) -> Self {
         Arc::make_mut(&mut self.participants).rules.push(rule);

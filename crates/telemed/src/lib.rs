@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ember_repo::Repo;
 
-pub use submit::{ALLOWED, submit};
+pub use submit::submit;
 
 /// The operation name under which submissions are written.
 pub const SUBMIT: &str = "submit-measurement";
