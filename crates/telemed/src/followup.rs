@@ -58,7 +58,6 @@ pub(crate) fn triage(settings: &Settings, ctx: &Context, key: &str, r: &Result) 
         "code": {"coding": [{"system": IMPRESSION_SYSTEM, "code": TRIAGING_RESULT, "display": "Triaging result"}]},
         "subject": {"reference": ctx.patient},
         "date": now,
-        "assessor": {"reference": format!("Device/{DEVICE_ID}")},
         "investigation": [{
             "code": {"text": "Telemonitoring submission"},
             "item": [{"reference": r.item}],
@@ -186,7 +185,7 @@ fn notice(
     tagged(settings, communication)
 }
 
-/// The Device that assesses and sends: created once, on first use.
+/// The Device that requests the Tasks and sends the notifications: created once, on first use.
 pub(crate) fn device(settings: &Settings) -> Value {
     tagged(
         settings,
