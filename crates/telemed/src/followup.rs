@@ -40,6 +40,20 @@ pub(crate) struct Result {
     pub description: String,
 }
 
+impl Result {
+    /// A result without a colour: the item has no zones (or no significance) to be
+    /// judged against, or cannot be judged; `description` says which.
+    pub fn untriaged(item: &str, category: &'static str, description: String) -> Self {
+        Self {
+            item: item.to_owned(),
+            colour: None,
+            findings: Vec::new(),
+            category,
+            description,
+        }
+    }
+}
+
 /// The ClinicalImpression, Task and (red, yellow) Communication of a triage result,
 /// with ids derived from `key` (the triaged resource's).
 pub(crate) fn triage(settings: &Settings, ctx: &Context, key: &str, r: &Result) -> Vec<Value> {

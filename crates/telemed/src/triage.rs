@@ -145,25 +145,23 @@ fn parse(text: &str) -> Result<Value, RepoError> {
 
 /// A measurement against the zones copied into its reference ranges.
 pub(crate) fn judge_observation(obs: &Value, item: String) -> followup::Result {
-    let failed = |e: Unjudgeable| followup::Result {
-        item: item.clone(),
-        colour: None,
-        findings: Vec::new(),
-        category: FAILED_AUTO_PROCESSING,
-        description: format!("Triage could not judge the measurement: {e}"),
+    let failed = |e: Unjudgeable| {
+        followup::Result::untriaged(
+            &item,
+            FAILED_AUTO_PROCESSING,
+            format!("Triage could not judge the measurement: {e}"),
+        )
     };
     let zones = match zones::of_observation(obs) {
         Ok(z) => z,
         Err(e) => return failed(e),
     };
     if zones.is_empty() && obs.get("dataAbsentReason").is_none() {
-        return followup::Result {
-            item,
-            colour: None,
-            findings: Vec::new(),
-            category: FOR_ASSESSMENT,
-            description: "The measurement has no alarm zones; assess it.".into(),
-        };
+        return followup::Result::untriaged(
+            &item,
+            FOR_ASSESSMENT,
+            "The measurement has no alarm zones; assess it.".into(),
+        );
     }
     let values = match zones::measured(obs) {
         Ok(v) => v,
@@ -217,12 +215,12 @@ async fn judge_response(
     response: &Value,
     item: String,
 ) -> Result<followup::Result, RepoError> {
-    let failed = |reason: String| followup::Result {
-        item: item.clone(),
-        colour: None,
-        findings: Vec::new(),
-        category: FAILED_AUTO_PROCESSING,
-        description: format!("Triage could not judge the answers: {reason}"),
+    let failed = |reason: String| {
+        followup::Result::untriaged(
+            &item,
+            FAILED_AUTO_PROCESSING,
+            format!("Triage could not judge the answers: {reason}"),
+        )
     };
     let canonical = response["questionnaire"].as_str().unwrap_or_default();
     let Some(questionnaire) = questionnaire_of(repo, canonical).await? else {
@@ -232,14 +230,11 @@ async fn judge_response(
     };
     Ok(match questionnaire::judge(&questionnaire, response) {
         Err(reason) => failed(reason),
-        Ok(None) => followup::Result {
-            item,
-            colour: None,
-            findings: Vec::new(),
-            category: FOR_ASSESSMENT,
-            description: "The questionnaire defines no answer significance; assess the answers."
-                .into(),
-        },
+        Ok(None) => followup::Result::untriaged(
+            &item,
+            FOR_ASSESSMENT,
+            "The questionnaire defines no answer significance; assess the answers.".into(),
+        ),
         Ok(Some(matched)) => {
             let colour = questionnaire::colour(&matched);
             let findings = matched
