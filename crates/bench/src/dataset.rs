@@ -6,10 +6,10 @@
 //! history over the whole period (`--years`, or `--days`):
 //! - home telemonitoring, about 4.3 readings a day: blood pressure morning and evening,
 //!   SpO2 and pulse every morning, body weight and blood glucose once a week each;
-//! - a lab panel of 2 to 7 results every 4 weeks, drawn from 89 real LOINC codes with a
-//!   Zipf-like skew (a handful common, most rare), taken with their units, value ranges
-//!   and answers from the official FHIR R4 examples (as are the Conditions' SNOMED CT
-//!   codes; see `codes.rs`).
+//! - a lab panel of 2 to 7 results every 4 weeks, drawn from 343 real LOINC codes with a
+//!   Zipf-like skew (a handful common, most rare), all from the official FHIR R4 package;
+//!   the 89 its examples give values for keep their units, value ranges and answers (the
+//!   Conditions' SNOMED CT codes come from the same examples; see `codes.rs`).
 //!
 //! `--deep` adds one patient per entry whose history holds exactly that many
 //! Observations: blood pressure, SpO2 and pulse in S sessions a day (one every 24 h / S,

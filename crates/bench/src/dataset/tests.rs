@@ -315,7 +315,7 @@ fn lab_codes_and_conditions_are_skewed() {
         "{} codes used",
         labs.len()
     );
-    assert!(LAB_CODES.len() > 80);
+    assert!(LAB_CODES.len() > 300);
     let (first, tenth) = (
         top(&conditions, CONDITION_CODES[0].0),
         top(&conditions, CONDITION_CODES[9].0),
