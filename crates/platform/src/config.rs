@@ -92,7 +92,7 @@ pub struct ServeConfig {
     pub job_retry_base_ms: u64,
 
     /// Background jobs one instance runs at once.
-    #[arg(long, env = "EMBER_JOB_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, env = "EMBER_JOB_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub job_concurrency: u64,
 
     /// `system|code` of the coexistence tag put in `meta.tag` of every resource

@@ -46,6 +46,9 @@ pub trait JobHandler: Send + Sync {
 pub enum Ran {
     /// The job is done; its final progress, if any.
     Done(Option<Value>),
+    /// The job is done, and the commit that stored its work said so already (see
+    /// [`JobContext::create_once_and_finish`]).
+    Recorded,
     /// The instance is stopping; the job goes back to the queue.
     Stopped,
 }
@@ -101,14 +104,37 @@ impl JobContext {
     /// Commits `commit` together with the job's `progress`, and renews the lease.
     /// [`JobError::LeaseLost`], with nothing stored, when another instance took over.
     pub async fn checkpoint(&self, mut commit: Commit, progress: &Value) -> Result<(), JobError> {
-        commit.progress = Some(Progress {
-            job: self.job.clone(),
-            owner: self.owner.clone(),
-            progress: progress.to_string(),
-            lease_until: lease_end(&self.repo),
-        });
+        commit.progress = Some(self.progress(Some(progress), None));
         self.repo.commit(commit).await?;
         Ok(())
+    }
+
+    /// Creates `resources` with `repo` (this job's repository, perhaps scoped to an
+    /// operation) as [`Repo::create_once`] does, and ends the job with `progress` in the
+    /// same commit, so its result and its end are stored together or not at all:
+    /// [`Ran::Recorded`]. When one of them exists already, nothing is stored and the
+    /// job ends as [`Ran::Done`].
+    pub async fn create_once_and_finish(
+        &self,
+        repo: &Repo,
+        resources: Vec<Value>,
+        progress: Option<Value>,
+    ) -> Result<Ran, JobError> {
+        let end = self.progress(progress.as_ref(), Some(instant::now()));
+        match repo.create_once_with(resources, Some(end)).await? {
+            Some(_) => Ok(Ran::Recorded),
+            None => Ok(Ran::Done(progress)),
+        }
+    }
+
+    fn progress(&self, progress: Option<&Value>, finished_at: Option<i64>) -> Progress {
+        Progress {
+            job: self.job.clone(),
+            owner: self.owner.clone(),
+            progress: progress.map(Value::to_string),
+            lease_until: lease_end(&self.repo),
+            finished_at,
+        }
     }
 }
 
@@ -190,22 +216,71 @@ impl Repo {
     pub async fn retry_job(&self, id: &str) -> crate::Result<bool> {
         let queued = self.store.retry(id, instant::now()).await?;
         if queued {
-            self.wake_workers().await;
+            self.wake_workers();
         }
         Ok(queued)
     }
 
-    /// Wakes the job workers of this instance and, through the bus, of every other.
-    pub(crate) async fn wake_workers(&self) {
+    /// Wakes the job workers of this instance at once and, through the bus, of every
+    /// other soon after (see [`RemoteWake`]).
+    pub(crate) fn wake_workers(&self) {
         self.wake.notify_one();
-        if let Err(e) = self.store.publish(WAKE).await {
-            tracing::warn!(error = %e, "cannot wake the job workers of other instances");
-        }
+        self.remote_wake.ask(&self.store);
     }
 }
 
 /// The bus message that wakes idle job workers.
 pub(crate) const WAKE: &str = "jobs";
+
+/// The pause after each published wake-up: wake-ups asked for meanwhile make one
+/// message, so a burst of commits costs the bus at most one message per pause.
+const WAKE_PAUSE: Duration = Duration::from_millis(5);
+
+/// Publishes the wake-up for other instances' workers from a task of its own, off the
+/// path of the commit that asked: one message for all the wake-ups asked for while the
+/// previous one was published and during the pause after it. A busy worker claims again
+/// whenever one of its jobs ends, so only idle workers need the message, and they get
+/// it within a pause.
+pub(crate) struct RemoteWake {
+    asked: Arc<Notify>,
+    started: std::sync::Once,
+}
+
+impl Default for RemoteWake {
+    fn default() -> Self {
+        Self {
+            asked: Arc::default(),
+            started: std::sync::Once::new(),
+        }
+    }
+}
+
+impl RemoteWake {
+    fn ask(&self, store: &Arc<dyn ember_store::Store>) {
+        self.asked.notify_one();
+        self.started.call_once(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            // Weak: the task ends once the repository is gone.
+            let store = Arc::downgrade(store);
+            let asked = Arc::clone(&self.asked);
+            runtime.spawn(async move {
+                loop {
+                    asked.notified().await;
+                    let Some(store) = store.upgrade() else {
+                        return;
+                    };
+                    if let Err(e) = store.publish(WAKE).await {
+                        tracing::warn!(error = %e, "cannot wake the job workers of other instances");
+                    }
+                    drop(store);
+                    tokio::time::sleep(WAKE_PAUSE).await;
+                }
+            });
+        });
+    }
+}
 
 /// Wakes the job workers of every instance after a commit that enqueued jobs.
 pub(crate) struct Wake;
@@ -214,7 +289,7 @@ pub(crate) struct Wake;
 impl AfterCommit for Wake {
     async fn after_commit(&self, repo: &Repo, stored: &crate::commit::Stored) {
         if !stored.jobs.is_empty() {
-            repo.wake_workers().await;
+            repo.wake_workers();
         }
     }
 }
@@ -353,6 +428,10 @@ async fn finish(repo: &Repo, job: &Job, owner: &str, outcome: Result<Ran, JobErr
                 .await;
             tracing::debug!(job = job.id, kind = job.kind, "job done");
             done
+        }
+        Ok(Ran::Recorded) => {
+            tracing::debug!(job = job.id, kind = job.kind, "job done");
+            return;
         }
         Ok(Ran::Stopped) => store.release(&job.id, owner, instant::now()).await,
         Err(JobError::LeaseLost) => {

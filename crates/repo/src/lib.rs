@@ -88,7 +88,7 @@ impl Default for Limits {
             job_lease: Duration::from_secs(60),
             job_max_attempts: 10,
             job_retry_base: Duration::from_secs(1),
-            job_concurrency: 4,
+            job_concurrency: 8,
             reindex_batch: 500,
         }
     }
@@ -105,6 +105,8 @@ pub struct Repo {
     handlers: Arc<jobs::Handlers>,
     /// Wakes this instance's idle job worker.
     wake: Arc<Notify>,
+    /// Wakes the idle job workers of the other instances.
+    remote_wake: Arc<jobs::RemoteWake>,
     /// The earliest retry this instance's worker scheduled, to wake up for it.
     next_retry: Arc<std::sync::Mutex<Option<i64>>>,
     /// This repository's tag in bus messages.
@@ -132,6 +134,7 @@ impl Repo {
             participants: Arc::new(participants),
             handlers: Arc::new(handlers),
             wake: Arc::new(Notify::new()),
+            remote_wake: Arc::default(),
             next_retry: Arc::default(),
             origin: ember_fhir::id::new_id().into(),
             operation: None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ember_fhir::instant::{self, Micros};
 use ember_fhir::{id, meta, patch, validate};
-use ember_store::{Change, Current, StoreError, Write};
+use ember_store::{Change, Commit, Current, Progress, StoreError, Write};
 use serde_json::Value;
 
 use crate::{Limits, Repo, RepoError, Result, SearchParams, check_id, check_type};
@@ -161,6 +161,15 @@ impl Repo {
     /// For work that must happen once: ids derived from its cause make a second run
     /// find the first run's result, on any instance.
     pub async fn create_once(&self, resources: Vec<Value>) -> Result<Option<Vec<Stored>>> {
+        self.create_once_with(resources, None).await
+    }
+
+    /// [`Repo::create_once`], recording a held job's `progress` in the same commit.
+    pub(crate) async fn create_once_with(
+        &self,
+        resources: Vec<Value>,
+        progress: Option<Progress>,
+    ) -> Result<Option<Vec<Stored>>> {
         let mut plans = Vec::with_capacity(resources.len());
         for body in resources {
             let res_type = body
@@ -174,9 +183,13 @@ impl Repo {
             check_id(&id)?;
             plans.push(self.plan_create(&res_type, &id, body)?);
         }
-        let writes = plans.iter().map(|p| p.write.clone()).collect();
-        match self.commit_writes(writes).await {
-            Ok(()) => Ok(Some(plans.into_iter().map(|p| p.stored).collect())),
+        let commit = Commit {
+            writes: plans.iter().map(|p| p.write.clone()).collect(),
+            progress,
+            ..Default::default()
+        };
+        match self.commit(commit).await {
+            Ok(_) => Ok(Some(plans.into_iter().map(|p| p.stored).collect())),
             Err(RepoError::Store(StoreError::Conflict { .. })) => Ok(None),
             Err(e) => Err(e),
         }

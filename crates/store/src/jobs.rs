@@ -84,10 +84,13 @@ pub struct Job {
 pub struct Progress {
     pub job: String,
     pub owner: String,
-    /// JSON text.
-    pub progress: String,
+    /// JSON text; `None` keeps the progress recorded before.
+    pub progress: Option<String>,
     /// The lease is extended to this instant.
     pub lease_until: Micros,
+    /// When set, the commit ends the job: it is `done`, finished at this instant, so
+    /// the work and the job's end are stored together or not at all.
+    pub finished_at: Option<Micros>,
 }
 
 /// The job queue.

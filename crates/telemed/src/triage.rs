@@ -1,8 +1,8 @@
 //! The `triage` job: judges one submitted Observation or QuestionnaireResponse and
 //! stores its follow-up ([`crate::followup`]). The job is enqueued in the commit that
-//! stores the submission; the follow-up's ids derive from the submission's, and they
-//! are created together only when none exists, so a job that runs twice (its instance
-//! died after storing, before finishing the job) leaves one result.
+//! stores the submission, and the follow-up is stored in the commit that ends the job.
+//! The follow-up's ids derive from the submission's and are created together only when
+//! none exists, so even a run whose lease ran out mid-way leaves one result.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,15 +56,13 @@ impl JobHandler for Triage {
                 "qr"
             }
         );
-        let created = repo
-            .create_once(followup::triage(&self.settings, &context, &key, &result))
-            .await?;
-        if created.is_none() {
+        let resources = followup::triage(&self.settings, &context, &key, &result);
+        let colour = result.colour.map(|c| json!({"colour": c.code()}));
+        let ran = ctx.create_once_and_finish(&repo, resources, colour).await?;
+        if matches!(ran, Ran::Done(_)) {
             tracing::info!(job = job.id, "triage result already stored");
         }
-        Ok(Ran::Done(
-            result.colour.map(|c| json!({"colour": c.code()})),
-        ))
+        Ok(ran)
     }
 }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use ember_repo::{
     JobContext, JobError, JobHandler, JobRequest, Limits, Ran, Repo, WriteListener, Written,
 };
-use ember_store::{Commit, Committed, Job, JobState, NewJob, StoreError, Write};
+use ember_store::{Commit, Committed, Job, JobState, NewJob, Progress, StoreError, Write};
 use serde_json::{Value, json};
 
 /// Asks for one `observed` job per Observation version written.
@@ -45,7 +45,25 @@ impl JobHandler for AlwaysFails {
     }
 }
 
-/// A repository on its own database, with the test listener and handler.
+/// Creates the Patient its payload names, ending the job in the same commit.
+struct CreatesPatient;
+
+#[async_trait]
+impl JobHandler for CreatesPatient {
+    fn kind(&self) -> &'static str {
+        "creates-patient"
+    }
+
+    async fn run(&self, ctx: &JobContext, job: &Job) -> Result<Ran, JobError> {
+        let payload: Value = serde_json::from_str(&job.payload).unwrap();
+        let patient = json!({"resourceType": "Patient", "id": payload["id"]});
+        let progress = json!({"created": payload["id"]});
+        ctx.create_once_and_finish(ctx.repo(), vec![patient], Some(progress))
+            .await
+    }
+}
+
+/// A repository on its own database, with the test listener and handlers.
 async fn repo(db: &TestDb, limits: Limits, runs: Arc<Mutex<Vec<Instant>>>) -> Repo {
     let store = ember_store::open(&ember_store::StoreOptions {
         url: db.url.clone(),
@@ -57,6 +75,7 @@ async fn repo(db: &TestDb, limits: Limits, runs: Arc<Mutex<Vec<Instant>>>) -> Re
     Repo::new(store, limits)
         .with_listener(Arc::new(Observed))
         .with_handler(Arc::new(AlwaysFails(runs)))
+        .with_handler(Arc::new(CreatesPatient))
 }
 
 async fn jobs_of(repo: &Repo, kind: &str) -> Vec<Job> {
@@ -253,6 +272,77 @@ async fn many_jobs_run_once(backend: Backend) {
     background.stop(Duration::from_secs(5)).await;
 }
 
+async fn a_job_can_end_in_the_commit_of_its_work(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let repo = repo(&db, Limits::default(), Arc::default()).await;
+    let store = repo.store();
+    let create = |id: &str| JobRequest {
+        kind: "creates-patient".into(),
+        payload: json!({"id": id}),
+        key: None,
+    };
+    // A commit that ends a job the committer does not hold stores nothing.
+    let queued = repo.enqueue(vec![create("p0")]).await.unwrap().remove(0);
+    let write = Write {
+        res_type: "Patient".into(),
+        id: "p0".into(),
+        expected: None,
+        version: 1,
+        last_updated: 1,
+        change: ember_store::Change::Create,
+        body: Some(json!({"resourceType": "Patient", "id": "p0"}).to_string()),
+        index: Default::default(),
+    };
+    let end = Progress {
+        job: queued.clone(),
+        owner: "not-the-owner".into(),
+        progress: None,
+        lease_until: 1,
+        finished_at: Some(1),
+    };
+    let lost = store
+        .commit(Commit {
+            writes: vec![write],
+            progress: Some(end),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(lost, Err(StoreError::LeaseLost(_))), "{lost:?}");
+    assert!(store.read("Patient", "p0").await.unwrap().is_none());
+    assert_eq!(repo.job(&queued).await.unwrap().unwrap().state, JobState::Queued);
+    // Run by the worker, each job stores its Patient and ends in the same commit; the
+    // job whose Patient exists already ends all the same.
+    repo.create("Patient", json!({"resourceType": "Patient"}))
+        .await
+        .unwrap();
+    repo.update("Patient", "p2", json!({"resourceType": "Patient", "id": "p2"}), None)
+        .await
+        .unwrap();
+    let ids = repo
+        .enqueue(vec![create("p1"), create("p2")])
+        .await
+        .unwrap();
+    let background = repo.start_background();
+    let ended = async || {
+        let mut all = Vec::new();
+        for id in ids.iter().chain([&queued]) {
+            all.push(repo.job(id).await.unwrap().unwrap());
+        }
+        all.iter().all(|j| j.state == JobState::Done)
+    };
+    until(Duration::from_secs(20), "3 jobs done", ended).await;
+    background.stop(Duration::from_secs(5)).await;
+    for (id, patient) in ids.iter().zip(["p1", "p2"]).chain([(&queued, "p0")]) {
+        let job = repo.job(id).await.unwrap().unwrap();
+        assert!(job.finished_at.is_some(), "{job:?}");
+        assert_eq!(job.attempts, 1, "{job:?}");
+        let progress: Value = serde_json::from_str(job.progress.as_deref().unwrap()).unwrap();
+        assert_eq!(progress, json!({"created": patient}));
+        let stored = store.read("Patient", patient).await.unwrap().unwrap();
+        assert_eq!(stored.version, 1);
+    }
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -280,6 +370,7 @@ on_both_stores!(
     one_key_makes_one_job,
     a_failing_job_backs_off_then_dies_and_can_be_retried,
     many_jobs_run_once,
+    a_job_can_end_in_the_commit_of_its_work,
 );
 
 /// Three `ember serve` processes on one database share 1,500 jobs: each runs once.

@@ -105,16 +105,24 @@ impl Jobs for PgStore {
         lease_until: Micros,
         limit: u32,
     ) -> Result<Vec<Job>> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let stmt = client.prepare_cached(&CLAIM).await.map_err(pg_err)?;
         let kinds: Vec<&str> = kinds.to_vec();
-        let rows = client
+        // A claim need not wait for its WAL flush: one lost in a crash leaves the job
+        // queued, and every later commit of the claimer (progress, end) checks the
+        // lease and flushes the WAL before it, the claim's included.
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(pg_err)?;
+        let rows = tx
             .query(
                 &stmt,
                 &[&owner, &now, &lease_until, &kinds, &i64::from(limit)],
             )
             .await
             .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
         rows.iter().map(job_from_row).collect()
     }
 

@@ -21,6 +21,7 @@ static WRITE_NEW: LazyLock<String> = LazyLock::new(|| {
         ON CONFLICT (res_type, res_id) DO NOTHING
         RETURNING rid",
         8,
+        Rows::New,
     )
 });
 
@@ -32,6 +33,7 @@ static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
         WHERE res_type = $1 AND res_id = $2 AND version = $8
         RETURNING rid",
         9,
+        Rows::Replace,
     )
 });
 
@@ -39,13 +41,13 @@ static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
 /// document's `rid` only when that worked); the version row, the removal of the old
 /// index rows and the new ones (bound as arrays from parameter `first` on) all
 /// depend on it. It returns 1 when the write happened, 0 when the guard failed.
-fn write_statement(cur: &str, first: usize) -> String {
+fn write_statement(cur: &str, first: usize, rows: Rows) -> String {
     let mut sql = format!(
         "WITH cur AS ({cur}),
     ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
         SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur)"
     );
-    index_ctes(&mut sql, first);
+    index_ctes(&mut sql, first, rows);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 }
@@ -65,10 +67,12 @@ pub(super) const REINDEX_PUT_BACK: &str = "INSERT INTO resources
     (rid, res_type, res_id, version, last_updated, deleted, timeline_version)
     VALUES ($1, $3, $4, $2, $5, false, $2)";
 
-/// Records a held job's progress and extends its lease; no row when the committer no
-/// longer holds it. The row stays locked until the commit, so no instance can claim
-/// the job meanwhile.
-const PROGRESS: &str = "UPDATE jobs SET progress = $3, due = $4
+/// Records a held job's progress and extends its lease, or ends the job when `$5` (its
+/// finish instant) is set; no row when the committer no longer holds it. The row stays
+/// locked until the commit, so no instance can claim the job meanwhile.
+const PROGRESS: &str = "UPDATE jobs SET progress = COALESCE($3, progress), due = $4,
+        state = CASE WHEN $5::bigint IS NULL THEN state ELSE 'done' END,
+        finished_at = COALESCE($5::bigint, finished_at)
     WHERE id = $1 AND lease_owner = $2 AND state = 'running' RETURNING id";
 
 /// Enqueues a job; no row when its idempotency key has a job already.
@@ -152,7 +156,10 @@ pub(super) async fn commit(store: &PgStore, c: Commit) -> Result<Committed> {
 async fn hold<C: GenericClient>(client: &C, p: &Progress) -> Result<()> {
     let stmt = client.prepare_cached(PROGRESS).await.map_err(pg_err)?;
     let held = client
-        .query_opt(&stmt, &[&p.job, &p.owner, &p.progress, &p.lease_until])
+        .query_opt(
+            &stmt,
+            &[&p.job, &p.owner, &p.progress, &p.lease_until, &p.finished_at],
+        )
         .await
         .map_err(pg_err)?;
     match held {
@@ -254,7 +261,7 @@ async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
 /// after its pointer row is held.
 static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
     let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
-    index_ctes(&mut sql, 2);
+    index_ctes(&mut sql, 2, Rows::Replace);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 });
@@ -263,19 +270,35 @@ static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
 /// taken after its pointer row is held.
 pub(super) static TIMELINE_ROWS: LazyLock<String> = LazyLock::new(|| {
     let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
-    timeline_ctes(&mut sql, 2);
+    timeline_ctes(&mut sql, 2, Rows::Replace);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 });
 
-/// Appends the CTEs that remove the index rows of the document in `cur` and insert the
-/// new ones, bound as arrays from parameter `first` on.
-fn index_ctes(sql: &mut String, first: usize) {
+/// Whether the document in `cur` may have index rows already.
+#[derive(Clone, Copy, PartialEq)]
+enum Rows {
+    /// It was just inserted, with a new `rid`: it has none, so nothing is removed
+    /// (each `DELETE`, even of no row, would open its table and indexes and run the
+    /// count trigger).
+    New,
+    /// Its rows are replaced.
+    Replace,
+}
+
+/// Appends the CTEs that remove the index rows of the document in `cur` (unless it is
+/// new) and insert the new ones, bound as arrays from parameter `first` on.
+fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
     let mut n = first;
+    let remove = |sql: &mut String, table: &str| {
+        if rows == Rows::Replace {
+            sql.push_str(&format!(
+                ",\n    d_{table} AS (DELETE FROM {table} WHERE rid IN (SELECT rid FROM cur))"
+            ));
+        }
+    };
     for (table, cols) in INDEX_COLUMNS {
-        sql.push_str(&format!(
-            ",\n    d_{table} AS (DELETE FROM {table} WHERE rid IN (SELECT rid FROM cur))"
-        ));
+        remove(sql, table);
         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
         let arrays: Vec<String> = cols
             .iter()
@@ -291,22 +314,27 @@ fn index_ctes(sql: &mut String, first: usize) {
             arrays = arrays.join(", "),
         ));
     }
+    remove(sql, "idx_text");
     sql.push_str(&format!(
-        ",\n    d_idx_text AS (DELETE FROM idx_text WHERE rid IN (SELECT rid FROM cur)),
-    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
+        ",\n    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
         SELECT cur.rid, u.kind, to_tsvector('simple', u.doc)
         FROM cur, unnest(${n}::int2[], ${}::text[]) AS u (kind, doc))",
         n + 1
     ));
-    timeline_ctes(sql, n + 2);
+    timeline_ctes(sql, n + 2, rows);
 }
 
-/// Appends the CTEs that replace the timeline entries of the document in `cur`, bound
-/// from parameter `n` on as [`timeline_params`] orders them.
-fn timeline_ctes(sql: &mut String, n: usize) {
+/// Appends the CTEs that replace the timeline entries of the document in `cur` (add
+/// them, when it is new), bound from parameter `n` on as [`timeline_params`] orders
+/// them.
+fn timeline_ctes(sql: &mut String, n: usize, rows: Rows) {
+    if rows == Rows::Replace {
+        sql.push_str(
+            ",\n    d_idx_timeline AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM cur))",
+        );
+    }
     sql.push_str(&format!(
-        ",\n    d_idx_timeline AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM cur)),
-    i_idx_timeline AS (INSERT INTO idx_timeline (rid, cmp, p, system, code, at, updated)
+        ",\n    i_idx_timeline AS (INSERT INTO idx_timeline (rid, cmp, p, system, code, at, updated)
         SELECT cur.rid, u.cmp, u.p, u.system, u.code, ${}::int8, ${}::int8
         FROM cur, unnest(${n}::int8[], ${}::int8[], ${}::text[], ${}::text[]) AS u (cmp, p, system, code))",
         n + 4,

@@ -173,9 +173,11 @@ pub(super) fn insert_timeline(
     Ok(())
 }
 
-/// Records a held job's progress and extends its lease; no change when the committer
-/// no longer holds it.
-const PROGRESS: &str = "UPDATE jobs SET progress = ?3, due = ?4
+/// Records a held job's progress and extends its lease, or ends the job when `?5` (its
+/// finish instant) is set; no change when the committer no longer holds it.
+const PROGRESS: &str = "UPDATE jobs SET progress = COALESCE(?3, progress), due = ?4,
+        state = CASE WHEN ?5 IS NULL THEN state ELSE 'done' END,
+        finished_at = COALESCE(?5, finished_at)
     WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'";
 
 /// Enqueues a job; no change when its idempotency key has a job already.
@@ -250,7 +252,13 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit) -> Result<Committed> {
 fn hold(tx: &rusqlite::Transaction<'_>, p: &Progress) -> Result<()> {
     let held = tx
         .prepare_cached(PROGRESS)
-        .and_then(|mut s| s.execute(params![p.job, p.owner, p.progress, p.lease_until]))
+        .and_then(|mut s| s.execute(params![
+                p.job,
+                p.owner,
+                p.progress,
+                p.lease_until,
+                p.finished_at
+            ]))
         .map_err(sqlite_err)?;
     if held == 1 {
         Ok(())
