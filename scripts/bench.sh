@@ -76,7 +76,7 @@ EMBER_DATABASE_URL=$url EMBER_LISTEN=127.0.0.1:$port2 EMBER_LOG=warn "$bin" serv
 pid2=$!
 wait_ready $port2 $pid2 "$out/$store-server2.log"
 echo "queue: $queue_instances ember instances on $url (pids $pid $pid2, ports $port $port2," \
-  "EMBER_JOB_CONCURRENCY=${EMBER_JOB_CONCURRENCY:-4} each)" | tee "$out/$store-queue.txt"
+  "EMBER_JOB_CONCURRENCY=${EMBER_JOB_CONCURRENCY:-8} each)" | tee "$out/$store-queue.txt"
 "$bin" bench --url "http://127.0.0.1:$port/fhir" --ops queue --no-http-baseline \
   --duration "$seconds" --db "$url" --json "$out/$store-queue.json" | tee -a "$out/$store-queue.txt"
 
