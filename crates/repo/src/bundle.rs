@@ -2,7 +2,10 @@
 //!
 //! A transaction is all or nothing: its writes are planned against the current
 //! versions and committed in one storage transaction, in the order the spec gives
-//! (DELETE, POST, PUT/PATCH), and its reads (GET) run afterwards. `urn:uuid:` and
+//! (DELETE, POST, PUT/PATCH), and its reads and searches (GET) run afterwards. A
+//! search entry (`GET [type]?…`, `GET [type]`, `GET [base]?_type=…`,
+//! `GET [compartment]/[id]/[type]?…`) answers with the same `searchset` Bundle as the
+//! search itself, in the entry's `resource`. `urn:uuid:` and
 //! relative references between entries are rewritten to the ids the server assigns.
 //! A batch runs each entry on its own and reports a status per entry.
 //!
@@ -22,6 +25,7 @@ use serde_json::{Value, json};
 use crate::conditional::Condition;
 use crate::conditional::{at_most_one, parse_condition, stored_of};
 use crate::prefer::{Prefer, status_line};
+use crate::search::{Handling, SearchScope};
 
 use crate::write::{
     PatchDocument, Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch,
@@ -70,6 +74,26 @@ struct Entry {
     /// The criteria of `ifNoneExist` (POST) or of a `Type?criteria` URL (PUT, PATCH,
     /// DELETE).
     condition: Option<Vec<(String, String)>>,
+    /// The search a GET entry without an id runs.
+    search: Option<Search>,
+}
+
+/// A search entry: where it searches (`res_type` is the entry's) and its parameters,
+/// decoded.
+#[derive(Debug, Clone)]
+struct Search {
+    target: Target,
+    pairs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    /// `GET [type]?…`
+    Type,
+    /// `GET [base]?_type=…&…`
+    System,
+    /// `GET [compartment]/[id]/[type]?…`
+    Compartment { compartment: String, id: String },
 }
 
 /// What the search of a conditional entry found, for one plan of a transaction.
@@ -90,6 +114,8 @@ enum Outcome {
     Written(Stored),
     Deleted(Option<i64>),
     Read(Stored),
+    /// A search's `searchset` Bundle.
+    Searched(Value),
     Failed(RepoError),
 }
 
@@ -126,9 +152,9 @@ impl Repo {
         let outcomes = match kind {
             BundleKind::Transaction => {
                 let entries = parsed.into_iter().collect::<Result<Vec<_>>>()?;
-                self.transaction(entries).await?
+                self.transaction(entries, base).await?
             }
-            BundleKind::Batch => self.batch(parsed).await,
+            BundleKind::Batch => self.batch(parsed, base).await,
         };
         let response_type = match kind {
             BundleKind::Transaction => "transaction-response",
@@ -141,7 +167,7 @@ impl Repo {
         Ok(json!({"resourceType": "Bundle", "type": response_type, "entry": entries}))
     }
 
-    async fn batch(&self, entries: Vec<Result<Entry>>) -> Vec<Outcome> {
+    async fn batch(&self, entries: Vec<Result<Entry>>, base: &str) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
         let mut order: Vec<usize> = (0..entries.len()).collect();
         order.sort_by_key(|&i| entries[i].as_ref().map_or(0, |e| e.method.rank()));
@@ -149,7 +175,7 @@ impl Repo {
             let outcome = match &entries[i] {
                 Err(e) => Outcome::Failed(RepoError::Invalid(e.to_string())),
                 Ok(entry) => self
-                    .run_single(entry.clone())
+                    .run_single(entry.clone(), base)
                     .await
                     .unwrap_or_else(Outcome::Failed),
             };
@@ -159,7 +185,7 @@ impl Repo {
     }
 
     /// Runs one entry as its own interaction (batch semantics).
-    async fn run_single(&self, e: Entry) -> Result<Outcome> {
+    async fn run_single(&self, e: Entry, base: &str) -> Result<Outcome> {
         if let Some(criteria) = &e.condition {
             return self.run_conditional(&e, criteria).await;
         }
@@ -180,7 +206,7 @@ impl Repo {
             Method::Delete => {
                 Outcome::Deleted(self.delete(&e.res_type, id, e.if_match).await?.version)
             }
-            Method::Get => Outcome::Read(self.get(&e).await?),
+            Method::Get => self.get(&e, base).await?,
         })
     }
 
@@ -218,15 +244,40 @@ impl Repo {
         })
     }
 
-    async fn get(&self, e: &Entry) -> Result<Stored> {
-        let id = e.id.as_deref().unwrap_or_default();
-        match &e.version {
-            Some(v) => self.vread(&e.res_type, id, v).await,
-            None => self.read(&e.res_type, id).await,
+    /// Runs a GET entry: a read, a version read or a search.
+    async fn get(&self, e: &Entry, base: &str) -> Result<Outcome> {
+        if let Some(search) = &e.search {
+            return self.search_entry(&e.res_type, search, base).await;
         }
+        let id = e.id.as_deref().unwrap_or_default();
+        Ok(Outcome::Read(match &e.version {
+            Some(v) => self.vread(&e.res_type, id, v).await?,
+            None => self.read(&e.res_type, id).await?,
+        }))
     }
 
-    async fn transaction(&self, original: Vec<Entry>) -> Result<Vec<Outcome>> {
+    async fn search_entry(&self, res_type: &str, s: &Search, base: &str) -> Result<Outcome> {
+        let (scope, endpoint) = match &s.target {
+            Target::Type => (SearchScope::Type(res_type), format!("{base}/{res_type}")),
+            Target::System => (SearchScope::System, base.to_owned()),
+            Target::Compartment { compartment, id } => (
+                SearchScope::Compartment {
+                    compartment,
+                    id,
+                    res_type,
+                },
+                format!("{base}/{compartment}/{id}/{res_type}"),
+            ),
+        };
+        let bundle = self
+            .search(scope, &s.pairs, Handling::Lenient, base, &endpoint)
+            .await?;
+        let bundle = serde_json::from_str(&bundle)
+            .map_err(|e| RepoError::Unprocessable(format!("a searchset is not JSON: {e}")))?;
+        Ok(Outcome::Searched(bundle))
+    }
+
+    async fn transaction(&self, original: Vec<Entry>, base: &str) -> Result<Vec<Outcome>> {
         let patches: Vec<Option<PatchDocument>> = original
             .iter()
             .enumerate()
@@ -308,10 +359,11 @@ impl Repo {
             attempt += 1;
         };
         for &i in order.iter().filter(|&&i| entries[i].method == Method::Get) {
-            outcomes[i] = Some(match self.get(&entries[i]).await {
-                Ok(stored) => Outcome::Read(stored),
-                Err(e) => Outcome::Failed(e),
-            });
+            outcomes[i] = Some(
+                self.get(&entries[i], base)
+                    .await
+                    .unwrap_or_else(Outcome::Failed),
+            );
         }
         Ok(outcomes.into_iter().flatten().collect())
     }
@@ -697,46 +749,71 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
         return Err(RepoError::Invalid(format!("{url:?} is not on this server")));
     }
     let path = path.trim_start_matches('/');
+    let mut query = None;
     let path = match path.split_once('?') {
         None => path,
-        Some((path, query)) => {
+        Some((path, q)) => {
             match method {
-                Method::Put | Method::Patch | Method::Delete if !path.contains('/') => {}
-                Method::Get => {
-                    return Err(RepoError::NotSupported(format!(
-                        "searches in Bundles ({url:?}) are not supported yet"
-                    )));
+                Method::Put | Method::Patch | Method::Delete if !path.contains('/') => {
+                    condition = Some(parse_condition(q));
                 }
+                Method::Get => query = Some(parse_condition(q)),
                 _ => {
                     return Err(RepoError::Invalid(format!(
                         "{method:?} is not allowed on {url:?}"
                     )));
                 }
             }
-            condition = Some(parse_condition(query));
             path
         }
     };
     let segments: Vec<&str> = path.split('/').collect();
-    let (res_type, id, version) = match segments.as_slice() {
-        [t] => (*t, None, None),
-        [t, id] => (*t, Some(*id), None),
-        [t, id, "_history", v] => (*t, Some(*id), Some(*v)),
+    let (res_type, id, version, compartment) = match segments.as_slice() {
+        [""] if method == Method::Get => ("", None, None, None),
+        [t] => (*t, None, None, None),
+        [t, id] => (*t, Some(*id), None, None),
+        [t, id, "_history", v] => (*t, Some(*id), Some(*v), None),
+        [c, id, t] if method == Method::Get => (*t, None, None, Some((*c, *id))),
         _ => {
             return Err(RepoError::NotSupported(format!(
                 "the request URL {url:?} is not supported in a Bundle"
             )));
         }
     };
-    check_type(res_type)?;
+    // `GET [base]?…` names no type; every other URL does.
+    if !(method == Method::Get && res_type.is_empty()) {
+        check_type(res_type)?;
+    }
     if let Some(id) = id {
         check_id(id)?;
     }
+    let search = match (method, id, compartment) {
+        (Method::Get, None, None) if res_type.is_empty() => Some(Target::System),
+        (Method::Get, None, None) => Some(Target::Type),
+        (Method::Get, None, Some((compartment, id))) => {
+            check_type(compartment)?;
+            check_id(id)?;
+            Some(Target::Compartment {
+                compartment: compartment.to_owned(),
+                id: id.to_owned(),
+            })
+        }
+        (Method::Get, Some(_), _) if query.is_some() => {
+            return Err(RepoError::NotSupported(format!(
+                "parameters on a read in a Bundle ({url:?}) are not supported"
+            )));
+        }
+        _ => None,
+    }
+    .map(|target| Search {
+        target,
+        pairs: query.unwrap_or_default(),
+    });
     let shape_ok = match method {
         Method::Post => id.is_none(),
         Method::Put | Method::Patch | Method::Delete if condition.is_some() => id.is_none(),
         Method::Put | Method::Patch | Method::Delete => id.is_some() && version.is_none(),
-        Method::Get => id.is_some(),
+        Method::Get => true,
     };
     if !shape_ok {
         return Err(RepoError::Invalid(format!(
@@ -769,6 +846,7 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
         resource,
         if_match,
         condition,
+        search,
     })
 }
 
@@ -837,6 +915,10 @@ fn response_entry(outcome: Outcome, base: &str, prefer: Prefer) -> Value {
                 "lastModified": instant::format_instant(s.last_updated),
             },
         }),
+        Outcome::Searched(bundle) => json!({
+            "resource": bundle,
+            "response": {"status": "200 OK"},
+        }),
         Outcome::Failed(e) => json!({
             "response": {
                 "status": status_line(e.status()),
@@ -881,6 +963,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.version.as_deref(), Some("3"));
+        assert!(e.search.is_none());
+        let search = |url: &str| {
+            let e = parse_entry(
+                &json!({"request": {"method": "GET", "url": url}}),
+                "http://x/fhir",
+            )
+            .unwrap();
+            let s = e.search.unwrap_or_else(|| panic!("{url} is no search"));
+            (e.res_type, s.target, s.pairs)
+        };
+        let (t, target, pairs) = search("Patient?name=J%C3%B8rgen&_count=2");
+        assert_eq!(t, "Patient");
+        assert!(matches!(target, Target::Type));
+        assert_eq!(
+            pairs,
+            [
+                ("name".into(), "Jørgen".into()),
+                ("_count".into(), "2".into())
+            ]
+        );
+        let (t, target, pairs) = search("http://x/fhir/Observation");
+        assert!(t == "Observation" && matches!(target, Target::Type) && pairs.is_empty());
+        let (t, target, pairs) = search("?_type=Patient,Observation");
+        assert!(t.is_empty() && matches!(target, Target::System));
+        assert_eq!(pairs, [("_type".into(), "Patient,Observation".into())]);
+        let (t, target, _) = search("Patient/p1/Observation?code=x");
+        assert_eq!(t, "Observation");
+        assert!(
+            matches!(target, Target::Compartment { ref compartment, ref id } if compartment == "Patient" && id == "p1")
+        );
         for bad in [
             json!({"request": {"method": "POST", "url": "Patient/1"}, "resource": {"resourceType": "Patient"}}),
             json!({"request": {"method": "POST", "url": "Patient"}, "resource": {"resourceType": "Observation"}}),
@@ -888,6 +1000,11 @@ mod tests {
             json!({"request": {"method": "DELETE", "url": "Nope/1"}}),
             json!({"request": {"method": "TRACE", "url": "Patient/1"}}),
             json!({"request": {"method": "GET", "url": "http://elsewhere/fhir/Patient/1"}}),
+            json!({"request": {"method": "GET", "url": "Patient/1?_summary=true"}}),
+            json!({"request": {"method": "GET", "url": "Nope/p1/Observation"}}),
+            json!({"request": {"method": "GET", "url": "Patient/p1/Nope"}}),
+            json!({"request": {"method": "POST", "url": ""}, "resource": {"resourceType": "Patient"}}),
+            json!({"request": {"method": "DELETE", "url": "Patient/p1/Observation"}}),
             json!({"resource": {"resourceType": "Patient"}}),
         ] {
             assert!(parse_entry(&bad, "http://x/fhir").is_err(), "{bad}");

@@ -1,4 +1,5 @@
-//! Batch (`POST [base]` with a `batch` Bundle): entries succeed or fail independently; Bundles
+//! Batch (`POST [base]` with a `batch` Bundle): entries succeed or fail independently, and a
+//! search entry answers with the searchset of the search itself; Bundles
 //! of other types are refused.
 
 use serde_json::json;
@@ -10,6 +11,8 @@ both_stores!(
     batch_mixed_entries,
     batch_entries_fail_independently,
     bundle_of_other_type_is_400,
+    searches_in_a_batch_answer_as_the_search_itself,
+    searches_in_a_transaction_see_its_writes,
 );
 
 async fn batch_mixed_entries(s: &TestServer) {
@@ -131,6 +134,127 @@ async fn batch_entries_fail_independently(s: &TestServer) {
     let read = s.get("Patient/bx").await;
     assert_eq!(read.header("etag"), Some("W/\"2\""));
     assert_eq!(read.json()["gender"], "female");
+}
+
+/// The ids of a searchset's `match` entries, and its `total`.
+fn matches(searchset: &serde_json::Value) -> (Vec<String>, serde_json::Value) {
+    assert_eq!(searchset["type"], "searchset", "{searchset}");
+    let ids = entries(searchset)
+        .iter()
+        .filter(|e| e["search"]["mode"] == "match")
+        .map(|e| {
+            let r = &e["resource"];
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap(),
+                r["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    (ids, searchset["total"].clone())
+}
+
+async fn searches_in_a_batch_answer_as_the_search_itself(s: &TestServer) {
+    expect(
+        &put(s, "Patient", "bs1", json!({"name": [{"family": "Holm"}]})).await,
+        201,
+    );
+    expect(
+        &put(s, "Patient", "bs2", json!({"name": [{"family": "Berg"}]})).await,
+        201,
+    );
+    for (id, patient, code) in [
+        ("bo1", "bs1", "8867-4"),
+        ("bo2", "bs2", "8867-4"),
+        ("bo3", "bs1", "59408-5"),
+    ] {
+        let obs = json!({"status": "final", "subject": {"reference": format!("Patient/{patient}")},
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]}});
+        expect(&put(s, "Observation", id, obs).await, 201);
+    }
+    let urls = [
+        "Patient?family=Holm",
+        "Patient?_total=accurate",
+        "?_type=Patient,Observation&_id=bs2,bo3",
+        "Patient/bs1/Observation?code=http://loinc.org%7C8867-4",
+        "Observation?subject=Patient/bs1&_sort=-_id&_count=1",
+    ];
+    let mut requests: Vec<_> = urls
+        .iter()
+        .map(|u| json!({"request": {"method": "GET", "url": u}}))
+        .collect();
+    requests.push(json!({"request": {"method": "GET", "url": "Observation?date=not-a-date"}}));
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": requests});
+    let resp = s.post(&s.base, &bundle).await;
+    expect(&resp, 200);
+    let body = resp.json();
+    let st = statuses(&body);
+    let e = entries(&body);
+    let expected: [&[&str]; 5] = [
+        &["Patient/bs1"],
+        &["Patient/bs1", "Patient/bs2"],
+        &["Patient/bs2", "Observation/bo3"],
+        &["Observation/bo1"],
+        &["Observation/bo3"],
+    ];
+    for (i, url) in urls.iter().enumerate() {
+        assert_eq!(st[i], "200 OK", "{url}: {}", e[i]);
+        let (mut ids, total) = matches(&e[i]["resource"]);
+        let direct = s.get(url).await;
+        expect(&direct, 200);
+        let (mut direct_ids, direct_total) = matches(&direct.json());
+        assert_eq!(ids, direct_ids, "{url}");
+        assert_eq!(total, direct_total, "{url}");
+        ids.sort();
+        direct_ids.sort();
+        let mut want: Vec<String> = expected[i].iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(ids, want, "{url}");
+        // The links are those of the search at its own endpoint.
+        let link = &e[i]["resource"]["link"][0];
+        assert_eq!(link["relation"], "self", "{url}");
+        assert!(
+            link["url"].as_str().unwrap().starts_with(&s.base),
+            "{url}: {link}"
+        );
+    }
+    assert_eq!(e[1]["resource"]["total"], 2);
+    // A search the server refuses fails its entry alone, as it would on its own.
+    let direct = s.get("Observation?date=not-a-date").await;
+    assert!(
+        st[5].starts_with(&direct.status.as_u16().to_string()),
+        "{} vs {}",
+        st[5],
+        direct.status
+    );
+    assert!(st[5].starts_with('4'), "{}", st[5]);
+    assert_eq!(
+        e[5]["response"]["outcome"]["resourceType"],
+        "OperationOutcome"
+    );
+}
+
+async fn searches_in_a_transaction_see_its_writes(s: &TestServer) {
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": "Patient?family=Nygaard"}},
+        {"fullUrl": "urn:uuid:6d1f7a52-0000-4000-8000-000000000001",
+         "resource": {"resourceType": "Patient", "name": [{"family": "Nygaard"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+        {"request": {"method": "GET", "url": "Patient"}},
+    ]});
+    let resp = s.post(&s.base, &bundle).await;
+    expect(&resp, 200);
+    let body = resp.json();
+    assert_eq!(body["type"], "transaction-response");
+    let st = statuses(&body);
+    assert_eq!(st, ["200 OK", "201 Created", "200 OK"], "{body}");
+    let e = entries(&body);
+    let created = id_of_location(e[1]["response"]["location"].as_str().unwrap());
+    // GETs run after the writes, wherever they stand in the Bundle.
+    let (ids, _) = matches(&e[0]["resource"]);
+    assert_eq!(ids, [format!("Patient/{created}")]);
+    let (ids, _) = matches(&e[2]["resource"]);
+    assert_eq!(ids, [format!("Patient/{created}")]);
 }
 
 mod trailing_slash {

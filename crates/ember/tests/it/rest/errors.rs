@@ -147,7 +147,7 @@ async fn odd_requests_never_500(s: &TestServer) {
             "POST",
             s.base.clone(),
             vec![],
-            Some(bundle(json!([{"request": {"method": "GET", "url": ""}}]))),
+            Some(bundle(json!([{"request": {"method": "DELETE", "url": ""}}]))),
         ),
         (
             "POST",
@@ -204,7 +204,7 @@ async fn odd_requests_never_500(s: &TestServer) {
             s.base.clone(),
             vec![],
             Some(bundle(
-                json!([{"request": {"method": "GET", "url": "Patient?name=x"}}]),
+                json!([{"request": {"method": "GET", "url": "Nope/p1/Observation?name=x"}}]),
             )),
         ),
         (
