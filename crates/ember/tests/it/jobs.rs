@@ -309,15 +309,23 @@ async fn a_job_can_end_in_the_commit_of_its_work(backend: Backend) {
         .await;
     assert!(matches!(lost, Err(StoreError::LeaseLost(_))), "{lost:?}");
     assert!(store.read("Patient", "p0").await.unwrap().is_none());
-    assert_eq!(repo.job(&queued).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(
+        repo.job(&queued).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
     // Run by the worker, each job stores its Patient and ends in the same commit; the
     // job whose Patient exists already ends all the same.
     repo.create("Patient", json!({"resourceType": "Patient"}))
         .await
         .unwrap();
-    repo.update("Patient", "p2", json!({"resourceType": "Patient", "id": "p2"}), None)
-        .await
-        .unwrap();
+    repo.update(
+        "Patient",
+        "p2",
+        json!({"resourceType": "Patient", "id": "p2"}),
+        None,
+    )
+    .await
+    .unwrap();
     let ids = repo
         .enqueue(vec![create("p1"), create("p2")])
         .await

@@ -158,7 +158,13 @@ async fn hold<C: GenericClient>(client: &C, p: &Progress) -> Result<()> {
     let held = client
         .query_opt(
             &stmt,
-            &[&p.job, &p.owner, &p.progress, &p.lease_until, &p.finished_at],
+            &[
+                &p.job,
+                &p.owner,
+                &p.progress,
+                &p.lease_until,
+                &p.finished_at,
+            ],
         )
         .await
         .map_err(pg_err)?;

@@ -252,13 +252,15 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit) -> Result<Committed> {
 fn hold(tx: &rusqlite::Transaction<'_>, p: &Progress) -> Result<()> {
     let held = tx
         .prepare_cached(PROGRESS)
-        .and_then(|mut s| s.execute(params![
+        .and_then(|mut s| {
+            s.execute(params![
                 p.job,
                 p.owner,
                 p.progress,
                 p.lease_until,
                 p.finished_at
-            ]))
+            ])
+        })
         .map_err(sqlite_err)?;
     if held == 1 {
         Ok(())
