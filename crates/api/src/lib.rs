@@ -9,6 +9,7 @@
 
 mod admin;
 mod body;
+mod compression;
 mod error;
 mod interactions;
 mod negotiate;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
+        .layer(compression::responses())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
@@ -106,6 +108,9 @@ fn fhir_routes(state: &AppState) -> Router<AppState> {
         .layer(axum::extract::DefaultBodyLimit::max(
             state.settings.max_body_bytes,
         ))
+        // Outside the limit: the limit counts the decompressed bytes.
+        .layer(compression::requests())
+        .layer(axum::middleware::from_fn(compression::supported_encoding))
 }
 
 /// The interactions on the base itself at `path`: `/`, and also the base with a

@@ -169,6 +169,18 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Result<Resp, String> {
+        let body = body.map(|b| Bytes::from(b.to_owned()));
+        self.try_send_bytes(method, path, headers, body).await
+    }
+
+    /// Like [`Http::try_send`], with a body of any bytes.
+    pub async fn try_send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Resp, String> {
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
@@ -187,7 +199,7 @@ impl Http {
             req = req.header(*k, *v);
         }
         let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(Duration::from_secs(60), self.client.request(req))
             .await

@@ -147,7 +147,9 @@ async fn odd_requests_never_500(s: &TestServer) {
             "POST",
             s.base.clone(),
             vec![],
-            Some(bundle(json!([{"request": {"method": "DELETE", "url": ""}}]))),
+            Some(bundle(
+                json!([{"request": {"method": "DELETE", "url": ""}}]),
+            )),
         ),
         (
             "POST",

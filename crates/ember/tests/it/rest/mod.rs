@@ -6,6 +6,7 @@
 
 mod batch;
 mod capabilities;
+mod compression;
 mod create;
 mod delete;
 mod errors;
