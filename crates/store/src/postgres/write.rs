@@ -2,7 +2,7 @@
 //! index rows together); guards, a held job's progress, reindexed rows and the
 //! outbox's jobs share the transaction when there are any.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
@@ -13,17 +13,24 @@ use crate::{
     Commit, Committed, IndexRows, NewJob, Progress, Reindexed, Result, Slot, StoreError, Write,
 };
 
-/// Creates the current pointer only if absent, then the version row and index rows.
-static WRITE_NEW: LazyLock<String> = LazyLock::new(|| {
-    write_statement(
-        "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, timeline_version)
+/// Creates the current pointer only if absent, then the version row and the index rows
+/// of `parts`: a new document's statement touches only the tables it has rows for
+/// (see [`Rows::New`]). Built once per combination; the one with every part stands for
+/// all of them in [`statements`], as each other one is that statement less some parts.
+fn write_new(parts: Parts) -> &'static str {
+    static BY_PARTS: [OnceLock<String>; 1 << PARTS] = [const { OnceLock::new() }; 1 << PARTS];
+    BY_PARTS[usize::from(parts.0)].get_or_init(|| {
+        write_statement(
+            "INSERT INTO resources (res_type, res_id, version, last_updated, deleted, timeline_version)
         VALUES ($1, $2, $3, $4, $5, $3)
         ON CONFLICT (res_type, res_id) DO NOTHING
         RETURNING rid",
-        8,
-        Rows::New,
-    )
-});
+            8,
+            Rows::New,
+            parts,
+        )
+    })
+}
 
 /// Moves the current pointer only from the expected version ($8), adds the version
 /// row and replaces the index rows.
@@ -34,6 +41,7 @@ static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
         RETURNING rid",
         9,
         Rows::Replace,
+        Parts::ALL,
     )
 });
 
@@ -41,13 +49,15 @@ static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
 /// document's `rid` only when that worked); the version row, the removal of the old
 /// index rows and the new ones (bound as arrays from parameter `first` on) all
 /// depend on it. It returns 1 when the write happened, 0 when the guard failed.
-fn write_statement(cur: &str, first: usize, rows: Rows) -> String {
+fn write_statement(cur: &str, first: usize, rows: Rows, parts: Parts) -> String {
+    // A replacement removes the old rows of every part, so it writes every part.
+    debug_assert!(rows == Rows::New || parts == Parts::ALL);
     let mut sql = format!(
         "WITH cur AS ({cur}),
     ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
         SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur)"
     );
-    index_ctes(&mut sql, first, rows);
+    index_ctes(&mut sql, first, rows, parts);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 }
@@ -85,7 +95,7 @@ const JOB_OF_KEY: &str = "SELECT id FROM jobs WHERE idempotency_key = $1";
 
 pub(super) fn statements() -> Vec<String> {
     vec![
-        WRITE_NEW.clone(),
+        write_new(Parts::ALL).to_owned(),
         WRITE_NEXT.clone(),
         REINDEX_TAKE.to_owned(),
         REINDEX_PUT_BACK.to_owned(),
@@ -227,7 +237,7 @@ async fn reindex<C: GenericClient>(tx: &C, docs: &[Reindexed]) -> Result<()> {
         .await
         .map_err(pg_err)?;
         let mut params: Vec<Param> = vec![Box::new(doc.rid)];
-        params.extend(index_params(&doc.index));
+        params.extend(index_params(&doc.index, Parts::ALL));
         tx.query_one(&rows, &param_refs(&params))
             .await
             .map_err(pg_err)?;
@@ -247,14 +257,17 @@ async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
         Box::new(w.body.clone()),
     ];
     // A next version also binds the version it expects to replace.
-    let sql = match w.expected {
-        None => WRITE_NEW.as_str(),
+    let (sql, parts) = match w.expected {
+        None => {
+            let parts = Parts::of(&w.index);
+            (write_new(parts), parts)
+        }
         Some(expected) => {
             params.push(Box::new(expected));
-            WRITE_NEXT.as_str()
+            (WRITE_NEXT.as_str(), Parts::ALL)
         }
     };
-    params.extend(index_params(&w.index));
+    params.extend(index_params(&w.index, parts));
     let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
     match client.query_one(&stmt, &param_refs(&params)).await {
         Ok(row) => Ok(row.get::<_, i64>(0) == 1),
@@ -267,7 +280,7 @@ async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
 /// after its pointer row is held.
 static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
     let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
-    index_ctes(&mut sql, 2, Rows::Replace);
+    index_ctes(&mut sql, 2, Rows::Replace, Parts::ALL);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 });
@@ -292,9 +305,49 @@ enum Rows {
     Replace,
 }
 
+/// Which index parts of a document a statement writes, one bit each: the tables of
+/// [`INDEX_COLUMNS`] in their order, then the full text, then the timeline.
+#[derive(Clone, Copy, PartialEq)]
+struct Parts(u16);
+
+const PARTS: usize = INDEX_COLUMNS.len() + 2;
+const TEXT: usize = INDEX_COLUMNS.len();
+const TIMELINE: usize = INDEX_COLUMNS.len() + 1;
+
+impl Parts {
+    const ALL: Parts = Parts((1 << PARTS) - 1);
+
+    /// The parts `rows` has rows for.
+    fn of(rows: &IndexRows) -> Parts {
+        let present = [
+            !rows.strings.is_empty(),
+            !rows.tokens.is_empty(),
+            !rows.dates.is_empty(),
+            !rows.numbers.is_empty(),
+            !rows.quantities.is_empty(),
+            !rows.references.is_empty(),
+            !rows.uris.is_empty(),
+            !rows.texts.is_empty(),
+            !rows.timeline.entries.is_empty(),
+        ];
+        Parts(
+            present
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| **p)
+                .fold(0, |bits, (i, _)| bits | 1 << i),
+        )
+    }
+
+    fn has(self, part: usize) -> bool {
+        self.0 & (1 << part) != 0
+    }
+}
+
 /// Appends the CTEs that remove the index rows of the document in `cur` (unless it is
-/// new) and insert the new ones, bound as arrays from parameter `first` on.
-fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
+/// new) and insert the new ones of `parts`, bound as arrays from parameter `first` on
+/// (see [`index_params`]).
+fn index_ctes(sql: &mut String, first: usize, rows: Rows, parts: Parts) {
     let mut n = first;
     let remove = |sql: &mut String, table: &str| {
         if rows == Rows::Replace {
@@ -303,8 +356,11 @@ fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
             ));
         }
     };
-    for (table, cols) in INDEX_COLUMNS {
+    for (i, (table, cols)) in INDEX_COLUMNS.iter().enumerate() {
         remove(sql, table);
+        if !parts.has(i) {
+            continue;
+        }
         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
         let arrays: Vec<String> = cols
             .iter()
@@ -321,13 +377,18 @@ fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
         ));
     }
     remove(sql, "idx_text");
-    sql.push_str(&format!(
-        ",\n    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
+    if parts.has(TEXT) {
+        sql.push_str(&format!(
+            ",\n    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
         SELECT cur.rid, u.kind, to_tsvector('simple', u.doc)
         FROM cur, unnest(${n}::int2[], ${}::text[]) AS u (kind, doc))",
-        n + 1
-    ));
-    timeline_ctes(sql, n + 2, rows);
+            n + 1
+        ));
+        n += 2;
+    }
+    if parts.has(TIMELINE) {
+        timeline_ctes(sql, n, rows);
+    }
 }
 
 /// Appends the CTEs that replace the timeline entries of the document in `cur` (add
@@ -411,8 +472,9 @@ const INDEX_COLUMNS: [(&str, &[(&str, &str)]); 7] = [
     ),
 ];
 
-/// The index rows as column arrays, in the order of [`INDEX_COLUMNS`].
-fn index_params(rows: &IndexRows) -> Vec<Param> {
+/// The index rows of `parts` as column arrays: the tables of [`INDEX_COLUMNS`] in their
+/// order, then the full text, then the timeline.
+fn index_params(rows: &IndexRows, parts: Parts) -> Vec<Param> {
     fn slots<T>(rows: &[T], slot: impl Fn(&T) -> Slot) -> [Param; 2] {
         [
             Box::new(rows.iter().map(|r| slot(r).p).collect::<Vec<i64>>()),
@@ -422,41 +484,46 @@ fn index_params(rows: &IndexRows) -> Vec<Param> {
     fn col<T, V: ToSql + Sync + Send + 'static>(rows: &[T], f: impl Fn(&T) -> V) -> Param {
         Box::new(rows.iter().map(f).collect::<Vec<V>>())
     }
-    let mut out: Vec<Param> = Vec::with_capacity(36);
+    let mut groups: [Vec<Param>; PARTS] = Default::default();
     let r = &rows.strings;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.norm.clone()));
-    out.push(col(r, |r| r.exact.clone()));
+    groups[0].extend(slots(r, |r| r.slot));
+    groups[0].push(col(r, |r| r.norm.clone()));
+    groups[0].push(col(r, |r| r.exact.clone()));
     let r = &rows.tokens;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.system.clone()));
-    out.push(col(r, |r| r.code.clone()));
-    out.push(col(r, |r| r.text.clone()));
+    groups[1].extend(slots(r, |r| r.slot));
+    groups[1].push(col(r, |r| r.system.clone()));
+    groups[1].push(col(r, |r| r.code.clone()));
+    groups[1].push(col(r, |r| r.text.clone()));
     let r = &rows.dates;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.lo));
-    out.push(col(r, |r| r.hi));
+    groups[2].extend(slots(r, |r| r.slot));
+    groups[2].push(col(r, |r| r.lo));
+    groups[2].push(col(r, |r| r.hi));
     let r = &rows.numbers;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.v));
+    groups[3].extend(slots(r, |r| r.slot));
+    groups[3].push(col(r, |r| r.v));
     let r = &rows.quantities;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.system.clone()));
-    out.push(col(r, |r| r.code.clone()));
-    out.push(col(r, |r| r.v));
+    groups[4].extend(slots(r, |r| r.slot));
+    groups[4].push(col(r, |r| r.system.clone()));
+    groups[4].push(col(r, |r| r.code.clone()));
+    groups[4].push(col(r, |r| r.v));
     let r = &rows.references;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.target_type.clone()));
-    out.push(col(r, |r| r.target_id.clone()));
-    out.push(col(r, |r| r.url.clone()));
+    groups[5].extend(slots(r, |r| r.slot));
+    groups[5].push(col(r, |r| r.target_type.clone()));
+    groups[5].push(col(r, |r| r.target_id.clone()));
+    groups[5].push(col(r, |r| r.url.clone()));
     let r = &rows.uris;
-    out.extend(slots(r, |r| r.slot));
-    out.push(col(r, |r| r.uri.clone()));
+    groups[6].extend(slots(r, |r| r.slot));
+    groups[6].push(col(r, |r| r.uri.clone()));
     let r = &rows.texts;
-    out.push(col(r, |r| r.kind as i16));
-    out.push(col(r, |r| r.doc.clone()));
-    out.extend(timeline_params(rows));
-    out
+    groups[TEXT].push(col(r, |r| r.kind as i16));
+    groups[TEXT].push(col(r, |r| r.doc.clone()));
+    groups[TIMELINE].extend(timeline_params(rows));
+    groups
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| parts.has(*i))
+        .flat_map(|(_, g)| g)
+        .collect()
 }
 
 /// The timeline entries of `rows` as column arrays, then their sort values.
