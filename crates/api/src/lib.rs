@@ -29,6 +29,7 @@ use interactions::{
     bundle, capabilities, conditional, create, delete, history, patch, read, search, update,
 };
 use operations::{reindex, submit_measurement, validate};
+use tower_http::normalize_path::NormalizePath;
 
 pub use error::ApiError;
 
@@ -59,16 +60,20 @@ pub struct AppState {
 }
 
 /// The complete HTTP application: the FHIR API under its base path plus `/livez`,
-/// `/readyz` and `/healthz`.
+/// `/readyz` and `/healthz`. A trailing slash is dropped before routing, so
+/// `Patient/` is `Patient` and `Patient/1/` is `Patient/1`.
 pub fn router(state: AppState) -> Router {
+    let app = application(state);
+    Router::new().fallback_service(NormalizePath::trim_trailing_slash(app))
+}
+
+fn application(state: AppState) -> Router {
     let base_path = state.settings.base_path.clone();
     let fhir = fhir_routes(&state);
     let app = if base_path.is_empty() {
         fhir
     } else {
-        Router::new()
-            .nest(&base_path, fhir)
-            .merge(base_routes(&format!("{base_path}/")))
+        Router::new().nest(&base_path, fhir)
     };
     app.merge(ops::routes(&state.settings))
         .merge(admin::routes())
@@ -91,7 +96,7 @@ pub fn router(state: AppState) -> Router {
 /// The FHIR REST API, relative to its base path: every interaction and operation.
 fn fhir_routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .merge(base_routes("/"))
+        .merge(base_routes())
         .merge(capabilities::routes())
         .merge(read::routes())
         .merge(create::routes())
@@ -113,8 +118,7 @@ fn fhir_routes(state: &AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn(compression::supported_encoding))
 }
 
-/// The interactions on the base itself at `path`: `/`, and also the base with a
-/// trailing slash when the API is mounted under a path.
-fn base_routes(path: &str) -> Router<AppState> {
-    bundle::routes(path).merge(search::system_routes(path))
+/// The interactions on the base itself: batch and transaction, and system search.
+fn base_routes() -> Router<AppState> {
+    bundle::routes("/").merge(search::system_routes("/"))
 }

@@ -1,5 +1,5 @@
 //! Read and vread (`GET [type]/[id]`, `GET [type]/[id]/_history/[vid]`), and conditional
-//! read (`If-None-Match`, `If-Modified-Since`).
+//! read (`If-None-Match`, `If-Modified-Since`); a trailing slash is tolerated.
 
 use serde_json::json;
 
@@ -14,7 +14,33 @@ both_stores!(
     read_unknown_type_is_404,
     conditional_read_if_none_match,
     conditional_read_if_modified_since,
+    a_trailing_slash_is_tolerated,
 );
+
+async fn a_trailing_slash_is_tolerated(s: &TestServer) {
+    expect(
+        &put(s, "Patient", "slash", json!({"gender": "male"})).await,
+        201,
+    );
+    let read = s.get("Patient/slash/").await;
+    expect(&read, 200);
+    assert_eq!(read.json()["id"], "slash");
+    let vread = s.get("Patient/slash/_history/1/").await;
+    expect(&vread, 200);
+    assert_eq!(vread.json()["gender"], "male");
+    let search = s.get("Patient/?gender=male").await;
+    expect(&search, 200);
+    assert_eq!(search.json()["entry"][0]["resource"]["id"], "slash");
+    let created = s
+        .post("Patient/", &json!({"resourceType": "Patient"}))
+        .await;
+    expect(&created, 201);
+    let history = s.get("Patient/slash/_history/").await;
+    expect(&history, 200);
+    assert_eq!(history.json()["type"], "history");
+    expect(&s.get("metadata/").await, 200);
+    expect_outcome(&s.get("Patient/nobody/").await, 404);
+}
 
 async fn read_returns_current_version_with_headers(s: &TestServer) {
     expect(
