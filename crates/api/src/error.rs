@@ -116,8 +116,13 @@ pub(crate) async fn not_found(request: Request) -> ApiError {
     ApiError::NotFound(format!("no FHIR endpoint at {}", request.uri().path()))
 }
 
-/// The response for a known path with a method it does not allow.
+/// The response for a known path with a method it does not allow; a 404 naming the
+/// operation when the path ends in one Ember does not have (`Patient/$foo`).
 pub(crate) async fn method_not_allowed(request: Request) -> ApiError {
+    let last = request.uri().path().rsplit('/').next().unwrap_or_default();
+    if last.starts_with('$') {
+        return crate::path::unknown_operation(last);
+    }
     ApiError::MethodNotAllowed(format!(
         "{} is not allowed on {}",
         request.method(),

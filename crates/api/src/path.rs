@@ -44,8 +44,23 @@ pub(crate) struct JobPath {
     pub id: String,
 }
 
+/// A 404 naming the operation when a segment where a type or id stands names one
+/// (`$name`): the routes of the operations Ember has come first, so this one is
+/// unknown, or unknown at this level.
+fn no_operation(segments: &[&str]) -> Result<()> {
+    match segments.iter().find(|s| s.starts_with('$')) {
+        Some(op) => Err(unknown_operation(op)),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn unknown_operation(op: &str) -> ApiError {
+    ApiError::NotFound(format!("the operation {op} is not supported here"))
+}
+
 impl TypePath {
     fn check(res_type: String) -> Result<Self> {
+        no_operation(&[&res_type])?;
         check_type(&res_type)?;
         Ok(TypePath { res_type })
     }
@@ -53,6 +68,7 @@ impl TypePath {
 
 impl ResourcePath {
     fn check((res_type, id): (String, String)) -> Result<Self> {
+        no_operation(&[&res_type, &id])?;
         check_type(&res_type)?;
         check_id(&id)?;
         Ok(ResourcePath { res_type, id })
@@ -61,6 +77,7 @@ impl ResourcePath {
 
 impl VersionPath {
     fn check((res_type, id, vid): (String, String, String)) -> Result<Self> {
+        no_operation(&[&vid])?;
         let ResourcePath { res_type, id } = ResourcePath::check((res_type, id))?;
         Ok(VersionPath { res_type, id, vid })
     }
@@ -68,6 +85,7 @@ impl VersionPath {
 
 impl CompartmentPath {
     fn check((compartment, id, res_type): (String, String, String)) -> Result<Self> {
+        no_operation(&[&compartment, &id, &res_type])?;
         check_type(&compartment)?;
         check_type(&res_type)?;
         check_id(&id)?;

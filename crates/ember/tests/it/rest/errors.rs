@@ -12,7 +12,34 @@ both_stores!(
     unknown_paths_are_404,
     wrong_methods_are_405,
     odd_requests_never_500,
+    unknown_operations_are_404_naming_the_operation,
 );
+
+async fn unknown_operations_are_404_naming_the_operation(s: &TestServer) {
+    for path in [
+        "$foo",
+        "Patient/$foo",
+        "Patient/x/$foo",
+        "Foo/$foo",
+        "Patient/x/_history/$foo",
+    ] {
+        for method in ["GET", "POST"] {
+            let body = (method == "POST").then_some(r#"{"resourceType": "Parameters"}"#);
+            let resp = s.send(method, path, &[], body).await;
+            let diagnostics = expect_outcome(&resp, 404);
+            assert!(
+                diagnostics.contains("operation $foo"),
+                "{method} {path}: {diagnostics}"
+            );
+        }
+    }
+    // The operations Ember has still answer.
+    expect(&put(s, "Patient", "op", json!({})).await, 201);
+    let validate = s
+        .post("Patient/$validate", &json!({"resourceType": "Patient"}))
+        .await;
+    expect(&validate, 200);
+}
 
 async fn malformed_bodies_are_400(s: &TestServer) {
     for body in [
