@@ -1,6 +1,8 @@
 //! `GET [base]/metadata`: the CapabilityStatement, generated from what this server
 //! really implements: the generated type list, the interactions of
-//! [`interactions`](super) and every searchable parameter.
+//! [`interactions`](super) and every searchable parameter. `?mode=terminology` gives
+//! the TerminologyCapabilities (Ember serves no terminology operations, so it lists
+//! none); `?mode=normative` is refused.
 
 use axum::Router;
 use axum::extract::State;
@@ -11,6 +13,7 @@ use ember_store::Backend;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::error::{ApiError, Result};
 use crate::negotiate::Fhir;
 use crate::response::json_response;
 
@@ -18,16 +21,49 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/metadata", get(metadata))
 }
 
-async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Response {
-    json_response(
-        &fhir,
-        StatusCode::OK,
-        &statement(
-            &fhir.base,
-            state.repo.store().backend(),
-            state.repo.limits(),
-        ),
-    )
+async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Result<Response> {
+    let mode = fhir
+        .query
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "mode")
+        .map(|(_, value)| value.as_str());
+    let backend = state.repo.store().backend();
+    let body = match mode {
+        None | Some("full") => statement(&fhir.base, backend, state.repo.limits()),
+        Some("terminology") => terminology(&fhir.base, backend),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "mode={other} is not supported: ask for mode=full (the default) or mode=terminology"
+            )));
+        }
+    };
+    Ok(json_response(&fhir, StatusCode::OK, &body))
+}
+
+/// The TerminologyCapabilities: who answers, and no code systems, expansions or
+/// translations, as Ember serves none of the terminology operations.
+fn terminology(base: &str, backend: Backend) -> Value {
+    json!({
+        "resourceType": "TerminologyCapabilities",
+        "status": "active",
+        "date": RELEASE_DATE,
+        "kind": "instance",
+        "software": software(),
+        "implementation": implementation(base, backend),
+    })
+}
+
+fn software() -> Value {
+    json!({"name": "Ember", "version": env!("CARGO_PKG_VERSION")})
+}
+
+fn implementation(base: &str, backend: Backend) -> Value {
+    let storage = match backend {
+        Backend::Postgres => "PostgreSQL",
+        Backend::Sqlite => "embedded SQLite",
+    };
+    json!({"description": format!("Ember FHIR R4 server ({storage})"), "url": base})
 }
 
 /// Interactions every resource type supports. Keep in step with the routes of
@@ -108,17 +144,13 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
             })
         })
         .collect();
-    let storage = match backend {
-        Backend::Postgres => "PostgreSQL",
-        Backend::Sqlite => "embedded SQLite",
-    };
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": RELEASE_DATE,
         "kind": "instance",
-        "software": {"name": "Ember", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": format!("Ember FHIR R4 server ({storage})"), "url": base},
+        "software": software(),
+        "implementation": implementation(base, backend),
         "fhirVersion": "4.0.1",
         "format": ["json", "application/fhir+json"],
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],

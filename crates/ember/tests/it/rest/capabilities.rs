@@ -13,7 +13,51 @@ both_stores!(
     metadata_interactions_all_answer,
     metadata_conditional_read_matches_behaviour,
     search_is_advertised_and_answers,
+    metadata_modes,
 );
+
+async fn metadata_modes(s: &TestServer) {
+    let full = s.get("metadata?mode=full").await;
+    expect(&full, 200);
+    assert_eq!(full.json()["resourceType"], "CapabilityStatement");
+    let resp = s.get("metadata?mode=terminology").await;
+    expect(&resp, 200);
+    let tc = resp.json();
+    assert_eq!(tc["resourceType"], "TerminologyCapabilities");
+    assert_eq!(tc["kind"], "instance");
+    assert_eq!(tc["software"]["name"], "Ember");
+    assert_eq!(tc["implementation"]["url"], s.base.as_str());
+    // It claims no terminology service Ember does not give.
+    for absent in [
+        "codeSystem",
+        "expansion",
+        "validateCode",
+        "translation",
+        "closure",
+    ] {
+        assert!(tc.get(absent).is_none(), "{absent}: {tc}");
+    }
+    // And it is a valid R4 resource.
+    let checked = s.post("TerminologyCapabilities/$validate", &tc).await;
+    expect(&checked, 200);
+    let issues = checked.json()["issue"].clone();
+    assert!(
+        issues
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["severity"] != "error" && i["severity"] != "fatal"),
+        "{issues}"
+    );
+    for mode in ["normative", "nonsense"] {
+        let refused = s.get(&format!("metadata?mode={mode}")).await;
+        let diagnostics = expect_outcome(&refused, 400);
+        assert!(
+            diagnostics.contains(&format!("mode={mode}")),
+            "{diagnostics}"
+        );
+    }
+}
 
 fn codes(interactions: &Value) -> BTreeSet<String> {
     interactions
