@@ -22,7 +22,8 @@ mod response;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
+use axum::{Router, ServiceExt};
 use ember_platform::Lifecycle;
 use ember_repo::Repo;
 use interactions::{
@@ -59,15 +60,19 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
 }
 
-/// The complete HTTP application: the FHIR API under its base path plus `/livez`,
-/// `/readyz` and `/healthz`. A trailing slash is dropped before routing, so
-/// `Patient/` is `Patient` and `Patient/1/` is `Patient/1`.
-pub fn router(state: AppState) -> Router {
-    let app = application(state);
-    Router::new().fallback_service(NormalizePath::trim_trailing_slash(app))
+/// The complete HTTP application, ready to serve: [`router`], with a trailing slash
+/// dropped before routing (so `Patient/` is `Patient` and `Patient/1/` is
+/// `Patient/1`; a layer on the router itself would run after the routing).
+pub fn service(
+    state: AppState,
+) -> IntoMakeServiceWithConnectInfo<NormalizePath<Router>, std::net::SocketAddr> {
+    ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info(
+        NormalizePath::trim_trailing_slash(router(state)),
+    )
 }
 
-fn application(state: AppState) -> Router {
+/// The FHIR API under its base path plus `/livez`, `/readyz` and `/healthz`.
+pub fn router(state: AppState) -> Router {
     let base_path = state.settings.base_path.clone();
     let fhir = fhir_routes(&state);
     let app = if base_path.is_empty() {

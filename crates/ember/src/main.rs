@@ -222,8 +222,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app =
-        ember_api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = ember_api::service(state);
     let server = axum::serve(listener, app).with_graceful_shutdown(async {
         let _ = stop_rx.await;
     });

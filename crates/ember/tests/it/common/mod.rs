@@ -234,7 +234,7 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = ember_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = ember_api::service(state);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
