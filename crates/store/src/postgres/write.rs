@@ -15,7 +15,7 @@ use crate::{
 
 /// Creates the current pointer only if absent, then the version row and the index rows
 /// of `parts`: a new document's statement touches only the tables it has rows for
-/// (see [`Rows::New`]). Built once per combination; the one with every part stands for
+/// (see [`Rows`]). Built once per combination; the one with every part stands for
 /// all of them in [`statements`], as each other one is that statement less some parts.
 fn write_new(parts: Parts) -> &'static str {
     static BY_PARTS: [OnceLock<String>; 1 << PARTS] = [const { OnceLock::new() }; 1 << PARTS];
@@ -26,8 +26,7 @@ fn write_new(parts: Parts) -> &'static str {
         ON CONFLICT (res_type, res_id) DO NOTHING
         RETURNING rid",
             8,
-            Rows::New,
-            parts,
+            Rows::New(parts),
         )
     })
 }
@@ -41,7 +40,6 @@ static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
         RETURNING rid",
         9,
         Rows::Replace,
-        Parts::ALL,
     )
 });
 
@@ -49,15 +47,13 @@ static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
 /// document's `rid` only when that worked); the version row, the removal of the old
 /// index rows and the new ones (bound as arrays from parameter `first` on) all
 /// depend on it. It returns 1 when the write happened, 0 when the guard failed.
-fn write_statement(cur: &str, first: usize, rows: Rows, parts: Parts) -> String {
-    // A replacement removes the old rows of every part, so it writes every part.
-    debug_assert!(rows == Rows::New || parts == Parts::ALL);
+fn write_statement(cur: &str, first: usize, rows: Rows) -> String {
     let mut sql = format!(
         "WITH cur AS ({cur}),
     ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
         SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur)"
     );
-    index_ctes(&mut sql, first, rows, parts);
+    index_ctes(&mut sql, first, rows);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 }
@@ -280,7 +276,7 @@ async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
 /// after its pointer row is held.
 static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
     let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
-    index_ctes(&mut sql, 2, Rows::Replace, Parts::ALL);
+    index_ctes(&mut sql, 2, Rows::Replace);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 });
@@ -294,15 +290,24 @@ pub(super) static TIMELINE_ROWS: LazyLock<String> = LazyLock::new(|| {
     sql
 });
 
-/// Whether the document in `cur` may have index rows already.
+/// The index rows a statement writes for the document in `cur`.
 #[derive(Clone, Copy, PartialEq)]
 enum Rows {
-    /// It was just inserted, with a new `rid`: it has none, so nothing is removed
-    /// (each `DELETE`, even of no row, would open its table and indexes and run the
-    /// count trigger).
-    New,
-    /// Its rows are replaced.
+    /// It was just inserted, with a new `rid`, so it has no rows yet: only those of
+    /// these parts are inserted and nothing is removed (each part, even of no row,
+    /// opens its table and indexes, and the token part runs the count trigger).
+    New(Parts),
+    /// Its rows of every part are replaced.
     Replace,
+}
+
+impl Rows {
+    fn parts(self) -> Parts {
+        match self {
+            Rows::New(parts) => parts,
+            Rows::Replace => Parts::ALL,
+        }
+    }
 }
 
 /// Which index parts of a document a statement writes, one bit each: the tables of
@@ -345,9 +350,10 @@ impl Parts {
 }
 
 /// Appends the CTEs that remove the index rows of the document in `cur` (unless it is
-/// new) and insert the new ones of `parts`, bound as arrays from parameter `first` on
-/// (see [`index_params`]).
-fn index_ctes(sql: &mut String, first: usize, rows: Rows, parts: Parts) {
+/// new) and insert the new ones, bound as arrays from parameter `first` on (see
+/// [`index_params`]).
+fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
+    let parts = rows.parts();
     let mut n = first;
     let remove = |sql: &mut String, table: &str| {
         if rows == Rows::Replace {
