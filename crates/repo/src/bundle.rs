@@ -257,18 +257,7 @@ impl Repo {
     }
 
     async fn search_entry(&self, res_type: &str, s: &Search, base: &str) -> Result<Outcome> {
-        let (scope, endpoint) = match &s.target {
-            Target::Type => (SearchScope::Type(res_type), format!("{base}/{res_type}")),
-            Target::System => (SearchScope::System, base.to_owned()),
-            Target::Compartment { compartment, id } => (
-                SearchScope::Compartment {
-                    compartment,
-                    id,
-                    res_type,
-                },
-                format!("{base}/{compartment}/{id}/{res_type}"),
-            ),
-        };
+        let (scope, endpoint) = search_scope(res_type, s, base);
         let bundle = self
             .search(scope, &s.pairs, Handling::Lenient, base, &endpoint)
             .await?;
@@ -288,6 +277,15 @@ impl Repo {
                 _ => Ok(None),
             })
             .collect::<Result<_>>()?;
+        // Searches run after the commit; one that cannot run fails the transaction
+        // before anything is written.
+        for (i, e) in original.iter().enumerate() {
+            if let Some(search) = &e.search {
+                let (scope, _) = search_scope(&e.res_type, search, base);
+                self.check_search(scope, &search.pairs, Handling::Lenient, base)
+                    .map_err(|err| at_entry(i, err))?;
+            }
+        }
         let mut order: Vec<usize> = (0..original.len()).collect();
         order.sort_by_key(|&i| original[i].method.rank());
 
@@ -557,6 +555,41 @@ impl Repo {
 /// `fullUrl` (and, for absolute URLs, its `Type/id` tail) to the reference it will have
 /// on this server (for a conditional create that matched, the existing resource). Fails
 /// when two entries write the same resource.
+/// Refuses control characters in an entry's `fullUrl` and `request` (its resource is
+/// validated as it is written).
+fn check_entry_text(raw: &Value, request: &Value) -> Result<()> {
+    let full_url = raw.get("fullUrl").map(|v| ("fullUrl", v));
+    let request_fields = request.as_object().into_iter().flatten();
+    for (name, value) in full_url
+        .into_iter()
+        .chain(request_fields.map(|(k, v)| (k.as_str(), v)))
+    {
+        if let Some(c) = value.as_str().and_then(ember_fhir::control_char) {
+            return Err(RepoError::Invalid(format!(
+                "{name}: control characters are not allowed (found U+{:04X})",
+                u32::from(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What a search entry searches, and its endpoint URL for the searchset's links.
+fn search_scope<'a>(res_type: &'a str, s: &'a Search, base: &str) -> (SearchScope<'a>, String) {
+    match &s.target {
+        Target::Type => (SearchScope::Type(res_type), format!("{base}/{res_type}")),
+        Target::System => (SearchScope::System, base.to_owned()),
+        Target::Compartment { compartment, id } => (
+            SearchScope::Compartment {
+                compartment,
+                id,
+                res_type,
+            },
+            format!("{base}/{compartment}/{id}/{res_type}"),
+        ),
+    }
+}
+
 fn assign_ids(entries: &mut [Entry], resolved: &[Resolved]) -> Result<HashMap<String, String>> {
     let mut references = HashMap::new();
     let mut written = HashSet::new();
@@ -706,6 +739,7 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
     let request = raw
         .get("request")
         .ok_or_else(|| RepoError::Invalid("the entry has no request".into()))?;
+    check_entry_text(raw, request)?;
     let method = match request.get("method").and_then(Value::as_str) {
         Some("GET") | Some("HEAD") => Method::Get,
         Some("POST") => Method::Post,

@@ -82,6 +82,7 @@ pub(crate) fn condition(
     params: &Snapshot,
 ) -> Result<Condition> {
     check_type(res_type)?;
+    crate::check_controls(pairs)?;
     let mut accepted: Vec<(String, String)> = Vec::new();
     let mut filters = Vec::new();
     for (name, value) in pairs {

@@ -34,6 +34,7 @@ const CURSOR: &str = "_cursor";
 impl HistoryParams {
     /// Reads the history parameters from a query string's pairs; other parameters are ignored.
     pub fn parse(pairs: &[(String, String)], repo: &Repo) -> Result<Self> {
+        crate::check_controls(pairs)?;
         let limits = repo.limits();
         let mut params = HistoryParams {
             count: limits.default_count,

@@ -215,6 +215,23 @@ pub fn check_type(res_type: &str) -> Result<()> {
     }
 }
 
+/// Checks that no parameter name or value of a query holds a control character (see
+/// [`ember_fhir::control_char`]): such a value can match nothing stored, and it never
+/// reaches the database.
+pub fn check_controls(pairs: &[(String, String)]) -> Result<()> {
+    for (name, value) in pairs {
+        if let Some(c) = ember_fhir::control_char(name).or_else(|| ember_fhir::control_char(value))
+        {
+            return Err(RepoError::Invalid(format!(
+                "parameter {:?}: control characters are not allowed (found U+{:04X})",
+                name.escape_debug().to_string(),
+                u32::from(c)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that `id` is a valid logical id.
 pub fn check_id(id: &str) -> Result<()> {
     if ember_fhir::id::is_valid_id(id) {

@@ -99,7 +99,8 @@ impl FromStr for Mode {
 }
 
 /// Validates `resource` (a JSON resource of any type) against the R4 base definitions.
-/// The outcome is empty when nothing is wrong, and always empty in [`Mode::Off`].
+/// The outcome is empty when nothing is wrong. [`Mode::Off`] checks only what no
+/// store can hold: control characters in strings and element names.
 pub fn validate(resource: &Value, mode: Mode) -> OperationOutcome {
     let mut v = Validator {
         mode,
@@ -107,7 +108,12 @@ pub fn validate(resource: &Value, mode: Mode) -> OperationOutcome {
         issues: Vec::new(),
         key: String::new(),
     };
-    if mode != Mode::Off {
+    if mode == Mode::Off {
+        if let Some(t) = resource.get("resourceType").and_then(Value::as_str) {
+            v.path.push(Seg::Name(t));
+        }
+        v.text_only(resource);
+    } else {
         v.resource(resource);
     }
     OperationOutcome { issues: v.issues }
@@ -120,6 +126,14 @@ pub fn has_errors(outcome: &OperationOutcome) -> bool {
         .issues
         .iter()
         .any(|i| matches!(i.severity, Severity::Error | Severity::Fatal))
+}
+
+fn control_message(what: &str, c: char) -> String {
+    format!(
+        "a {what} must not contain control characters (found U+{:04X}); only tab, CR and \
+         LF are allowed",
+        u32::from(c)
+    )
 }
 
 /// Which rule an issue breaks: decides its severity in lenient mode.
@@ -294,6 +308,41 @@ impl<'a> Validator<'a> {
         self.path.push(seg);
         self.report(rule, code, diagnostics);
         self.path.pop();
+    }
+
+    /// Control characters anywhere in `value`, in strings and in names (all that
+    /// [`Mode::Off`] checks).
+    fn text_only(&mut self, value: &'a Value) {
+        match value {
+            Value::String(s) => {
+                if let Some(c) = crate::control_char(s) {
+                    self.report(Rule::Other, IssueType::Value, control_message("string", c));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.path.push(Seg::Index(i));
+                    self.text_only(item);
+                    self.path.pop();
+                }
+            }
+            Value::Object(obj) => {
+                for (name, item) in obj {
+                    if let Some(c) = crate::control_char(name) {
+                        self.report(
+                            Rule::Other,
+                            IssueType::Structure,
+                            control_message("name", c),
+                        );
+                    } else {
+                        self.path.push(Seg::Name(name));
+                        self.text_only(item);
+                        self.path.pop();
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// A resource, at the root or as the value of an element of type Resource.
@@ -688,6 +737,8 @@ impl<'a> Validator<'a> {
                         IssueType::Value,
                         format!("empty strings are not allowed ({ty}): leave the element out"),
                     );
+                } else if let Some(c) = crate::control_char(s) {
+                    self.report(Rule::Other, IssueType::Value, control_message(ty, c));
                 } else if let Err(form) = formats::check(ty, s) {
                     self.report(
                         Rule::Other,
@@ -792,6 +843,34 @@ impl<'a> Validator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_errors_in_every_mode() {
+        let resource = serde_json::json!({
+            "resourceType": "Patient",
+            "name": [{"family": "a\u{0}b", "given": ["ok\tfine"]}],
+            "extension": [{"url": "http://e.org/x", "valueString": "\u{1b}"}],
+            "x\u{1}": 1
+        });
+        for mode in [Mode::Strict, Mode::Lenient, Mode::Off] {
+            let outcome = validate(&resource, mode);
+            let locations: Vec<&str> = outcome
+                .issues
+                .iter()
+                .filter(|i| i.diagnostics.contains("control characters"))
+                .map(|i| i.expression[0].as_str())
+                .collect();
+            // The name is an unknown element in the other modes.
+            let mut expected = vec!["Patient.name[0].family", "Patient.extension[0].valueString"];
+            if mode == Mode::Off {
+                expected.push("Patient");
+            }
+            assert_eq!(locations, expected, "{mode}");
+            assert!(has_errors(&outcome), "{mode}");
+        }
+        let clean = serde_json::json!({"resourceType": "Patient", "name": [{"text": "a\tb\r\n"}]});
+        assert!(validate(&clean, Mode::Off).issues.is_empty());
+    }
 
     #[test]
     fn modes_parse() {

@@ -160,6 +160,17 @@ impl Repo {
         Ok(self.store.explain(&query).await?)
     }
 
+    /// Checks that a search can run (its parameters parse) without running it.
+    pub(crate) fn check_search(
+        &self,
+        scope: SearchScope<'_>,
+        pairs: &[(String, String)],
+        handling: Handling,
+        base: &str,
+    ) -> Result<()> {
+        self.request(scope, pairs, handling, base).map(drop)
+    }
+
     /// The parsed request and the store query of a search.
     fn request(
         &self,
@@ -168,6 +179,7 @@ impl Repo {
         handling: Handling,
         base: &str,
     ) -> Result<(Request, SearchQuery)> {
+        crate::check_controls(pairs)?;
         // References to this server's own base URL are local references.
         let own = format!("{base}/");
         let pairs: Vec<(String, String)> = pairs
@@ -657,7 +669,9 @@ fn decode_cursor(value: &str, _sort_len: usize) -> Result<Cursor, Problem> {
         .ok_or_else(bad)?
         .iter()
         .map(|x| {
-            if let Some(t) = x.get("t").and_then(Value::as_str) {
+            // A text key goes to the database: no control characters.
+            let text = x.get("t").and_then(Value::as_str);
+            if let Some(t) = text.filter(|t| ember_fhir::control_char(t).is_none()) {
                 Some(Val::Text(t.to_owned()))
             } else if let Some(i) = x.get("i").and_then(Value::as_i64) {
                 Some(Val::Int(i))

@@ -7,6 +7,7 @@
 mod batch;
 mod capabilities;
 mod compression;
+mod control_chars;
 mod create;
 mod delete;
 mod errors;
