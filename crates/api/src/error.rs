@@ -26,6 +26,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     UnsupportedMediaType(String),
     NotImplemented(String),
+    /// Something Ember depends on (the token issuer) cannot be reached.
+    Unavailable(String),
     Timeout,
 }
 
@@ -72,6 +74,11 @@ impl ApiError {
             NotImplemented(m) => (
                 StatusCode::NOT_IMPLEMENTED,
                 IssueType::NotSupported,
+                m.clone(),
+            ),
+            Unavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueType::Transient,
                 m.clone(),
             ),
             Timeout => (

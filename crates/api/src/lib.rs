@@ -8,6 +8,7 @@
 //! `error`.
 
 mod admin;
+mod auth;
 mod body;
 mod compression;
 mod error;
@@ -58,6 +59,8 @@ pub struct AppState {
     /// Span export, when an OpenTelemetry collector is configured.
     pub spans: Option<ember_platform::otlp::SpanExporter>,
     pub settings: Arc<ApiSettings>,
+    /// Token verification; `None` when Ember runs open (see `ember_auth::Posture`).
+    pub auth: Option<Arc<ember_auth::Verifier>>,
 }
 
 /// The complete HTTP application, ready to serve: [`router`], with a trailing slash
@@ -80,22 +83,30 @@ pub fn router(state: AppState) -> Router {
     } else {
         Router::new().nest(&base_path, fhir)
     };
-    app.merge(ops::routes(&state.settings))
-        .merge(admin::routes())
-        .fallback(error::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            error::guard,
-        ))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            error::panic_response,
-        ))
-        .layer(compression::responses())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            observe::observe,
-        ))
-        .with_state(state)
+    app.route(
+        auth::SMART_CONFIGURATION,
+        axum::routing::get(capabilities::smart_configuration),
+    )
+    .merge(ops::routes(&state.settings))
+    .merge(admin::routes())
+    .fallback(error::not_found)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        error::guard,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ))
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        error::panic_response,
+    ))
+    .layer(compression::responses())
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        observe::observe,
+    ))
+    .with_state(state)
 }
 
 /// The FHIR REST API, relative to its base path: every interaction and operation.

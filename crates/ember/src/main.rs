@@ -132,6 +132,53 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Applies the start-up rule of authentication (see `ember_auth::settings`): the
+/// verifier when tokens are checked, `None` when Ember runs open, an error when it must
+/// not start.
+fn auth_verifier(config: &ServeConfig) -> anyhow::Result<Option<Arc<ember_auth::Verifier>>> {
+    use ember_auth::settings::{Input, posture};
+    let input = Input {
+        mode: config.auth.as_deref(),
+        issuers: &config.auth_issuers,
+        audience: config.auth_audience.as_deref(),
+        public_fhir_base: config
+            .public_base_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty()),
+        listen: Some(config.listen),
+        leeway: Duration::from_secs(config.auth_leeway_seconds),
+        claims: &config.auth_claims,
+    };
+    match posture(&input)? {
+        ember_auth::Posture::Enforced(settings) => {
+            tracing::info!(
+                issuers = settings.issuers.join(","),
+                "bearer tokens are required"
+            );
+            let client = ember_platform::http_client::HttpClient::new(
+                &config.app_name,
+                Duration::from_secs(5),
+            );
+            Ok(Some(Arc::new(ember_auth::Verifier::new(settings, client))))
+        }
+        ember_auth::Posture::OpenOnLoopback => {
+            tracing::error!(
+                log_type = "alert",
+                "no EMBER_AUTH_ISSUERS: Ember runs without authentication, reachable on a loopback address only"
+            );
+            Ok(None)
+        }
+        ember_auth::Posture::Disabled => {
+            tracing::error!(
+                log_type = "alert",
+                "EMBER_AUTH=disabled: Ember runs without authentication; anyone who reaches it can read and change every record"
+            );
+            Ok(None)
+        }
+    }
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let started_at = Instant::now();
     ember_platform::logging::init(&LogSettings {
@@ -143,6 +190,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!("EMBER_LOG_PHI is on: personal data may appear in the logs");
     }
     let public_url = config.public_url().map_err(anyhow::Error::msg)?;
+    let auth = auth_verifier(&config)?;
     let mut signals = ember_platform::shutdown::Signals::install()
         .context("cannot listen for termination signals")?;
     let lifecycle = Lifecycle::new();
@@ -209,6 +257,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             liveness_path: config.liveness_path.clone(),
             readiness_path: config.readiness_path.clone(),
         }),
+        auth,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

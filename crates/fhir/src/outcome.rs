@@ -42,6 +42,10 @@ pub enum IssueType {
     Exception,
     Timeout,
     Informational,
+    /// The caller's token does not allow the interaction.
+    Forbidden,
+    /// The caller is not authenticated.
+    Login,
 }
 
 impl IssueType {
@@ -64,6 +68,8 @@ impl IssueType {
             IssueType::Exception => "exception",
             IssueType::Timeout => "timeout",
             IssueType::Informational => "informational",
+            IssueType::Forbidden => "forbidden",
+            IssueType::Login => "login",
         }
     }
 }

@@ -36,6 +36,29 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
+    /// Authentication: `required` or `disabled`. Unset: required when issuers are set;
+    /// with none, open on a loopback listen address and refused on any other.
+    #[arg(long, env = "EMBER_AUTH", value_parser = ["required", "disabled"])]
+    pub auth: Option<String>,
+
+    /// Trusted token issuers, comma-separated; each must be https (http only on a
+    /// loopback host). Their keys are found through OpenID discovery.
+    #[arg(long, env = "EMBER_AUTH_ISSUERS", default_value = "")]
+    pub auth_issuers: String,
+
+    /// The `aud` tokens must carry; defaults to EMBER_PUBLIC_BASE_URL.
+    #[arg(long, env = "EMBER_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// Clock skew allowed on a token's `exp`, `nbf` and `iat`, in seconds.
+    #[arg(long, env = "EMBER_AUTH_LEEWAY_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub auth_leeway_seconds: u64,
+
+    /// Which claims carry the grants: `smart` (scope, patient, client_id) or `ehealth`
+    /// (realm_access.roles, user_type, context).
+    #[arg(long, env = "EMBER_AUTH_CLAIMS", default_value = "smart", value_parser = ["smart", "ehealth"])]
+    pub auth_claims: String,
+
     /// Reverse proxies (addresses or networks, comma-separated, e.g. `10.0.0.0/8`) whose
     /// `Forwarded` / `X-Forwarded-*` headers are believed when deriving the public URL.
     #[arg(long, env = "EMBER_TRUSTED_PROXIES", default_value = "")]

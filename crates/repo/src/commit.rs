@@ -99,6 +99,9 @@ impl Repo {
                 body: w.body.as_deref(),
                 operation: self.operation,
             };
+            if crate::access::current().is_some() {
+                self.check_access(&written).await?;
+            }
             for rule in &self.participants.rules {
                 rule.check(self, &written).await?;
             }
@@ -123,6 +126,23 @@ impl Repo {
             }
         }
         Ok(committed)
+    }
+
+    /// Refuses a write the caller's [`crate::access::Access`] does not allow: of the
+    /// version written, and of the version it replaces.
+    async fn check_access(&self, w: &Written<'_>) -> Result<(), RepoError> {
+        let need = crate::access::need_of(w.change, w.expected.is_some());
+        crate::access::check(w.res_type, need)?;
+        if let Some(body) = w.body {
+            crate::access::check_write(w.res_type, w.id, body)?;
+        }
+        if let Some(expected) = w.expected {
+            let before = self.store.vread(w.res_type, w.id, expected).await?;
+            if let Some(body) = before.and_then(|v| v.body) {
+                crate::access::check_write(w.res_type, w.id, &body)?;
+            }
+        }
+        Ok(())
     }
 
     /// Commits versions alone (see [`Repo::commit`]).

@@ -50,6 +50,10 @@ pub enum RepoError {
     #[error("{0}")]
     NotSupported(String),
     /// The request body is not an acceptable JSON resource (400, or 404 for an unknown type).
+    /// The caller's grants do not reach this resource (see [`crate::access`]).
+    #[error("{0}")]
+    Forbidden(String),
+
     #[error(transparent)]
     Body(#[from] BodyError),
     /// The storage layer failed.
@@ -87,6 +91,7 @@ impl RepoError {
             RepoError::Conflict(_) => 409,
             RepoError::Unprocessable(_) | RepoError::Invalidated(_) => 422,
             RepoError::NotSupported(_) => 501,
+            RepoError::Forbidden(_) => 403,
             RepoError::Body(BodyError::UnknownResourceType(_)) => 400,
             RepoError::Body(_) => 400,
             RepoError::Store(StoreError::Unavailable(_)) => 503,
@@ -112,6 +117,7 @@ impl RepoError {
             RepoError::TooManyMatches(_) => IssueType::TooCostly,
             RepoError::Unprocessable(_) | RepoError::Invalidated(_) => IssueType::Processing,
             RepoError::NotSupported(_) => IssueType::NotSupported,
+            RepoError::Forbidden(_) => IssueType::Forbidden,
             RepoError::Store(StoreError::Unavailable(_)) => IssueType::Transient,
             RepoError::Store(StoreError::Conflict { .. }) => IssueType::Conflict,
             RepoError::Store(_) => IssueType::Exception,

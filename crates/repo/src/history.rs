@@ -114,11 +114,13 @@ impl Repo {
             HistoryScope::System => ember_store::HistoryScope::System,
             HistoryScope::Type(t) => {
                 check_type(t)?;
+                crate::access::check(t, crate::access::Need::Search)?;
                 ember_store::HistoryScope::Type(t)
             }
             HistoryScope::Instance(t, id) => {
                 check_type(t)?;
                 check_id(id)?;
+                crate::access::check(t, crate::access::Need::Read)?;
                 if self.store.read(t, id).await?.is_none() {
                     return Err(RepoError::NotFound(format!("{t}/{id}")));
                 }
@@ -142,6 +144,14 @@ impl Repo {
         } else {
             None
         };
+        // Versions the caller could not read directly are left out (deletions carry
+        // no body and stay).
+        rows.retain(|r| {
+            r.version
+                .body
+                .as_deref()
+                .is_none_or(|b| crate::access::readable(&r.version.res_type, b))
+        });
         Ok(HistoryPage { rows, next })
     }
 }

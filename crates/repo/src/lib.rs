@@ -6,6 +6,7 @@
 //! retries optimistic writes that lost a race. It knows nothing of HTTP: callers pass
 //! parsed headers in and turn [`RepoError`] into responses.
 
+pub mod access;
 mod background;
 mod bundle;
 mod commit;

@@ -21,14 +21,17 @@ impl Repo {
                 last_updated,
                 body: Some(body),
                 ..
-            }) => Ok(Stored {
-                res_type: res_type.to_owned(),
-                id: id.to_owned(),
-                version,
-                last_updated,
-                body,
-                created: false,
-            }),
+            }) => {
+                crate::access::check_read(res_type, id, &body)?;
+                Ok(Stored {
+                    res_type: res_type.to_owned(),
+                    id: id.to_owned(),
+                    version,
+                    last_updated,
+                    body,
+                    created: false,
+                })
+            }
         }
     }
 
@@ -44,14 +47,17 @@ impl Repo {
             None => Err(RepoError::NotFound(reference)),
             Some(v) => match v.body {
                 None => Err(RepoError::Gone(reference)),
-                Some(body) => Ok(Stored {
-                    res_type: v.res_type,
-                    id: v.id,
-                    version: v.version,
-                    last_updated: v.last_updated,
-                    body,
-                    created: false,
-                }),
+                Some(body) => {
+                    crate::access::check_read(res_type, id, &body)?;
+                    Ok(Stored {
+                        res_type: v.res_type,
+                        id: v.id,
+                        version: v.version,
+                        last_updated: v.last_updated,
+                        body,
+                        created: false,
+                    })
+                }
             },
         }
     }

@@ -2,12 +2,14 @@
 //! really implements: the generated type list, the interactions of
 //! [`interactions`](super) and every searchable parameter. `?mode=terminology` gives
 //! the TerminologyCapabilities (Ember serves no terminology operations, so it lists
-//! none); `?mode=normative` is refused.
+//! none); `?mode=normative` is refused. With authentication on, `rest.security` names
+//! SMART on FHIR with the issuer's OAuth endpoints, and
+//! `/.well-known/smart-configuration` (at the root and under the base) describes them.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ember_store::Backend;
 use serde_json::{Value, json};
@@ -18,7 +20,52 @@ use crate::negotiate::Fhir;
 use crate::response::json_response;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/metadata", get(metadata))
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route(crate::auth::SMART_CONFIGURATION, get(smart_configuration))
+}
+
+/// `GET /.well-known/smart-configuration`: 404 when Ember runs without authentication.
+pub(crate) async fn smart_configuration(State(state): State<AppState>) -> Result<Response> {
+    let Some(verifier) = &state.auth else {
+        return Err(ApiError::NotFound(
+            "authentication is not configured (EMBER_AUTH_ISSUERS)".into(),
+        ));
+    };
+    let conf = verifier.smart_configuration().await.map_err(|e| {
+        tracing::warn!(error = %e, "the issuer's discovery document is unavailable");
+        ApiError::Unavailable("the token issuer's configuration is unavailable".into())
+    })?;
+    let mut response = axum::Json(conf).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("max-age=300"),
+    );
+    Ok(response)
+}
+
+/// `rest.security` for the SMART configuration `conf`.
+fn security(conf: &Value) -> Value {
+    let mut uris = Vec::new();
+    for (url, name) in [
+        ("token", "token_endpoint"),
+        ("authorize", "authorization_endpoint"),
+    ] {
+        if let Some(uri) = conf.get(name).and_then(Value::as_str) {
+            uris.push(json!({"url": url, "valueUri": uri}));
+        }
+    }
+    json!({
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": uris,
+        }],
+        "service": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR",
+        }]}],
+        "description": "Bearer tokens from the trusted issuers; SMART App Launch v1 and v2 scopes",
+    })
 }
 
 async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Result<Response> {
@@ -30,7 +77,16 @@ async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Result<Response>
         .map(|(_, value)| value.as_str());
     let backend = state.repo.store().backend();
     let body = match mode {
-        None | Some("full") => statement(&fhir.base, backend, state.repo.limits()),
+        None | Some("full") => {
+            let mut body = statement(&fhir.base, backend, state.repo.limits());
+            if let Some(verifier) = &state.auth {
+                // Without the issuer's document the statement still answers.
+                if let Ok(conf) = verifier.smart_configuration().await {
+                    body["rest"][0]["security"] = security(&conf);
+                }
+            }
+            body
+        }
         Some("terminology") => terminology(&fhir.base, backend),
         Some(other) => {
             return Err(ApiError::BadRequest(format!(

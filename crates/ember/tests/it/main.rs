@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod auth;
 mod conditional;
 mod dataset;
 mod examples;

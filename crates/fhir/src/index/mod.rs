@@ -433,6 +433,26 @@ fn composite<'a>(
     }
 }
 
+/// Whether `resource` is in the compartment of `compartment/id` (a `Patient/p1`): it is
+/// that resource, or one of its compartment-linking parameters references it. `None`
+/// when its type has no place in that compartment.
+pub fn in_compartment(resource: &Value, compartment: &str, id: &str) -> Option<bool> {
+    let res_type = resource.get("resourceType")?.as_str()?;
+    let params = crate::definitions::compartment(compartment)?.params(res_type)?;
+    let own = params.contains(&"{def}") || res_type == compartment;
+    if own && resource.get("id").and_then(Value::as_str) == Some(id) {
+        return Some(true);
+    }
+    let Ok(extraction) = extract(resource) else {
+        return Some(false);
+    };
+    Some(extraction.entries.iter().any(|e| {
+        params.contains(&e.code)
+            && matches!(&e.value, IndexValue::Reference { res_type: Some(t), id: Some(i), .. }
+                if t == compartment && i == id)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +464,19 @@ mod tests {
             .filter(|e| e.code == code)
             .map(|e| &e.value)
             .collect()
+    }
+
+    #[test]
+    fn compartment_membership() {
+        let obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": "Patient/p1"}});
+        assert_eq!(in_compartment(&obs, "Patient", "p1"), Some(true));
+        assert_eq!(in_compartment(&obs, "Patient", "p2"), Some(false));
+        let patient = json!({"resourceType": "Patient", "id": "p1"});
+        assert_eq!(in_compartment(&patient, "Patient", "p1"), Some(true));
+        assert_eq!(in_compartment(&patient, "Patient", "p2"), Some(false));
+        let medication = json!({"resourceType": "Medication"});
+        assert_eq!(in_compartment(&medication, "Patient", "p1"), None);
     }
 
     #[test]

@@ -171,6 +171,67 @@ impl Repo {
         self.request(scope, pairs, handling, base).map(drop)
     }
 
+    /// Applies the caller's grants to a search: each type must be searchable, and is
+    /// narrowed to the caller's compartment and criteria. Several types narrowed
+    /// differently cannot share one query, so such a search is refused.
+    fn narrow(&self, req: &mut Request, access: &dyn crate::access::Access) -> Result<()> {
+        let params = self.params.snapshot();
+        let mut narrowed = Vec::new();
+        let all_types = req.types.len() == ember_fhir::resource_types().len();
+        let mut searchable = Vec::new();
+        for t in &req.types {
+            match access.allows(t, crate::access::Need::Search) {
+                Ok(()) => searchable.push(t.clone()),
+                // A search of every type covers the types the caller may search.
+                Err(_) if all_types => {}
+                Err(reason) => return Err(RepoError::Forbidden(reason)),
+            }
+        }
+        req.types = searchable;
+        for t in &req.types {
+            let narrowing = access.narrowing(t);
+            let mut all = Vec::new();
+            if let Some((compartment, id)) = &narrowing.compartment {
+                // A type outside the compartment is not patient data.
+                if definitions::compartment(compartment)
+                    .and_then(|c| c.params(t))
+                    .is_some()
+                {
+                    all.push(compartment_filter(compartment, id, t)?);
+                }
+            }
+            if !narrowing.criteria.is_empty() {
+                let mut any = Vec::new();
+                for criteria in &narrowing.criteria {
+                    let filters = criteria
+                        .iter()
+                        .map(|(n, v)| filter::filter_for(t, n, v, &params))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|_| {
+                            RepoError::Forbidden(format!(
+                                "the token's scope criteria for {t} cannot be applied"
+                            ))
+                        })?;
+                    any.push(Filter::All(filters));
+                }
+                all.push(Filter::Any(any));
+            }
+            narrowed.push(all);
+        }
+        if req.types.is_empty() {
+            return Err(RepoError::Forbidden(
+                "the token allows searching none of these types".into(),
+            ));
+        }
+        if narrowed.windows(2).any(|w| w[0] != w[1]) {
+            return Err(RepoError::Forbidden(
+                "the token narrows these types differently; search them one type at a time".into(),
+            ));
+        }
+        req.filters.extend(narrowed.swap_remove(0));
+        Ok(())
+    }
+
     /// The parsed request and the store query of a search.
     fn request(
         &self,
@@ -189,7 +250,10 @@ impl Repo {
                 _ => (n.clone(), v.replace(&own, "")),
             })
             .collect();
-        let req = self.parse(scope, &pairs, handling)?;
+        let mut req = self.parse(scope, &pairs, handling)?;
+        if let Some(access) = crate::access::current() {
+            self.narrow(&mut req, access.as_ref())?;
+        }
         let query = SearchQuery {
             types: req.types.clone(),
             filters: req.filters.clone(),
@@ -424,6 +488,9 @@ impl Repo {
             if found.is_empty() {
                 break;
             }
+            // An included resource the caller could not read directly stays out, and
+            // is not followed further.
+            found.retain(|h| crate::access::readable(&h.res_type, &h.body));
             out.extend(found.iter().cloned());
             frontier = found;
         }
@@ -452,7 +519,9 @@ pub(crate) fn compartment_filter(compartment: &str, id: &str, res_type: &str) ->
         .map(|code| key(res_type, code))
         .collect();
     let mut any = Vec::new();
-    if params.contains(&"{def}") {
+    // The compartment's own resource is in it (the Patient in the Patient
+    // compartment), whatever its linking parameters say.
+    if params.contains(&"{def}") || res_type == compartment {
         any.push(Filter::Id(vec![id.to_owned()]));
     }
     if !keys.is_empty() {

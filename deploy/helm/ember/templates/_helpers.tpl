@@ -151,6 +151,20 @@ The environment of the container: one EMBER_* variable per setting of
 - name: EMBER_PUBLIC_BASE_URL
   value: {{ $c.publicBaseUrl | quote }}
 {{- end }}
+{{- if $c.authMode }}
+- name: EMBER_AUTH
+  value: {{ $c.authMode | quote }}
+{{- end }}
+- name: EMBER_AUTH_ISSUERS
+  value: {{ $c.authIssuers | quote }}
+{{- if $c.authAudience }}
+- name: EMBER_AUTH_AUDIENCE
+  value: {{ $c.authAudience | quote }}
+{{- end }}
+- name: EMBER_AUTH_LEEWAY_SECONDS
+  value: {{ $c.authLeewaySeconds | int64 | quote }}
+- name: EMBER_AUTH_CLAIMS
+  value: {{ $c.authClaims | quote }}
 - name: EMBER_MAX_BODY_BYTES
   value: {{ $c.maxBodyBytes | int64 | quote }}
 - name: EMBER_MAX_JSON_DEPTH

@@ -4,6 +4,7 @@
 //! conformance suite uses too; the R4 examples package is in `corpus`.
 
 pub mod corpus;
+pub mod issuer;
 mod shared;
 
 use std::net::SocketAddr;
@@ -176,6 +177,8 @@ pub struct TestSettings {
     pub max_body_bytes: usize,
     pub limits: ember_repo::Limits,
     pub telemed: ember_telemed::Settings,
+    /// Token checks; `None` runs the server open.
+    pub auth: Option<ember_auth::AuthSettings>,
 }
 
 impl Default for TestSettings {
@@ -187,6 +190,7 @@ impl Default for TestSettings {
                 ..Default::default()
             },
             telemed: Default::default(),
+            auth: None,
         }
     }
 }
@@ -228,6 +232,13 @@ impl TestServer {
                 request_timeout: Duration::from_secs(30),
                 liveness_path: "/livez".into(),
                 readiness_path: "/readyz".into(),
+            }),
+            auth: settings.auth.map(|auth| {
+                let client = ember_platform::http_client::HttpClient::new(
+                    "ember-test",
+                    Duration::from_secs(5),
+                );
+                Arc::new(ember_auth::Verifier::new(auth, client))
             }),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,212 @@
+//! Authentication and authorization of requests: the layer that verifies the bearer
+//! token (`ember-auth`) and hands the caller's grants to the repository
+//! (`ember_repo::access`), which applies them to every read, search, include, history
+//! entry and write, Bundle entries and operations included.
+//!
+//! Open without a token: the probes, `/metrics`, `metadata` and
+//! `/.well-known/smart-configuration`. The admin endpoints (`/admin/…`, `$reindex`)
+//! need a `system/` scope on every type or the admin role.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ember_auth::{Action, Decision, Principal};
+use ember_fhir::index::{IndexValue, extract, in_compartment};
+use ember_fhir::{IssueType, OperationOutcome};
+use ember_repo::access::{Access, Narrowing, Need, with_access};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::outcome_response;
+
+/// The path of the SMART configuration, at the root and under the FHIR base.
+pub(crate) const SMART_CONFIGURATION: &str = "/.well-known/smart-configuration";
+
+/// Verifies the bearer token of every request that needs one and runs the request
+/// with the caller's grants.
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(verifier) = state.auth.clone() else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path().to_owned();
+    if is_open(&path, &state) {
+        return next.run(request).await;
+    }
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        tracing::warn!(path, "refused: no bearer token");
+        return unauthorized("a bearer token is required");
+    };
+    let principal = match verifier.verify(&token).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(path, reason = %e, "refused: invalid token");
+            return unauthorized(&e.to_string());
+        }
+    };
+    if is_admin_path(&path) && !principal.is_admin() {
+        return forbidden(
+            &principal,
+            &path,
+            "the admin endpoints need a system/ scope on every type or the admin role",
+        );
+    }
+    let grants: Arc<dyn Access> = Arc::new(Grants(principal.clone()));
+    let response = with_access(grants, next.run(request)).await;
+    if response.status() == StatusCode::FORBIDDEN {
+        log_refusal(&principal, &path);
+    }
+    response
+}
+
+fn is_open(path: &str, state: &AppState) -> bool {
+    let settings = &state.settings;
+    let under_base = path.strip_prefix(settings.base_path.as_str());
+    path == settings.liveness_path
+        || path == settings.readiness_path
+        || path == "/healthz"
+        || path == "/metrics"
+        || path == SMART_CONFIGURATION
+        || under_base.is_some_and(|p| p == "/metadata" || p == SMART_CONFIGURATION)
+}
+
+fn is_admin_path(path: &str) -> bool {
+    path.starts_with("/admin/") || path.contains("/$reindex")
+}
+
+fn unauthorized(reason: &str) -> Response {
+    let outcome = OperationOutcome::error(IssueType::Login, reason.to_owned());
+    let mut response = outcome_response(StatusCode::UNAUTHORIZED, &outcome);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
+
+fn forbidden(principal: &Principal, path: &str, reason: &str) -> Response {
+    log_refusal(principal, path);
+    let outcome = OperationOutcome::error(IssueType::Forbidden, reason.to_owned());
+    outcome_response(StatusCode::FORBIDDEN, &outcome).into_response()
+}
+
+/// An `alert` event for a refusal: who (subject and client) and where, never the token.
+fn log_refusal(principal: &Principal, path: &str) {
+    tracing::warn!(
+        subject = principal.subject,
+        client = principal.client.as_deref().unwrap_or("-"),
+        path,
+        "refused: insufficient scope"
+    );
+}
+
+/// A verified caller's grants, as the repository applies them.
+struct Grants(Arc<Principal>);
+
+fn action(need: Need) -> Action {
+    match need {
+        Need::Create => Action::Create,
+        Need::Read => Action::Read,
+        Need::Update => Action::Update,
+        Need::Delete => Action::Delete,
+        Need::Search => Action::Search,
+    }
+}
+
+impl Grants {
+    /// Whether `resource` is within what `decision` grants.
+    fn fits(&self, decision: &Decision, resource: &Value) -> bool {
+        let in_patient = |p: &str| in_compartment(resource, "Patient", p).unwrap_or(true);
+        match decision {
+            Decision::Allow => true,
+            Decision::Deny(_) => false,
+            Decision::Compartment(p) => in_patient(p),
+            Decision::Matching { patient, queries } => {
+                patient.as_deref().is_none_or(in_patient)
+                    && queries.iter().any(|q| matches(resource, q))
+            }
+        }
+    }
+}
+
+impl Access for Grants {
+    fn allows(&self, res_type: &str, need: Need) -> Result<(), String> {
+        match self.0.decide(res_type, action(need)) {
+            Decision::Deny(reason) => Err(reason),
+            _ => Ok(()),
+        }
+    }
+
+    fn narrowing(&self, res_type: &str) -> Narrowing {
+        let patient = |p: String| Some(("Patient".to_owned(), p));
+        match self.0.decide(res_type, Action::Search) {
+            Decision::Compartment(p) => Narrowing {
+                compartment: patient(p),
+                criteria: Vec::new(),
+            },
+            Decision::Matching {
+                patient: p,
+                queries,
+            } => Narrowing {
+                compartment: p.and_then(patient),
+                criteria: queries,
+            },
+            Decision::Allow | Decision::Deny(_) => Narrowing::default(),
+        }
+    }
+
+    fn may_read(&self, res_type: &str, resource: &Value) -> bool {
+        let decision = self.0.decide(res_type, Action::Read);
+        self.fits(&decision, resource)
+    }
+
+    fn may_write(&self, res_type: &str, resource: &Value) -> bool {
+        [Action::Create, Action::Update, Action::Delete]
+            .into_iter()
+            .map(|a| self.0.decide(res_type, a))
+            .find(|d| !matches!(d, Decision::Deny(_)))
+            .is_some_and(|d| self.fits(&d, resource))
+    }
+}
+
+/// Whether `resource` meets every criterion of a granular scope. Token criteria
+/// (`system|code`, `code`, `system|`) are understood; any other kind matches nothing,
+/// so an unsupported criterion never widens access.
+fn matches(resource: &Value, criteria: &[(String, String)]) -> bool {
+    let Ok(extraction) = extract(resource) else {
+        return false;
+    };
+    criteria.iter().all(|(name, wanted)| {
+        let (want_system, want_code) = match wanted.split_once('|') {
+            Some((s, c)) => (Some(s), c),
+            None => (None, wanted.as_str()),
+        };
+        extraction.entries.iter().any(|e| {
+            e.code == name
+                && match &e.value {
+                    IndexValue::Token { system, code, .. } => {
+                        let system_ok = match want_system {
+                            None => true,
+                            Some("") => system.is_none(),
+                            Some(s) => system.as_deref() == Some(s),
+                        };
+                        system_ok && (want_code.is_empty() || code.as_deref() == Some(want_code))
+                    }
+                    _ => false,
+                }
+        })
+    })
+}

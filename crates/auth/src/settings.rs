@@ -1,0 +1,227 @@
+//! The auth settings and the start-up rule: with trusted issuers every request needs a
+//! verified token; with none, Ember runs open only on a loopback address (a laptop) or
+//! when `EMBER_AUTH=disabled` says so explicitly; anywhere else it refuses to start.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::claims::ClaimModel;
+
+/// How tokens are checked once auth is on.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Trusted issuers (`iss`), without a trailing slash.
+    pub issuers: Vec<String>,
+    /// The accepted `aud`.
+    pub audience: String,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Which claims carry the scopes, the patient and the roles.
+    pub claims: ClaimModel,
+    /// Least time between two fetches of one issuer's keys for an unknown `kid`.
+    pub refresh_min: Duration,
+    /// How long fetched keys are used before they are fetched again.
+    pub keys_ttl: Duration,
+}
+
+impl AuthSettings {
+    /// Settings for `issuers` and `audience` with the defaults: 60 s leeway, the SMART
+    /// claims, a refresh at most every 10 s, keys kept for an hour.
+    pub fn new(issuers: Vec<String>, audience: String) -> Self {
+        Self {
+            issuers,
+            audience,
+            leeway: Duration::from_secs(60),
+            claims: ClaimModel::Smart,
+            refresh_min: Duration::from_secs(10),
+            keys_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What start-up decided.
+#[derive(Debug, Clone)]
+pub enum Posture {
+    /// Every request to the API needs a verified bearer token.
+    Enforced(AuthSettings),
+    /// No issuers, and a loopback listen address: open, with a warning at start.
+    OpenOnLoopback,
+    /// `EMBER_AUTH=disabled`: open, with a warning at every start.
+    Disabled,
+}
+
+/// The raw settings, as configured.
+#[derive(Debug, Clone, Default)]
+pub struct Input<'a> {
+    /// `EMBER_AUTH`: `required`, `disabled` or unset.
+    pub mode: Option<&'a str>,
+    /// `EMBER_AUTH_ISSUERS`, comma-separated.
+    pub issuers: &'a str,
+    /// `EMBER_AUTH_AUDIENCE`.
+    pub audience: Option<&'a str>,
+    /// The configured public base URL of the FHIR API, the audience's default.
+    pub public_fhir_base: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub leeway: Duration,
+    /// `EMBER_AUTH_CLAIMS`: `smart` or `ehealth`.
+    pub claims: &'a str,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("EMBER_AUTH must be required or disabled, not {0:?}")]
+    Mode(String),
+    #[error("EMBER_AUTH_CLAIMS must be smart or ehealth, not {0:?}")]
+    Claims(String),
+    #[error(
+        "no EMBER_AUTH_ISSUERS are set and Ember listens on {0}, which is not a loopback \
+         address: set the trusted issuers, or EMBER_AUTH=disabled to run without \
+         authentication"
+    )]
+    OpenOnNetwork(SocketAddr),
+    #[error("EMBER_AUTH=required needs EMBER_AUTH_ISSUERS")]
+    RequiredWithoutIssuers,
+    #[error("EMBER_AUTH=disabled contradicts EMBER_AUTH_ISSUERS; set one of them")]
+    DisabledWithIssuers,
+    #[error("the issuer {0:?} must be an https URL (http only on a loopback host)")]
+    Issuer(String),
+    #[error("set EMBER_AUTH_AUDIENCE or EMBER_PUBLIC_BASE_URL: tokens are checked for it")]
+    NoAudience,
+}
+
+/// Applies the start-up rule to the configured settings.
+pub fn posture(input: &Input<'_>) -> Result<Posture, AuthConfigError> {
+    let disabled = match input.mode.map(str::trim).filter(|m| !m.is_empty()) {
+        None | Some("required") => false,
+        Some("disabled") => true,
+        Some(other) => return Err(AuthConfigError::Mode(other.to_owned())),
+    };
+    let claims = match input.claims.trim() {
+        "" | "smart" => ClaimModel::Smart,
+        "ehealth" => ClaimModel::Ehealth,
+        other => return Err(AuthConfigError::Claims(other.to_owned())),
+    };
+    let issuers: Vec<String> = input
+        .issuers
+        .split(',')
+        .map(|i| i.trim().trim_end_matches('/'))
+        .filter(|i| !i.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if issuers.is_empty() {
+        return match (disabled, input.mode.is_some_and(|m| m.trim() == "required")) {
+            (true, _) => Ok(Posture::Disabled),
+            (false, true) => Err(AuthConfigError::RequiredWithoutIssuers),
+            (false, false) => match input.listen {
+                Some(addr) if !addr.ip().is_loopback() => Err(AuthConfigError::OpenOnNetwork(addr)),
+                _ => Ok(Posture::OpenOnLoopback),
+            },
+        };
+    }
+    if disabled {
+        return Err(AuthConfigError::DisabledWithIssuers);
+    }
+    if let Some(bad) = issuers.iter().find(|i| !secure_or_loopback(i)) {
+        return Err(AuthConfigError::Issuer(bad.clone()));
+    }
+    let audience = input
+        .audience
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .or_else(|| input.public_fhir_base.clone())
+        .ok_or(AuthConfigError::NoAudience)?;
+    let mut settings = AuthSettings::new(issuers, audience);
+    settings.leeway = input.leeway;
+    settings.claims = claims;
+    Ok(Posture::Enforced(settings))
+}
+
+/// `https://…`, or `http://` to a loopback host.
+fn secure_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return url.len() > "https://".len();
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(mode: Option<&'a str>, issuers: &'a str, listen: &str) -> Input<'a> {
+        Input {
+            mode,
+            issuers,
+            audience: Some("https://fhir.example.org/fhir"),
+            listen: Some(listen.parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn open_only_on_loopback_or_when_disabled() {
+        let loopback = posture(&input(None, "", "127.0.0.1:8080"));
+        assert!(matches!(loopback, Ok(Posture::OpenOnLoopback)));
+        let v6 = posture(&input(None, "", "[::1]:8080"));
+        assert!(matches!(v6, Ok(Posture::OpenOnLoopback)));
+        let network = posture(&input(None, "", "0.0.0.0:8080"));
+        assert!(matches!(network, Err(AuthConfigError::OpenOnNetwork(_))));
+        let disabled = posture(&input(Some("disabled"), "", "0.0.0.0:8080"));
+        assert!(matches!(disabled, Ok(Posture::Disabled)));
+        let required = posture(&input(Some("required"), "", "127.0.0.1:8080"));
+        assert_eq!(
+            required.unwrap_err(),
+            AuthConfigError::RequiredWithoutIssuers
+        );
+        let both = posture(&input(Some("disabled"), "https://idp", "0.0.0.0:8080"));
+        assert_eq!(both.unwrap_err(), AuthConfigError::DisabledWithIssuers);
+        let odd = posture(&input(Some("maybe"), "", "127.0.0.1:8080"));
+        assert!(matches!(odd, Err(AuthConfigError::Mode(_))));
+    }
+
+    #[test]
+    fn issuers_must_be_https_except_on_loopback() {
+        for ok in [
+            "https://idp.example.org/realms/x/",
+            "http://127.0.0.1:9000",
+            "http://localhost:9000/realms/x",
+            "http://[::1]:9000",
+        ] {
+            let Ok(Posture::Enforced(s)) = posture(&input(None, ok, "0.0.0.0:8080")) else {
+                panic!("{ok}");
+            };
+            assert!(!s.issuers[0].ends_with('/'));
+        }
+        for bad in [
+            "http://idp.example.org",
+            "ftp://x",
+            "idp.example.org",
+            "http://127.0.0.1.example.org",
+        ] {
+            let got = posture(&input(None, bad, "0.0.0.0:8080"));
+            assert!(matches!(got, Err(AuthConfigError::Issuer(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_audience_defaults_to_the_public_base() {
+        let mut i = input(None, "https://idp", "0.0.0.0:8080");
+        i.audience = None;
+        assert_eq!(posture(&i).unwrap_err(), AuthConfigError::NoAudience);
+        i.public_fhir_base = Some("https://ember.example.org/fhir".into());
+        let Ok(Posture::Enforced(s)) = posture(&i) else {
+            panic!()
+        };
+        assert_eq!(s.audience, "https://ember.example.org/fhir");
+    }
+}

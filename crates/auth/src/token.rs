@@ -1,0 +1,153 @@
+//! Bearer token verification: a JWT signed by a trusted issuer with one of the
+//! [`ALLOWED`](crate::keys::ALLOWED) algorithms (never `none` or HMAC), with `iss`,
+//! `aud`, `exp`, `nbf` and `iat` checked within the configured leeway. A verified token
+//! is cached until it expires, so later requests with it cost a map lookup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ember_platform::http_client::HttpClient;
+use jsonwebtoken::{Validation, decode, decode_header, get_current_timestamp};
+use serde_json::Value;
+
+use crate::claims::Principal;
+use crate::keys::{ALLOWED, KeyError, KeyStore};
+use crate::settings::AuthSettings;
+
+/// Why a token was refused. The messages never contain the token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's algorithm {0} is not accepted")]
+    Algorithm(String),
+    #[error("the token's issuer is not trusted")]
+    Issuer,
+    #[error("{0}")]
+    Key(#[from] KeyError),
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+/// Verifies tokens against the keys of the trusted issuers.
+pub struct Verifier {
+    settings: AuthSettings,
+    keys: KeyStore,
+    verified: moka::sync::Cache<String, Arc<Principal>>,
+}
+
+impl Verifier {
+    /// A verifier that fetches keys with `client`.
+    pub fn new(settings: AuthSettings, client: HttpClient) -> Self {
+        let keys = KeyStore::new(
+            client,
+            &settings.issuers,
+            settings.refresh_min,
+            settings.keys_ttl,
+        );
+        Self {
+            settings,
+            keys,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+        }
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// The SMART configuration (`/.well-known/smart-configuration`): the first
+    /// issuer's endpoints from its discovery document, and what Ember supports.
+    pub async fn smart_configuration(&self) -> Result<Value, KeyError> {
+        let issuer = self
+            .settings
+            .issuers
+            .first()
+            .ok_or(KeyError::UnknownIssuer)?;
+        let doc = self.keys.discovery(issuer).await?;
+        let mut out = serde_json::json!({
+            "issuer": doc.get("issuer").cloned().unwrap_or_else(|| issuer.clone().into()),
+            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": [
+                "openid", "fhirUser", "launch/patient", "offline_access",
+                "patient/*.cruds", "user/*.cruds", "system/*.cruds",
+                "patient/*.read", "user/*.read", "system/*.read",
+            ],
+            "capabilities": [
+                "launch-standalone", "client-public", "client-confidential-symmetric",
+                "client-confidential-asymmetric", "context-standalone-patient",
+                "permission-patient", "permission-user", "permission-v1", "permission-v2",
+                "sso-openid-connect",
+            ],
+        });
+        for name in [
+            "jwks_uri",
+            "authorization_endpoint",
+            "token_endpoint",
+            "token_endpoint_auth_methods_supported",
+            "introspection_endpoint",
+            "revocation_endpoint",
+            "userinfo_endpoint",
+        ] {
+            if let Some(v) = doc.get(name) {
+                out[name] = v.clone();
+            }
+        }
+        Ok(out)
+    }
+
+    /// The caller a token stands for, or why it is refused.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
+        let now = get_current_timestamp();
+        if let Some(principal) = self.verified.get(token) {
+            if now
+                < principal
+                    .expires
+                    .saturating_add(self.settings.leeway.as_secs())
+            {
+                return Ok(principal);
+            }
+            self.verified.invalidate(token);
+        }
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if !ALLOWED.contains(&header.alg) {
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
+        }
+        // The issuer picks the keys; its claim is trusted only once the signature is.
+        let unverified = jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+            .map_err(|_| TokenError::Malformed)?;
+        let issuer = unverified
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(TokenError::Issuer)?;
+        let trusted = issuer.trim_end_matches('/');
+        if !self.settings.issuers.iter().any(|i| i == trusted) {
+            return Err(TokenError::Issuer);
+        }
+        let key = self
+            .keys
+            .key(trusted, header.kid.as_deref(), header.alg)
+            .await?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.settings.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_audience(&[&self.settings.audience]);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let data = decode::<Value>(token, &key, &validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let issued = data.claims.get("iat").and_then(Value::as_u64);
+        if issued.is_some_and(|iat| iat > now + self.settings.leeway.as_secs()) {
+            return Err(TokenError::Invalid("it was issued in the future".into()));
+        }
+        let principal = Arc::new(Principal::from_claims(&data.claims, self.settings.claims));
+        self.verified.insert(token.to_owned(), principal.clone());
+        Ok(principal)
+    }
+}
