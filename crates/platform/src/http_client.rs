@@ -1,11 +1,14 @@
 //! The one HTTP client for every outgoing call. It copies the trace headers of the
-//! request being served verbatim (P8) and identifies Ember with `User-Agent` (P9).
+//! request being served verbatim (P8) and identifies Ember with `User-Agent` (P9). It
+//! speaks `https` (rustls with the Mozilla root certificates, TLS 1.2 and 1.3) and plain
+//! `http`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -26,7 +29,7 @@ pub enum ClientError {
 /// A shared, cheaply cloneable HTTP client.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     user_agent: HeaderValue,
     timeout: Duration,
     max_body: usize,
@@ -38,6 +41,14 @@ impl HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        // The https connector hands `https` URLs to the TCP connector as well.
+        connector.enforce_http(false);
+        // rustls is built with the ring provider only, so its default is ring.
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let agent = format!("Ember/{} ({})", env!("CARGO_PKG_VERSION"), app_name);
         Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
@@ -161,5 +172,25 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Timeout(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn speaks_tls_to_https_urls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/", listener.local_addr().unwrap());
+        let first = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 3];
+            socket.read_exact(&mut buf).await.unwrap();
+            buf
+        });
+        let client = HttpClient::new("t", Duration::from_millis(500));
+        let request = Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+        // The peer is no TLS server, so the call fails; what it received is a TLS
+        // handshake record (0x16, version 3.x), not a plain HTTP request.
+        assert!(client.send(request).await.is_err());
+        let head = first.await.unwrap();
+        assert_eq!(head[0], 0x16, "{head:?}");
+        assert_eq!(head[1], 0x03, "{head:?}");
     }
 }
