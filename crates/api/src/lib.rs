@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod body;
 mod compression;
+mod cors;
 mod error;
 mod interactions;
 mod negotiate;
@@ -48,6 +49,8 @@ pub struct ApiSettings {
     pub liveness_path: String,
     /// Path of the readiness probe (`/readyz`; readiness also answers at `/healthz`).
     pub readiness_path: String,
+    /// Browser origins allowed by CORS (`EMBER_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -102,6 +105,9 @@ pub fn router(state: AppState) -> Router {
         error::panic_response,
     ))
     .layer(compression::responses())
+    .layer(tower::util::option_layer(cors::layer(
+        &state.settings.cors_origins,
+    )))
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         observe::observe,

@@ -256,6 +256,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             request_timeout: config.request_timeout(),
             liveness_path: config.liveness_path.clone(),
             readiness_path: config.readiness_path.clone(),
+            cors_origins: config
+                .cors_origins
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }),
         auth,
     };

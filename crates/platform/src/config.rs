@@ -59,6 +59,11 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_AUTH_CLAIMS", default_value = "smart", value_parser = ["smart", "ehealth"])]
     pub auth_claims: String,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://app.example.org`; empty allows none.
+    #[arg(long, env = "EMBER_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+
     /// Reverse proxies (addresses or networks, comma-separated, e.g. `10.0.0.0/8`) whose
     /// `Forwarded` / `X-Forwarded-*` headers are believed when deriving the public URL.
     #[arg(long, env = "EMBER_TRUSTED_PROXIES", default_value = "")]

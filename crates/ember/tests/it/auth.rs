@@ -581,3 +581,80 @@ async fn start_up_refuses_an_open_server_on_a_network_address() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("https"));
 }
+
+/// CORS for browser apps: preflights are answered before authentication, only for the
+/// configured origins, and answers to them expose the headers a FHIR client reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_the_configured_origins_only() {
+    let issuer = Issuer::start().await;
+    let settings = TestSettings {
+        auth: Some(issuer.settings()),
+        cors_origins: vec!["https://app.example.org".into()],
+        ..Default::default()
+    };
+    let s = TestServer::start_with(crate::common::Backend::Sqlite, settings).await;
+    let preflight = |origin: &'static str| {
+        let s = &s;
+        async move {
+            s.send(
+                "OPTIONS",
+                "Patient",
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                    (
+                        "access-control-request-headers",
+                        "authorization,content-type",
+                    ),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let allowed = preflight("https://app.example.org").await;
+    assert_eq!(allowed.status.as_u16(), 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.org")
+    );
+    let methods = allowed
+        .header("access-control-allow-methods")
+        .unwrap_or_default();
+    assert!(
+        methods.contains("POST") && methods.contains("PATCH"),
+        "{methods}"
+    );
+    let headers = allowed
+        .header("access-control-allow-headers")
+        .unwrap_or_default();
+    assert!(headers.contains("authorization"), "{headers}");
+    let other = preflight("https://evil.example.org").await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    // An actual request from the allowed origin.
+    let token = format!("Bearer {}", issuer.token("user/*.*", None));
+    let body = json!({"resourceType": "Patient"}).to_string();
+    let created = s
+        .send(
+            "POST",
+            "Patient",
+            &[
+                ("origin", "https://app.example.org"),
+                ("authorization", &token),
+            ],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201);
+    assert_eq!(
+        created.header("access-control-allow-origin"),
+        Some("https://app.example.org")
+    );
+    let exposed = created
+        .header("access-control-expose-headers")
+        .unwrap_or_default();
+    assert!(
+        exposed.contains("location") && exposed.contains("etag"),
+        "{exposed}"
+    );
+}

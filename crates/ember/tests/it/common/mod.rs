@@ -179,6 +179,8 @@ pub struct TestSettings {
     pub telemed: ember_telemed::Settings,
     /// Token checks; `None` runs the server open.
     pub auth: Option<ember_auth::AuthSettings>,
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for TestSettings {
@@ -191,6 +193,7 @@ impl Default for TestSettings {
             },
             telemed: Default::default(),
             auth: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -232,6 +235,7 @@ impl TestServer {
                 request_timeout: Duration::from_secs(30),
                 liveness_path: "/livez".into(),
                 readiness_path: "/readyz".into(),
+                cors_origins: settings.cors_origins,
             }),
             auth: settings.auth.map(|auth| {
                 let client = ember_platform::http_client::HttpClient::new(
