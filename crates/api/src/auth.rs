@@ -57,18 +57,22 @@ pub(crate) async fn authenticate(
             return unauthorized(&e.to_string());
         }
     };
-    if is_admin_path(&path) && !principal.is_admin() {
-        return forbidden(
+    let mut response = if is_admin_path(&path) && !principal.is_admin() {
+        forbidden(
             &principal,
             &path,
             "the admin endpoints need a system/ scope on every type or the admin role",
-        );
-    }
-    let grants: Arc<dyn Access> = Arc::new(Grants(principal.clone()));
-    let response = with_access(grants, next.run(request)).await;
-    if response.status() == StatusCode::FORBIDDEN {
-        log_refusal(&principal, &path);
-    }
+        )
+    } else {
+        let grants: Arc<dyn Access> = Arc::new(Grants(principal.clone()));
+        let response = with_access(grants, next.run(request)).await;
+        if response.status() == StatusCode::FORBIDDEN {
+            log_refusal(&principal, &path);
+        }
+        response
+    };
+    // The audit trail, outside this layer, reads the caller from the answer.
+    response.extensions_mut().insert(principal);
     response
 }
 

@@ -8,6 +8,7 @@
 //! `error`.
 
 mod admin;
+mod audit;
 mod auth;
 mod body;
 mod compression;
@@ -34,6 +35,7 @@ use interactions::{
 use operations::{reindex, submit_measurement, validate};
 use tower_http::normalize_path::NormalizePath;
 
+pub use audit::Audit;
 pub use error::ApiError;
 
 /// HTTP-level settings.
@@ -64,6 +66,8 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     /// Token verification; `None` when Ember runs open (see `ember_auth::Posture`).
     pub auth: Option<Arc<ember_auth::Verifier>>,
+    /// Where the audit trail goes (`EMBER_AUDIT`).
+    pub audit: Audit,
 }
 
 /// The complete HTTP application, ready to serve: [`router`], with a trailing slash
@@ -100,6 +104,10 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::authenticate,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        audit::audit,
     ))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         error::panic_response,

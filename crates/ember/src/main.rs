@@ -234,6 +234,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("cannot load the stored SearchParameters")?;
     tracing::info!(search_params = loaded, "run-time search parameters loaded");
     let background = repo.start_background();
+    let audit = match config.audit.as_str() {
+        "log" => ember_api::Audit::Log,
+        "fhir" => ember_api::Audit::Fhir(ember_repo::audit::AuditSink::start(repo.clone())),
+        _ => ember_api::Audit::Off,
+    };
     let state = AppState {
         repo,
         lifecycle: lifecycle.clone(),
@@ -265,6 +270,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .collect(),
         }),
         auth,
+        audit,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

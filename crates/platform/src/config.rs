@@ -59,6 +59,11 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_AUTH_CLAIMS", default_value = "smart", value_parser = ["smart", "ehealth"])]
     pub auth_claims: String,
 
+    /// The audit trail of the FHIR API: `off`, `log` (one event line per request) or
+    /// `fhir` (AuditEvent resources, written in batches through the job queue).
+    #[arg(long, env = "EMBER_AUDIT", default_value = "off", value_parser = ["off", "log", "fhir"])]
+    pub audit: String,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://app.example.org`; empty allows none.
     #[arg(long, env = "EMBER_CORS_ORIGINS", default_value = "")]

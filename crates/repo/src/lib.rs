@@ -7,6 +7,7 @@
 //! parsed headers in and turn [`RepoError`] into responses.
 
 pub mod access;
+pub mod audit;
 mod background;
 mod bundle;
 mod commit;
@@ -120,13 +121,14 @@ pub struct Repo {
 
 impl Repo {
     /// A repository with Ember's own commit participants (the SearchParameter
-    /// registry, the job wake-up) and job handlers (`reindex`, `noop`).
+    /// registry, the job wake-up) and job handlers (`reindex`, `audit`, `noop`).
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         let mut participants = commit::Participants::default();
         participants.hooks.push(Arc::new(registry::Reload));
         participants.hooks.push(Arc::new(jobs::Wake));
         let mut handlers = jobs::Handlers::default();
         handlers.add(Arc::new(reindex::Reindex));
+        handlers.add(Arc::new(audit::AuditWriter));
         handlers.add(Arc::new(jobs::Noop));
         Self {
             store,

@@ -17,6 +17,7 @@ both_stores!(
     bundles_are_checked_entry_by_entry,
     admin_endpoints_need_a_system_scope,
     granular_scopes_narrow_by_their_criteria,
+    audit_events_record_every_access,
 );
 
 struct Secured {
@@ -656,5 +657,66 @@ async fn cors_allows_the_configured_origins_only() {
     assert!(
         exposed.contains("location") && exposed.contains("etag"),
         "{exposed}"
+    );
+}
+
+/// `EMBER_AUDIT=fhir`: every access, refused ones too, becomes an AuditEvent (written
+/// in batches through the job queue) naming who, what, which patient and the outcome,
+/// and never a search value.
+async fn audit_events_record_every_access(s: &TestServer) {
+    let issuer = Issuer::start().await;
+    let settings = TestSettings {
+        auth: Some(issuer.settings()),
+        audit: "fhir",
+        ..Default::default()
+    };
+    let server = TestServer::start_with(s.backend, settings).await;
+    let t = Secured { server, issuer };
+    t.seed(json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Hansen"}]}))
+        .await;
+    t.expect("user/Patient.rs", "GET", "Patient/p1", None, 200)
+        .await;
+    t.expect("user/Observation.rs", "GET", "Patient/p1", None, 403)
+        .await;
+    t.expect("user/Patient.rs", "GET", "Patient?name=Hansen", None, 200)
+        .await;
+    let admin = t.issuer.token("system/*.*", None);
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let found = t
+            .call(&admin, "GET", "AuditEvent?_count=100", None)
+            .await
+            .json();
+        events = found["entry"].as_array().cloned().unwrap_or_default();
+        if events.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let events: Vec<Value> = events.into_iter().map(|e| e["resource"].clone()).collect();
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(
+        !text.contains("Hansen"),
+        "a search value reached the audit trail"
+    );
+    let find = |subtype: &str, outcome: &str| {
+        events.iter().find(|e| {
+            e["subtype"][0]["code"] == subtype
+                && e["outcome"] == outcome
+                && e["entity"][0]["what"]["reference"] == "Patient/p1"
+        })
+    };
+    let read = find("read", "0").unwrap_or_else(|| panic!("no read event: {text}"));
+    assert_eq!(read["action"], "R");
+    assert_eq!(read["agent"][0]["who"]["identifier"]["value"], "user-1");
+    assert_eq!(read["agent"][1]["who"]["identifier"]["value"], "test-app");
+    assert!(find("read", "4").is_some(), "no refused read: {text}");
+    let search = events
+        .iter()
+        .find(|e| e["subtype"][0]["code"] == "search-type")
+        .unwrap_or_else(|| panic!("no search event: {text}"));
+    assert_eq!(
+        search["entity"][1]["description"],
+        "search parameters: name"
     );
 }

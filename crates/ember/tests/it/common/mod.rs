@@ -181,6 +181,8 @@ pub struct TestSettings {
     pub auth: Option<ember_auth::AuthSettings>,
     /// Origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// `EMBER_AUDIT`: `off`, `log` or `fhir`.
+    pub audit: &'static str,
 }
 
 impl Default for TestSettings {
@@ -194,6 +196,7 @@ impl Default for TestSettings {
             telemed: Default::default(),
             auth: None,
             cors_origins: Vec::new(),
+            audit: "off",
         }
     }
 }
@@ -220,6 +223,11 @@ impl TestServer {
         let lifecycle = ember_platform::Lifecycle::new();
         lifecycle.set_database_ok(true);
         lifecycle.mark_started();
+        let audit = match settings.audit {
+            "log" => ember_api::Audit::Log,
+            "fhir" => ember_api::Audit::Fhir(ember_repo::audit::AuditSink::start(repo.clone())),
+            _ => ember_api::Audit::Off,
+        };
         let state = ember_api::AppState {
             repo: repo.clone(),
             lifecycle,
@@ -244,6 +252,7 @@ impl TestServer {
                 );
                 Arc::new(ember_auth::Verifier::new(auth, client))
             }),
+            audit,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
