@@ -33,6 +33,8 @@ pub struct Target {
     /// Base path without trailing slash, e.g. `/fhir` (empty for root).
     pub base_path: String,
     pub user_agent: HeaderValue,
+    /// `Authorization: Bearer …`, sent with every request when set.
+    pub authorization: Option<HeaderValue>,
 }
 
 impl Target {
@@ -68,7 +70,17 @@ impl Target {
             host_header,
             base_path,
             user_agent: HeaderValue::from_str(&user_agent())?,
+            authorization: None,
         })
+    }
+
+    /// This target, with a bearer token on every request.
+    pub fn with_bearer(mut self, token: Option<&str>) -> Result<Self> {
+        self.authorization = token
+            .map(|t| HeaderValue::from_str(&format!("Bearer {}", t.trim())))
+            .transpose()
+            .context("--bearer: not a valid header value")?;
+        Ok(self)
     }
 
     /// `base_path` + `/` + `rest`.
@@ -185,6 +197,9 @@ impl Conn {
             .header(header::USER_AGENT, ua);
         if body.is_some() {
             builder = builder.header(header::CONTENT_TYPE, FHIR_JSON);
+        }
+        if let Some(auth) = &self.target.authorization {
+            builder = builder.header(header::AUTHORIZATION, auth.clone());
         }
         for (name, value) in headers {
             builder = builder.header(*name, *value);
@@ -391,6 +406,15 @@ mod tests {
         assert_eq!(t.port, 80);
         assert_eq!(t.path("metadata"), "/metadata");
         assert!(Target::parse("https://x/fhir").is_err());
+        let with = Target::parse("http://h/fhir")
+            .and_then(|t| t.with_bearer(Some(" abc ")))
+            .expect("valid");
+        assert_eq!(
+            with.authorization,
+            Some(HeaderValue::from_static("Bearer abc"))
+        );
+        let bad = Target::parse("http://h/fhir").and_then(|t| t.with_bearer(Some("a\nb")));
+        assert!(bad.is_err());
         assert!(Target::parse("localhost:8080").is_err());
     }
 }

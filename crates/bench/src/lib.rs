@@ -12,6 +12,7 @@ pub mod check;
 mod codes;
 pub mod dataset;
 mod http;
+pub mod issuer;
 mod phase;
 pub mod queue;
 mod report;
@@ -133,6 +134,10 @@ pub struct BenchArgs {
     /// Also write the full report as JSON to this file
     #[arg(long, env = "EMBER_BENCH_JSON")]
     pub json: Option<PathBuf>,
+
+    /// A bearer token sent with every request to the server under test
+    #[arg(long, env = "EMBER_BENCH_BEARER")]
+    pub bearer: Option<String>,
 }
 
 fn kib_to_mib(kib: u64) -> f64 {
@@ -167,7 +172,7 @@ fn validate(args: &BenchArgs) -> Result<Option<Db>> {
 /// Runs the benchmark described by `args` and prints the report.
 pub async fn run(args: BenchArgs) -> Result<()> {
     let db = validate(&args)?;
-    let target = Arc::new(Target::parse(&args.url)?);
+    let target = Arc::new(Target::parse(&args.url)?.with_bearer(args.bearer.as_deref())?);
     let queue_db = match &db {
         Some(Db::Postgres(cfg)) if args.ops.contains(&Op::Queue) => Some(cfg.clone()),
         _ => None,

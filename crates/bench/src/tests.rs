@@ -271,6 +271,7 @@ fn args(url: String) -> BenchArgs {
         no_http_baseline: false,
         pid: None,
         json: None,
+        bearer: None,
     }
 }
 

@@ -46,6 +46,9 @@ enum Command {
     /// Measure FHIR search (latency per query kind against its target, every answer
     /// checked) on a server loaded by `ember dataset`.
     BenchSearch(ember_bench::search::SearchBenchArgs),
+    /// Serve a token issuer for benchmarks of authenticated requests: prints its URL
+    /// and a token, then serves discovery and its JWKS until stopped.
+    BenchIssuer(ember_bench::issuer::IssuerArgs),
 }
 
 #[derive(clap::Args)]
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             },
             Command::Dataset(args) => ember_bench::dataset::run(args).await,
             Command::BenchSearch(args) => ember_bench::search::run(args).await,
+            Command::BenchIssuer(args) => ember_bench::issuer::run(args).await,
         }
     });
     match result {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::issuer::{Issuer, now, tampered};
+use crate::common::issuer::{Issuer, now, settings, tampered};
 use crate::common::{Resp, TestServer, TestSettings};
 
 both_stores!(
@@ -28,7 +28,7 @@ struct Secured {
 async fn secured(s: &TestServer) -> Secured {
     let issuer = Issuer::start().await;
     let settings = TestSettings {
-        auth: Some(issuer.settings()),
+        auth: Some(settings(&issuer)),
         ..Default::default()
     };
     let server = TestServer::start_with(s.backend, settings).await;
@@ -589,7 +589,7 @@ async fn start_up_refuses_an_open_server_on_a_network_address() {
 async fn cors_allows_the_configured_origins_only() {
     let issuer = Issuer::start().await;
     let settings = TestSettings {
-        auth: Some(issuer.settings()),
+        auth: Some(settings(&issuer)),
         cors_origins: vec!["https://app.example.org".into()],
         ..Default::default()
     };
@@ -666,7 +666,7 @@ async fn cors_allows_the_configured_origins_only() {
 async fn audit_events_record_every_access(s: &TestServer) {
     let issuer = Issuer::start().await;
     let settings = TestSettings {
-        auth: Some(issuer.settings()),
+        auth: Some(settings(&issuer)),
         audit: "fhir",
         ..Default::default()
     };
