@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use ember_auth::{Action, Decision, Principal};
 use ember_fhir::index::{IndexValue, extract, in_compartment};
 use ember_fhir::{IssueType, OperationOutcome};
-use ember_repo::access::{Access, Narrowing, Need, with_access};
+use ember_repo::access::{Access, Narrowing, Need, Reach, with_access};
 use serde_json::Value;
 
 use crate::AppState;
@@ -147,10 +147,11 @@ impl Grants {
 }
 
 impl Access for Grants {
-    fn allows(&self, res_type: &str, need: Need) -> Result<(), String> {
+    fn reach(&self, res_type: &str, need: Need) -> Reach {
         match self.0.decide(res_type, action(need)) {
-            Decision::Deny(reason) => Err(reason),
-            _ => Ok(()),
+            Decision::Deny(reason) => Reach::None(reason),
+            Decision::Allow => Reach::All,
+            Decision::Compartment(_) | Decision::Matching { .. } => Reach::Some,
         }
     }
 
@@ -177,12 +178,9 @@ impl Access for Grants {
         self.fits(&decision, resource)
     }
 
-    fn may_write(&self, res_type: &str, resource: &Value) -> bool {
-        [Action::Create, Action::Update, Action::Delete]
-            .into_iter()
-            .map(|a| self.0.decide(res_type, a))
-            .find(|d| !matches!(d, Decision::Deny(_)))
-            .is_some_and(|d| self.fits(&d, resource))
+    fn may_write(&self, res_type: &str, need: Need, resource: &Value) -> bool {
+        let decision = self.0.decide(res_type, action(need));
+        self.fits(&decision, resource)
     }
 }
 

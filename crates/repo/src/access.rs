@@ -2,8 +2,10 @@
 //! [`Access`] around a request ([`with_access`]); the repository applies it everywhere
 //! data passes, so no route, Bundle entry or operation can go around it:
 //! - every version a commit writes, and the version it replaces ([`Need::Create`],
-//!   [`Need::Update`], [`Need::Delete`], then [`Access::may_write`]);
-//! - reads and version reads ([`Need::Read`], then [`Access::may_read`]);
+//!   [`Need::Update`], [`Need::Delete`], then [`Access::may_write`] when the grant
+//!   depends on the resource);
+//! - reads and version reads ([`Need::Read`], then [`Access::may_read`] when the grant
+//!   depends on the resource);
 //! - searches ([`Need::Search`] for each type), narrowed by [`Access::narrowing`] to a
 //!   compartment and to the criteria of granular scopes;
 //! - history entries and included resources, which drop what the caller could not
@@ -39,16 +41,28 @@ pub struct Narrowing {
     pub criteria: Vec<Vec<(String, String)>>,
 }
 
+/// How much of a type the caller may reach for one need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Nothing; the reason says what would be needed.
+    None(String),
+    /// Every resource of the type: no resource needs to be looked at.
+    All,
+    /// Some resources: each is checked with [`Access::may_read`] or
+    /// [`Access::may_write`].
+    Some,
+}
+
 /// The caller's grants.
 pub trait Access: Send + Sync {
-    /// Whether the caller may do `need` on `res_type` at all; `Err` says why not.
-    fn allows(&self, res_type: &str, need: Need) -> Result<(), String>;
+    /// How much of `res_type` the caller may reach for `need`.
+    fn reach(&self, res_type: &str, need: Need) -> Reach;
     /// How the caller's searches of `res_type` are narrowed.
     fn narrowing(&self, res_type: &str) -> Narrowing;
     /// Whether the caller may read `resource`.
     fn may_read(&self, res_type: &str, resource: &Value) -> bool;
-    /// Whether the caller may create, change or delete `resource`.
-    fn may_write(&self, res_type: &str, resource: &Value) -> bool;
+    /// Whether the caller may create, change or delete (`need`) `resource`.
+    fn may_write(&self, res_type: &str, need: Need, resource: &Value) -> bool;
 }
 
 tokio::task_local! {
@@ -64,20 +78,27 @@ pub(crate) fn current() -> Option<Arc<dyn Access>> {
     ACCESS.try_with(Arc::clone).ok()
 }
 
-/// Refuses `need` on `res_type` when the caller may not.
+/// Refuses `need` on `res_type` when the caller may reach none of it.
 pub(crate) fn check(res_type: &str, need: Need) -> Result<(), RepoError> {
-    match current() {
-        Some(access) => access.allows(res_type, need).map_err(RepoError::Forbidden),
-        None => Ok(()),
+    match current().map(|access| access.reach(res_type, need)) {
+        Some(Reach::None(reason)) => Err(RepoError::Forbidden(reason)),
+        _ => Ok(()),
     }
 }
 
-/// Whether the request being served may read the resource in `body` (JSON text).
+/// Whether the request being served may read the resource in `body` (JSON text); the
+/// body is parsed only when the caller's grant depends on it.
 pub(crate) fn readable(res_type: &str, body: &str) -> bool {
-    current().is_none_or(|access| {
-        access.allows(res_type, Need::Read).is_ok()
-            && serde_json::from_str::<Value>(body).is_ok_and(|v| access.may_read(res_type, &v))
-    })
+    let Some(access) = current() else {
+        return true;
+    };
+    match access.reach(res_type, Need::Read) {
+        Reach::None(_) => false,
+        Reach::All => true,
+        Reach::Some => {
+            serde_json::from_str::<Value>(body).is_ok_and(|v| access.may_read(res_type, &v))
+        }
+    }
 }
 
 /// Refuses a read of `body` the caller may not see.
@@ -101,12 +122,23 @@ pub(crate) fn need_of(change: Change, replaces: bool) -> Need {
     }
 }
 
-/// Refuses a write of (or over) `body` the caller may not make.
-pub(crate) fn check_write(res_type: &str, id: &str, body: &str) -> Result<(), RepoError> {
+/// Refuses a write with `need` of (or over) `body` the caller may not make.
+pub(crate) fn check_write(
+    res_type: &str,
+    id: &str,
+    need: Need,
+    body: &str,
+) -> Result<(), RepoError> {
     let Some(access) = current() else {
         return Ok(());
     };
-    let allowed = serde_json::from_str::<Value>(body).is_ok_and(|v| access.may_write(res_type, &v));
+    let allowed = match access.reach(res_type, need) {
+        Reach::None(_) => false,
+        Reach::All => true,
+        Reach::Some => {
+            serde_json::from_str::<Value>(body).is_ok_and(|v| access.may_write(res_type, need, &v))
+        }
+    };
     if allowed {
         Ok(())
     } else {

@@ -131,15 +131,20 @@ impl Repo {
     /// Refuses a write the caller's [`crate::access::Access`] does not allow: of the
     /// version written, and of the version it replaces.
     async fn check_access(&self, w: &Written<'_>) -> Result<(), RepoError> {
-        let need = crate::access::need_of(w.change, w.expected.is_some());
-        crate::access::check(w.res_type, need)?;
+        use crate::access::{Reach, current, need_of};
+        let need = need_of(w.change, w.expected.is_some());
+        match current().map(|access| access.reach(w.res_type, need)) {
+            None | Some(Reach::All) => return Ok(()),
+            Some(Reach::None(reason)) => return Err(RepoError::Forbidden(reason)),
+            Some(Reach::Some) => {}
+        }
         if let Some(body) = w.body {
-            crate::access::check_write(w.res_type, w.id, body)?;
+            crate::access::check_write(w.res_type, w.id, need, body)?;
         }
         if let Some(expected) = w.expected {
             let before = self.store.vread(w.res_type, w.id, expected).await?;
             if let Some(body) = before.and_then(|v| v.body) {
-                crate::access::check_write(w.res_type, w.id, &body)?;
+                crate::access::check_write(w.res_type, w.id, need, &body)?;
             }
         }
         Ok(())

@@ -180,11 +180,11 @@ impl Repo {
         let all_types = req.types.len() == ember_fhir::resource_types().len();
         let mut searchable = Vec::new();
         for t in &req.types {
-            match access.allows(t, crate::access::Need::Search) {
-                Ok(()) => searchable.push(t.clone()),
+            match access.reach(t, crate::access::Need::Search) {
                 // A search of every type covers the types the caller may search.
-                Err(_) if all_types => {}
-                Err(reason) => return Err(RepoError::Forbidden(reason)),
+                crate::access::Reach::None(_) if all_types => {}
+                crate::access::Reach::None(reason) => return Err(RepoError::Forbidden(reason)),
+                _ => searchable.push(t.clone()),
             }
         }
         req.types = searchable;
