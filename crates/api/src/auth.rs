@@ -29,7 +29,7 @@ pub(crate) const SMART_CONFIGURATION: &str = "/.well-known/smart-configuration";
 /// with the caller's grants.
 pub(crate) async fn authenticate(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(verifier) = state.auth.clone() else {
@@ -64,6 +64,8 @@ pub(crate) async fn authenticate(
             "the admin endpoints need a system/ scope on every type or the admin role",
         )
     } else {
+        // Handlers that decide by the caller (the key-value API) find it here.
+        request.extensions_mut().insert(principal.clone());
         let grants: Arc<dyn Access> = Arc::new(Grants(principal.clone()));
         let response = with_access(grants, next.run(request)).await;
         if response.status() == StatusCode::FORBIDDEN {

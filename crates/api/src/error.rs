@@ -20,6 +20,8 @@ pub enum ApiError {
     Repo(RepoError),
     BadRequest(String),
     NotFound(String),
+    /// The caller's token does not allow this.
+    Forbidden(String),
     Conflict(String),
     MethodNotAllowed(String),
     NotAcceptable(String),
@@ -48,6 +50,7 @@ impl ApiError {
             }
             BadRequest(m) => (StatusCode::BAD_REQUEST, IssueType::Invalid, m.clone()),
             NotFound(m) => (StatusCode::NOT_FOUND, IssueType::NotFound, m.clone()),
+            Forbidden(m) => (StatusCode::FORBIDDEN, IssueType::Forbidden, m.clone()),
             Conflict(m) => (StatusCode::CONFLICT, IssueType::Conflict, m.clone()),
             MethodNotAllowed(m) => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -15,6 +15,7 @@ mod compression;
 mod cors;
 mod error;
 mod interactions;
+mod kv;
 mod negotiate;
 mod observe;
 mod operations;
@@ -53,6 +54,8 @@ pub struct ApiSettings {
     pub readiness_path: String,
     /// Browser origins allowed by CORS (`EMBER_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
+    /// The largest key-value value (`EMBER_KV_MAX_BYTES`).
+    pub kv_max_bytes: usize,
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -96,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     )
     .merge(ops::routes(&state.settings))
     .merge(admin::routes())
+    .merge(kv::routes())
     .fallback(error::not_found)
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),

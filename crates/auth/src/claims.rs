@@ -50,7 +50,13 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// `exp`, in seconds since the epoch.
     pub expires: u64,
+    /// Key-value namespaces granted beyond the client's own: the scopes (SMART) or
+    /// roles (eHealth) `ember-kv:<namespace>`.
+    pub kv_namespaces: Vec<String>,
 }
+
+/// The prefix of a scope or role that grants a key-value namespace.
+pub const KV_GRANT: &str = "ember-kv:";
 
 /// The role that opens the admin endpoints without a `system/` scope.
 pub const ADMIN_ROLE: &str = "ember-admin";
@@ -73,7 +79,7 @@ impl Principal {
             Some("SYSTEM") => UserType::System,
             _ => UserType::Unknown,
         };
-        let (scopes, patient) = match model {
+        let (scopes, patient, kv_namespaces) = match model {
             ClaimModel::Smart => {
                 let listed: Vec<String> = match claims.get("scope").or_else(|| claims.get("scp")) {
                     Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
@@ -85,7 +91,8 @@ impl Principal {
                     _ => Vec::new(),
                 };
                 let scopes = listed.iter().filter_map(|s| Scope::parse(s)).collect();
-                (scopes, text("patient").map(|p| last_segment(&p)))
+                let kv = kv_grants(&listed);
+                (scopes, text("patient").map(|p| last_segment(&p)), kv)
             }
             ClaimModel::Ehealth => {
                 let context = match user_type {
@@ -108,7 +115,7 @@ impl Principal {
                     UserType::Patient => own.or(context_patient),
                     _ => context_patient,
                 };
-                (scopes, patient)
+                (scopes, patient, kv_grants(&roles))
             }
         };
         Principal {
@@ -120,12 +127,19 @@ impl Principal {
             patient,
             roles,
             expires: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
+            kv_namespaces,
         }
     }
 
     /// What this caller may do with `action` on `res_type`.
     pub fn decide(&self, res_type: &str, action: Action) -> Decision {
         scopes::decide(&self.scopes, self.patient.as_deref(), res_type, action)
+    }
+
+    /// Whether the caller may use the key-value namespace `ns`: the one named by its
+    /// client id, and those granted by `ember-kv:<namespace>`.
+    pub fn may_use_namespace(&self, ns: &str) -> bool {
+        self.client.as_deref() == Some(ns) || self.kv_namespaces.iter().any(|n| n == ns)
     }
 
     /// Whether the caller may use the admin endpoints: a `system/` scope on every type,
@@ -137,6 +151,16 @@ impl Principal {
                 .iter()
                 .any(|s| s.context == Context::System && s.res_type.is_none())
     }
+}
+
+/// The namespaces of `ember-kv:<namespace>` entries.
+fn kv_grants(entries: &[String]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| e.strip_prefix(KV_GRANT))
+        .filter(|ns| !ns.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `https://x/fhir/Patient/8` → `8`.
@@ -180,11 +204,12 @@ mod tests {
     fn smart_claims() {
         let claims = json!({
             "sub": "u1", "iss": "https://idp", "azp": "app", "exp": 2000000000u64,
-            "scope": "openid fhirUser launch/patient patient/Observation.rs user/Task.cu",
+            "scope": "openid fhirUser launch/patient patient/Observation.rs user/Task.cu ember-kv:shared",
             "patient": "p1"
         });
         let p = Principal::from_claims(&claims, ClaimModel::Smart);
         assert_eq!(p.client.as_deref(), Some("app"));
+        assert!(p.may_use_namespace("shared"));
         assert_eq!(p.patient.as_deref(), Some("p1"));
         assert_eq!(p.scopes.len(), 2);
         assert_eq!(
@@ -194,6 +219,7 @@ mod tests {
         assert_eq!(p.decide("Task", Action::Create), Decision::Allow);
         assert!(matches!(p.decide("Task", Action::Read), Decision::Deny(_)));
         assert!(!p.is_admin());
+        assert!(p.may_use_namespace("app") && !p.may_use_namespace("other"));
         let system = json!({"sub": "svc", "scp": ["system/*.rs"], "exp": 1});
         assert!(Principal::from_claims(&system, ClaimModel::Smart).is_admin());
     }

@@ -272,6 +272,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .filter(|o| !o.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            kv_max_bytes: config.kv_max_bytes as usize,
         }),
         auth,
         audit,

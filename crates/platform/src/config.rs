@@ -59,6 +59,10 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_AUTH_CLAIMS", default_value = "smart", value_parser = ["smart", "ehealth"])]
     pub auth_claims: String,
 
+    /// The largest value of the key-value API (`/kv`), in bytes (413 beyond).
+    #[arg(long, env = "EMBER_KV_MAX_BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub kv_max_bytes: u64,
+
     /// The audit trail of the FHIR API: `off`, `log` (one event line per request) or
     /// `fhir` (AuditEvent resources, written in batches through the job queue).
     #[arg(long, env = "EMBER_AUDIT", default_value = "off", value_parser = ["off", "log", "fhir"])]

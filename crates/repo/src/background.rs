@@ -94,6 +94,11 @@ impl Repo {
                     Ok(n) => tracing::info!(jobs = n, "removed jobs done more than a week ago"),
                     Err(e) => tracing::warn!(error = %e, "cannot remove old jobs; retrying later"),
                 }
+                match repo.store.kv_purge(instant::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(entries = n, "removed expired key-value entries"),
+                    Err(e) => tracing::warn!(error = %e, "cannot remove expired key-value entries"),
+                }
             }
         }));
         Background { stop, tasks }

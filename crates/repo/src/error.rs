@@ -50,6 +50,14 @@ pub enum RepoError {
     #[error("{0}")]
     NotSupported(String),
     /// The request body is not an acceptable JSON resource (400, or 404 for an unknown type).
+    /// A precondition of the request does not hold (412), outside FHIR versioning.
+    #[error("{0}")]
+    Precondition(String),
+
+    /// The request's content is larger than allowed (413).
+    #[error("{0}")]
+    TooLarge(String),
+
     /// The caller's grants do not reach this resource (see [`crate::access`]).
     #[error("{0}")]
     Forbidden(String),
@@ -92,6 +100,8 @@ impl RepoError {
             RepoError::Unprocessable(_) | RepoError::Invalidated(_) => 422,
             RepoError::NotSupported(_) => 501,
             RepoError::Forbidden(_) => 403,
+            RepoError::Precondition(_) => 412,
+            RepoError::TooLarge(_) => 413,
             RepoError::Body(BodyError::UnknownResourceType(_)) => 400,
             RepoError::Body(_) => 400,
             RepoError::Store(StoreError::Unavailable(_)) => 503,
@@ -118,6 +128,8 @@ impl RepoError {
             RepoError::Unprocessable(_) | RepoError::Invalidated(_) => IssueType::Processing,
             RepoError::NotSupported(_) => IssueType::NotSupported,
             RepoError::Forbidden(_) => IssueType::Forbidden,
+            RepoError::Precondition(_) => IssueType::Conflict,
+            RepoError::TooLarge(_) => IssueType::TooLong,
             RepoError::Store(StoreError::Unavailable(_)) => IssueType::Transient,
             RepoError::Store(StoreError::Conflict { .. }) => IssueType::Conflict,
             RepoError::Store(_) => IssueType::Exception,

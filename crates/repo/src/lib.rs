@@ -16,6 +16,7 @@ mod error;
 mod history;
 mod indexer;
 mod jobs;
+pub mod kv;
 mod prefer;
 mod read;
 mod registry;

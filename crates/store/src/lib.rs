@@ -16,6 +16,7 @@ mod bus;
 mod documents;
 mod index;
 mod jobs;
+mod kv;
 mod maintenance;
 mod migrate;
 mod postgres;
@@ -37,6 +38,7 @@ pub use index::{
     Timeline, TimelineEntry, TokenRow, UriRow, key,
 };
 pub use jobs::{Job, JobState, Jobs, NewJob, Progress};
+pub use kv::{Kv, KvEntry, KvExpect, KvItem, KvPut};
 pub use maintenance::{Maintenance, PoolStatus, StaleDoc, TimelineRefresh};
 pub use postgres::PgStore;
 pub use query::{
@@ -81,9 +83,9 @@ pub enum Backend {
 
 /// A store: every concern of one database. Implementations are cheap to share
 /// (`Arc<dyn Store>`), and an `Arc<dyn Store>` is also an `Arc` of each part.
-pub trait Store: Documents + Jobs + Bus + Maintenance + 'static {}
+pub trait Store: Documents + Jobs + Kv + Bus + Maintenance + 'static {}
 
-impl<T: Documents + Jobs + Bus + Maintenance + 'static> Store for T {}
+impl<T: Documents + Jobs + Kv + Bus + Maintenance + 'static> Store for T {}
 
 /// Storage settings taken from configuration.
 #[derive(Debug, Clone)]

@@ -41,6 +41,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "jobs",
         sql: include_str!("../migrations/postgres/0006_jobs.sql"),
     },
+    Migration {
+        version: 7,
+        name: "kv",
+        sql: include_str!("../migrations/postgres/0007_kv.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -73,6 +78,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 6,
         name: "jobs",
         sql: include_str!("../migrations/sqlite/0006_jobs.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "kv",
+        sql: include_str!("../migrations/sqlite/0007_kv.sql"),
     },
 ];
 

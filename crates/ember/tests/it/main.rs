@@ -12,6 +12,7 @@ mod dataset;
 mod examples;
 mod instances;
 mod jobs;
+mod kv;
 mod platform;
 mod reindex;
 mod rest;

@@ -6,6 +6,7 @@
 
 mod bus;
 mod jobs;
+mod kv;
 mod maintenance;
 mod read;
 mod search;
@@ -36,6 +37,7 @@ pub(crate) fn statements() -> Vec<String> {
     let mut all = read::statements();
     all.extend(write::statements());
     all.extend(jobs::statements());
+    all.extend(kv::statements());
     all.extend(maintenance::statements());
     all
 }

@@ -25,7 +25,8 @@ impl Schema {
         Schema { admin, name, url }
     }
 
-    /// A connection to this schema.
+    /// A connection to this schema (not every test binary uses it).
+    #[allow(dead_code)]
     pub async fn client(&self) -> tokio_postgres::Client {
         connect(&self.url).await
     }

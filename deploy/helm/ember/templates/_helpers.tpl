@@ -165,6 +165,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.authLeewaySeconds | int64 | quote }}
 - name: EMBER_AUTH_CLAIMS
   value: {{ $c.authClaims | quote }}
+- name: EMBER_KV_MAX_BYTES
+  value: {{ $c.kvMaxBytes | int64 | quote }}
 - name: EMBER_AUDIT
   value: {{ $c.audit | quote }}
 - name: EMBER_CORS_ORIGINS

@@ -244,6 +244,7 @@ impl TestServer {
                 liveness_path: "/livez".into(),
                 readiness_path: "/readyz".into(),
                 cors_origins: settings.cors_origins,
+                kv_max_bytes: 1024,
             }),
             auth: settings.auth.map(|auth| {
                 let client = ember_platform::http_client::HttpClient::new(
