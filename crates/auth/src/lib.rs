@@ -5,8 +5,8 @@
 //! - [`settings`]: `EMBER_AUTH*` and the start-up rule (open, refused, or enforced);
 //! - [`keys`]: each issuer's signing keys, found through OpenID discovery, cached, and
 //!   refreshed (rate-limited) when a token names a key not yet known;
-//! - [`token`]: JWT verification (asymmetric algorithms only) and a cache of verified
-//!   tokens until they expire;
+//! - [`token`]: JWT verification (asymmetric algorithms only), RFC 7662 introspection of
+//!   opaque tokens, and a cache of verified tokens until they expire;
 //! - [`claims`]: the claims of a verified token mapped to a [`Principal`] (the SMART
 //!   mapping, or the Danish eHealth one);
 //! - [`scopes`]: SMART v1 and v2 scopes, and the decision for one resource type and
@@ -20,5 +20,5 @@ pub mod token;
 
 pub use claims::{ClaimModel, Principal, UserType};
 pub use scopes::{Action, Decision, Scope};
-pub use settings::{AuthConfigError, AuthSettings, Posture};
+pub use settings::{AuthConfigError, AuthSettings, Introspection, Posture};
 pub use token::{TokenError, Verifier};

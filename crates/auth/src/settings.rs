@@ -22,6 +22,26 @@ pub struct AuthSettings {
     pub refresh_min: Duration,
     /// How long fetched keys are used before they are fetched again.
     pub keys_ttl: Duration,
+    /// RFC 7662 introspection of opaque tokens, when configured.
+    pub introspection: Option<Introspection>,
+}
+
+/// An RFC 7662 introspection endpoint and Ember's credentials there.
+#[derive(Clone)]
+pub struct Introspection {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"****")
+            .finish()
+    }
 }
 
 impl AuthSettings {
@@ -35,6 +55,7 @@ impl AuthSettings {
             claims: ClaimModel::Smart,
             refresh_min: Duration::from_secs(10),
             keys_ttl: Duration::from_secs(3600),
+            introspection: None,
         }
     }
 }
@@ -65,6 +86,10 @@ pub struct Input<'a> {
     pub leeway: Duration,
     /// `EMBER_AUTH_CLAIMS`: `smart` or `ehealth`.
     pub claims: &'a str,
+    /// `EMBER_AUTH_INTROSPECTION_URL`, `…_CLIENT_ID`, `…_CLIENT_SECRET`.
+    pub introspection_url: Option<&'a str>,
+    pub introspection_client_id: Option<&'a str>,
+    pub introspection_client_secret: Option<&'a str>,
 }
 
 /// A setting that cannot work.
@@ -88,6 +113,11 @@ pub enum AuthConfigError {
     Issuer(String),
     #[error("set EMBER_AUTH_AUDIENCE or EMBER_PUBLIC_BASE_URL: tokens are checked for it")]
     NoAudience,
+    #[error(
+        "EMBER_AUTH_INTROSPECTION_URL must be https (http only on a loopback host) and needs \
+         EMBER_AUTH_INTROSPECTION_CLIENT_ID and EMBER_AUTH_INTROSPECTION_CLIENT_SECRET"
+    )]
+    Introspection,
 }
 
 /// Applies the start-up rule to the configured settings.
@@ -109,7 +139,27 @@ pub fn posture(input: &Input<'_>) -> Result<Posture, AuthConfigError> {
         .filter(|i| !i.is_empty())
         .map(str::to_owned)
         .collect();
-    if issuers.is_empty() {
+    let some = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let introspection = match (
+        some(input.introspection_url),
+        some(input.introspection_client_id),
+        some(input.introspection_client_secret),
+    ) {
+        (None, None, None) => None,
+        (Some(url), Some(client_id), Some(client_secret)) if secure_or_loopback(&url) => {
+            Some(Introspection {
+                url,
+                client_id,
+                client_secret,
+            })
+        }
+        _ => return Err(AuthConfigError::Introspection),
+    };
+    if issuers.is_empty() && introspection.is_none() {
         return match (disabled, input.mode.is_some_and(|m| m.trim() == "required")) {
             (true, _) => Ok(Posture::Disabled),
             (false, true) => Err(AuthConfigError::RequiredWithoutIssuers),
@@ -135,6 +185,7 @@ pub fn posture(input: &Input<'_>) -> Result<Posture, AuthConfigError> {
     let mut settings = AuthSettings::new(issuers, audience);
     settings.leeway = input.leeway;
     settings.claims = claims;
+    settings.introspection = introspection;
     Ok(Posture::Enforced(settings))
 }
 
@@ -211,6 +262,21 @@ mod tests {
             let got = posture(&input(None, bad, "0.0.0.0:8080"));
             assert!(matches!(got, Err(AuthConfigError::Issuer(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn introspection_needs_its_credentials() {
+        let mut i = input(None, "", "0.0.0.0:8080");
+        i.introspection_url = Some("https://idp/introspect");
+        assert_eq!(posture(&i).unwrap_err(), AuthConfigError::Introspection);
+        i.introspection_client_id = Some("ember");
+        i.introspection_client_secret = Some("s3cret");
+        let Ok(Posture::Enforced(s)) = posture(&i) else {
+            panic!("introspection alone enforces tokens")
+        };
+        assert!(!format!("{s:?}").contains("s3cret"));
+        i.introspection_url = Some("http://idp/introspect");
+        assert_eq!(posture(&i).unwrap_err(), AuthConfigError::Introspection);
     }
 
     #[test]

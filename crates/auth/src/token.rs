@@ -1,7 +1,8 @@
 //! Bearer token verification: a JWT signed by a trusted issuer with one of the
 //! [`ALLOWED`](crate::keys::ALLOWED) algorithms (never `none` or HMAC), with `iss`,
 //! `aud`, `exp`, `nbf` and `iat` checked within the configured leeway. A verified token
-//! is cached until it expires, so later requests with it cost a map lookup.
+//! is cached until it expires, so later requests with it cost a map lookup. A token that
+//! is not a JWT goes to the RFC 7662 introspection endpoint, when one is configured.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use crate::claims::Principal;
 use crate::keys::{ALLOWED, KeyError, KeyStore};
-use crate::settings::AuthSettings;
+use crate::settings::{AuthSettings, Introspection};
 
 /// Why a token was refused. The messages never contain the token.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -27,12 +28,17 @@ pub enum TokenError {
     Key(#[from] KeyError),
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    #[error("the token is not active")]
+    Inactive,
+    #[error("the token could not be introspected: {0}")]
+    Introspection(String),
 }
 
 /// Verifies tokens against the keys of the trusted issuers.
 pub struct Verifier {
     settings: AuthSettings,
     keys: KeyStore,
+    client: HttpClient,
     verified: moka::sync::Cache<String, Arc<Principal>>,
 }
 
@@ -40,7 +46,7 @@ impl Verifier {
     /// A verifier that fetches keys with `client`.
     pub fn new(settings: AuthSettings, client: HttpClient) -> Self {
         let keys = KeyStore::new(
-            client,
+            client.clone(),
             &settings.issuers,
             settings.refresh_min,
             settings.keys_ttl,
@@ -48,6 +54,7 @@ impl Verifier {
         Self {
             settings,
             keys,
+            client,
             verified: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(3600))
@@ -57,6 +64,70 @@ impl Verifier {
 
     pub fn settings(&self) -> &AuthSettings {
         &self.settings
+    }
+
+    /// Asks the RFC 7662 endpoint about an opaque token. An active token's answer is
+    /// read like a JWT's claims; it is cached until its `exp`, at most five minutes.
+    async fn introspect(
+        &self,
+        endpoint: &Introspection,
+        token: &str,
+        now: u64,
+    ) -> Result<Arc<Principal>, TokenError> {
+        use base64::Engine;
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .append_pair("token_type_hint", "access_token")
+            .finish();
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", endpoint.client_id, endpoint.client_secret));
+        let request = http::Request::post(&endpoint.url)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::AUTHORIZATION, format!("Basic {credentials}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(form)))
+            .map_err(|e| TokenError::Introspection(e.to_string()))?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| TokenError::Introspection(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(TokenError::Introspection(format!(
+                "the endpoint answered {}",
+                response.status()
+            )));
+        }
+        let mut claims: Value = serde_json::from_slice(response.body())
+            .map_err(|_| TokenError::Introspection("the answer is not JSON".into()))?;
+        if claims.get("active") != Some(&Value::Bool(true)) {
+            return Err(TokenError::Inactive);
+        }
+        let leeway = self.settings.leeway.as_secs();
+        let exp = claims.get("exp").and_then(Value::as_u64);
+        if exp.is_some_and(|exp| exp.saturating_add(leeway) <= now) {
+            return Err(TokenError::Invalid("it has expired".into()));
+        }
+        if let Some(aud) = claims.get("aud") {
+            let audience = &self.settings.audience;
+            let ours = match aud {
+                Value::String(a) => a == audience,
+                Value::Array(all) => all.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            };
+            if !ours {
+                return Err(TokenError::Invalid("it is for another audience".into()));
+            }
+        }
+        // Cached until its expiry, and never longer than five minutes, so a revoked
+        // token stops working soon.
+        claims["exp"] = Value::from(exp.unwrap_or(u64::MAX).min(now + 300));
+        let principal = Arc::new(Principal::from_claims(&claims, self.settings.claims));
+        self.verified.insert(token.to_owned(), principal.clone());
+        Ok(principal)
     }
 
     /// The SMART configuration (`/.well-known/smart-configuration`): the first
@@ -114,7 +185,14 @@ impl Verifier {
             }
             self.verified.invalidate(token);
         }
-        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let header = match decode_header(token) {
+            Ok(header) => header,
+            // Not a JWT: an opaque token, for the introspection endpoint to judge.
+            Err(_) => match &self.settings.introspection {
+                Some(endpoint) => return self.introspect(endpoint, token, now).await,
+                None => return Err(TokenError::Malformed),
+            },
+        };
         if !ALLOWED.contains(&header.alg) {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }

@@ -21,10 +21,17 @@ struct SigningKey {
     secret: p256::SecretKey,
 }
 
+/// The credentials the issuer's introspection endpoint accepts.
+pub const INTROSPECTION_CLIENT: (&str, &str) = ("ember", "s3cret");
+
+/// Opaque tokens the issuer handed out, with their claims.
+type Opaque = Arc<Mutex<std::collections::HashMap<String, Value>>>;
+
 /// A running issuer.
 pub struct Issuer {
     pub url: String,
     keys: Arc<Mutex<Vec<SigningKey>>>,
+    opaque: Opaque,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -78,7 +85,21 @@ impl Issuer {
             "token_endpoint": format!("{url}/token"),
         });
         let served = keys.clone();
+        let opaque: Opaque = Arc::default();
+        let known = opaque.clone();
         let app = Router::new()
+            .route(
+                "/realms/test/introspect",
+                axum::routing::post(
+                    move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                        let known = known.clone();
+                        let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                        async move { introspect(&known, &headers, &form) }
+                    },
+                ),
+            )
             .route(
                 "/realms/test/.well-known/openid-configuration",
                 get(move || {
@@ -96,7 +117,12 @@ impl Issuer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Issuer { url, keys, task })
+        Ok(Issuer {
+            url,
+            keys,
+            opaque,
+            task,
+        })
     }
 
     /// Replaces the signing key: the JWKS serves only the new one from now on.
@@ -114,6 +140,22 @@ impl Issuer {
             claims["patient"] = json!(p);
         }
         claims
+    }
+
+    /// An opaque token (not a JWT) that the introspection endpoint answers with
+    /// `claims`.
+    pub fn opaque(&self, claims: &Value) -> String {
+        let token = format!("opaque-{}", uuid::Uuid::new_v4().simple());
+        self.opaque
+            .lock()
+            .unwrap()
+            .insert(token.clone(), claims.clone());
+        token
+    }
+
+    /// Forgets an opaque token (as if it were revoked).
+    pub fn revoke(&self, token: &str) {
+        self.opaque.lock().unwrap().remove(token);
     }
 
     /// `claims` signed with the current key.
@@ -157,6 +199,36 @@ impl Issuer {
             b64(claims.to_string().as_bytes())
         )
     }
+}
+
+/// The RFC 7662 answer about the form's `token`, for the client of
+/// [`INTROSPECTION_CLIENT`] only.
+fn introspect(
+    known: &Opaque,
+    headers: &axum::http::HeaderMap,
+    form: &[(String, String)],
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (id, secret) = INTROSPECTION_CLIENT;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    );
+    let authorized = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+    if !authorized {
+        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+    }
+    let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v);
+    let answer = match token.and_then(|t| known.lock().unwrap().get(t).cloned()) {
+        Some(mut claims) => {
+            claims["active"] = json!(true);
+            claims
+        }
+        None => json!({"active": false}),
+    };
+    axum::Json(answer).into_response()
 }
 
 /// `token` with its payload replaced by `claims` and the signature kept.

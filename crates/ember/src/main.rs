@@ -153,6 +153,9 @@ fn auth_verifier(config: &ServeConfig) -> anyhow::Result<Option<Arc<ember_auth::
         listen: Some(config.listen),
         leeway: Duration::from_secs(config.auth_leeway_seconds),
         claims: &config.auth_claims,
+        introspection_url: config.auth_introspection_url.as_deref(),
+        introspection_client_id: config.auth_introspection_client_id.as_deref(),
+        introspection_client_secret: config.auth_introspection_client_secret.as_deref(),
     };
     match posture(&input)? {
         ember_auth::Posture::Enforced(settings) => {

@@ -50,6 +50,24 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_AUTH_AUDIENCE")]
     pub auth_audience: Option<String>,
 
+    /// RFC 7662 introspection endpoint for opaque (non-JWT) tokens; https (http only on
+    /// a loopback host).
+    #[arg(long, env = "EMBER_AUTH_INTROSPECTION_URL")]
+    pub auth_introspection_url: Option<String>,
+
+    /// The client id Ember authenticates with at the introspection endpoint.
+    #[arg(long, env = "EMBER_AUTH_INTROSPECTION_CLIENT_ID")]
+    pub auth_introspection_client_id: Option<String>,
+
+    /// The client secret for the introspection endpoint (a secret: masked in
+    /// --print-config).
+    #[arg(
+        long,
+        env = "EMBER_AUTH_INTROSPECTION_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub auth_introspection_client_secret: Option<String>,
+
     /// Clock skew allowed on a token's `exp`, `nbf` and `iat`, in seconds.
     #[arg(long, env = "EMBER_AUTH_LEEWAY_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub auth_leeway_seconds: u64,
@@ -257,7 +275,10 @@ pub const TOOLING_ENV: &[&str] = &[
 ];
 
 /// Settings whose values are secrets: shown masked by `--print-config`.
-const SECRET_ENV: &[&str] = &["EMBER_DATABASE_URL"];
+const SECRET_ENV: &[&str] = &[
+    "EMBER_DATABASE_URL",
+    "EMBER_AUTH_INTROSPECTION_CLIENT_SECRET",
+];
 
 /// A configuration error found before start-up.
 #[derive(Debug, thiserror::Error)]
@@ -353,10 +374,14 @@ pub fn describe(cmd: &clap::Command, matches: &clap::ArgMatches) -> String {
             Some(clap::parser::ValueSource::DefaultValue) => "default",
             _ => "unset",
         };
-        let shown = if SECRET_ENV.contains(&env) {
-            mask_url(&value)
-        } else {
+        let shown = if !SECRET_ENV.contains(&env) {
             value
+        } else if value.contains("://") {
+            mask_url(&value)
+        } else if value.is_empty() {
+            value
+        } else {
+            "****".to_owned()
         };
         out.push_str(&format!("{env}={shown}  ({source})\n"));
     }
@@ -487,9 +512,16 @@ mod tests {
                 "postgres://u:pw@h/db",
                 "--listen",
                 "0.0.0.0:9000",
+                "--auth-introspection-client-secret",
+                "t0ps3cret",
             ])
             .unwrap();
         let text = describe(&cmd, &matches);
+        assert!(
+            text.contains("EMBER_AUTH_INTROSPECTION_CLIENT_SECRET=****  (flag)"),
+            "{text}"
+        );
+        assert!(!text.contains("t0ps3cret"), "{text}");
         assert!(
             text.contains("EMBER_DATABASE_URL=postgres://u:****@h/db  (flag)"),
             "{text}"

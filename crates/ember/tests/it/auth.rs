@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::issuer::{Issuer, now, settings, tampered};
+use crate::common::issuer::{Issuer, now, settings, tampered, with_introspection};
 use crate::common::{Resp, TestServer, TestSettings};
 
 both_stores!(
@@ -18,6 +18,7 @@ both_stores!(
     admin_endpoints_need_a_system_scope,
     granular_scopes_narrow_by_their_criteria,
     audit_events_record_every_access,
+    opaque_tokens_are_introspected,
 );
 
 struct Secured {
@@ -719,4 +720,40 @@ async fn audit_events_record_every_access(s: &TestServer) {
         search["entity"][1]["description"],
         "search parameters: name"
     );
+}
+
+/// Opaque tokens go to the RFC 7662 endpoint: an active one works (and is cached), an
+/// unknown one, an expired one or one for another audience is a 401.
+async fn opaque_tokens_are_introspected(s: &TestServer) {
+    let issuer = Issuer::start().await;
+    let settings = TestSettings {
+        auth: Some(with_introspection(&issuer)),
+        ..Default::default()
+    };
+    let server = TestServer::start_with(s.backend, settings).await;
+    let t = Secured { server, issuer };
+    t.seed(json!({"resourceType": "Patient", "id": "p1"})).await;
+    let claims = t.issuer.claims("user/Patient.rs", None);
+    let opaque = t.issuer.opaque(&claims);
+    assert_eq!(t.status(&opaque, "GET", "Patient/p1", None).await, 200);
+    assert_eq!(t.status(&opaque, "GET", "Patient", None).await, 200);
+    // Scopes apply as to a JWT.
+    assert_eq!(t.status(&opaque, "DELETE", "Patient/p1", None).await, 403);
+    // Answered from the cache after the first call, even once revoked (for at most
+    // five minutes).
+    t.issuer.revoke(&opaque);
+    assert_eq!(t.status(&opaque, "GET", "Patient/p1", None).await, 200);
+    let unknown = "opaque-never-issued";
+    assert_eq!(t.status(unknown, "GET", "Patient/p1", None).await, 401);
+    let mut expired = claims.clone();
+    expired["exp"] = json!(now() - 600);
+    let expired = t.issuer.opaque(&expired);
+    assert_eq!(t.status(&expired, "GET", "Patient/p1", None).await, 401);
+    let mut elsewhere = claims.clone();
+    elsewhere["aud"] = json!("https://other.example/fhir");
+    let elsewhere = t.issuer.opaque(&elsewhere);
+    assert_eq!(t.status(&elsewhere, "GET", "Patient/p1", None).await, 401);
+    // JWTs still work beside them.
+    let jwt = t.issuer.token("user/Patient.rs", None);
+    assert_eq!(t.status(&jwt, "GET", "Patient/p1", None).await, 200);
 }

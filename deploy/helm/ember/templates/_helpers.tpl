@@ -161,6 +161,17 @@ The environment of the container: one EMBER_* variable per setting of
 - name: EMBER_AUTH_AUDIENCE
   value: {{ $c.authAudience | quote }}
 {{- end }}
+{{- if $c.authIntrospectionUrl }}
+- name: EMBER_AUTH_INTROSPECTION_URL
+  value: {{ $c.authIntrospectionUrl | quote }}
+- name: EMBER_AUTH_INTROSPECTION_CLIENT_ID
+  value: {{ $c.authIntrospectionClientId | quote }}
+- name: EMBER_AUTH_INTROSPECTION_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $c.authIntrospectionSecret | quote }}
+      key: introspection-client-secret
+{{- end }}
 - name: EMBER_AUTH_LEEWAY_SECONDS
   value: {{ $c.authLeewaySeconds | int64 | quote }}
 - name: EMBER_AUTH_CLAIMS

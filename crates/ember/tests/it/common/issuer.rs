@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-pub use ember_bench::issuer::{Issuer, now, tampered};
+pub use ember_bench::issuer::{INTROSPECTION_CLIENT, Issuer, now, tampered};
 
 /// Server settings that trust `issuer`, with key refreshes allowed at once.
 pub fn settings(issuer: &Issuer) -> ember_auth::AuthSettings {
@@ -11,5 +11,17 @@ pub fn settings(issuer: &Issuer) -> ember_auth::AuthSettings {
     let mut s = ember_auth::AuthSettings::new(vec![issuer.url.clone()], audience);
     s.refresh_min = Duration::ZERO;
     s.leeway = Duration::from_secs(5);
+    s
+}
+
+/// [`settings`], with the issuer's introspection endpoint for opaque tokens.
+pub fn with_introspection(issuer: &Issuer) -> ember_auth::AuthSettings {
+    let (client_id, client_secret) = INTROSPECTION_CLIENT;
+    let mut s = settings(issuer);
+    s.introspection = Some(ember_auth::Introspection {
+        url: format!("{}/introspect", issuer.url),
+        client_id: client_id.into(),
+        client_secret: client_secret.into(),
+    });
     s
 }
