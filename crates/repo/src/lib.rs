@@ -41,6 +41,7 @@ pub use error::RepoError;
 pub use history::{HistoryPage, HistoryParams, HistoryScope, history_bundle};
 pub use jobs::{JobContext, JobError, JobHandler, Ran};
 pub use prefer::Prefer;
+pub use read::subset_read;
 pub use registry::SearchParams;
 pub use search::{Handling, Pages, SearchScope};
 pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};

@@ -62,3 +62,45 @@ impl Repo {
         }
     }
 }
+
+/// `_summary` (`true`, `text`, `data`, `false`) and `_elements` on a read or vread: the
+/// stored JSON text subsetted and tagged SUBSETTED, as a search entry would be; `None`
+/// when neither asks for anything.
+pub fn subset_read(body: &str, pairs: &[(String, String)]) -> Result<Option<String>> {
+    use crate::search::Summary;
+    let mut summary = None;
+    let mut elements = Vec::new();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "_summary" => {
+                summary = match value.as_str() {
+                    "true" => Some(Summary::True),
+                    "text" => Some(Summary::Text),
+                    "data" => Some(Summary::Data),
+                    "false" => None,
+                    _ => {
+                        return Err(RepoError::Invalid(format!(
+                            "_summary: {value:?} is not true, text, data or false (count is for searches)"
+                        )));
+                    }
+                }
+            }
+            "_elements" => {
+                elements = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    if summary.is_none() && elements.is_empty() {
+        return Ok(None);
+    }
+    let mut resource: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| RepoError::Unprocessable(format!("the stored resource is not JSON: {e}")))?;
+    crate::search::shape(&mut resource, summary, &elements);
+    Ok(Some(resource.to_string()))
+}

@@ -1,5 +1,5 @@
 //! `GET [type]/[id]` (read, conditional on `If-None-Match`/`If-Modified-Since`) and
-//! `GET [type]/[id]/_history/[vid]` (vread).
+//! `GET [type]/[id]/_history/[vid]` (vread), both with `_summary` and `_elements`.
 
 use axum::Router;
 use axum::extract::State;
@@ -26,13 +26,22 @@ async fn read(
     fhir: Fhir,
     ResourcePath { res_type, id }: ResourcePath,
 ) -> Result<Response> {
-    let stored = state.repo.read(&res_type, &id).await?;
+    let mut stored = state.repo.read(&res_type, &id).await?;
     if not_modified(&fhir.headers, &stored) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         set_version_headers(&mut response, &stored);
         return Ok(response);
     }
+    subset(&fhir, &mut stored)?;
     Ok(read_response(&fhir, &stored))
+}
+
+/// `_summary` and `_elements`, when the query asks for them.
+fn subset(fhir: &Fhir, stored: &mut ember_repo::Stored) -> Result<()> {
+    if let Some(body) = ember_repo::subset_read(&stored.body, &fhir.query)? {
+        stored.body = body;
+    }
+    Ok(())
 }
 
 async fn vread(
@@ -40,7 +49,8 @@ async fn vread(
     fhir: Fhir,
     VersionPath { res_type, id, vid }: VersionPath,
 ) -> Result<Response> {
-    let stored = state.repo.vread(&res_type, &id, &vid).await?;
+    let mut stored = state.repo.vread(&res_type, &id, &vid).await?;
+    subset(&fhir, &mut stored)?;
     Ok(read_response(&fhir, &stored))
 }
 

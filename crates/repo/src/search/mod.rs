@@ -57,7 +57,7 @@ const MAX_INCLUDE_ROUNDS: usize = 4;
 
 /// `_summary` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Summary {
+pub(crate) enum Summary {
     True,
     Text,
     Data,
@@ -951,7 +951,7 @@ fn entry<'a>(req: &Request, hit: &'a Hit, mode: &'static str, base: &str) -> Ent
 }
 
 /// Applies `_summary` and `_elements`, marking the result SUBSETTED.
-fn shape(resource: &mut Value, summary: Option<Summary>, elements: &[String]) {
+pub(crate) fn shape(resource: &mut Value, summary: Option<Summary>, elements: &[String]) {
     let Some(obj) = resource.as_object_mut() else {
         return;
     };

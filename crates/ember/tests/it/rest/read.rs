@@ -15,7 +15,54 @@ both_stores!(
     conditional_read_if_none_match,
     conditional_read_if_modified_since,
     a_trailing_slash_is_tolerated,
+    summary_and_elements_subset_a_read,
 );
+
+async fn summary_and_elements_subset_a_read(s: &TestServer) {
+    let patient = json!({
+        "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">P</div>"},
+        "name": [{"family": "Lund"}], "gender": "female", "birthDate": "1970-01-01",
+        "photo": [{"contentType": "image/png", "data": "AAAA"}]
+    });
+    expect(&put(s, "Patient", "sub", patient).await, 201);
+    let subsetted = |body: &serde_json::Value| {
+        body["meta"]["tag"]
+            .as_array()
+            .is_some_and(|tags| tags.iter().any(|t| t["code"] == "SUBSETTED"))
+    };
+    for path in [
+        "Patient/sub?_elements=gender",
+        "Patient/sub/_history/1?_elements=gender",
+    ] {
+        let read = s.get(path).await;
+        expect(&read, 200);
+        let body = read.json();
+        assert_eq!(body["gender"], "female", "{path}");
+        assert!(
+            body.get("name").is_none() && body.get("birthDate").is_none(),
+            "{body}"
+        );
+        assert_eq!(body["id"], "sub");
+        assert!(subsetted(&body), "{body}");
+    }
+    // Summary elements only: name, gender, birthDate; no photo, no text.
+    let summary = s.get("Patient/sub?_summary=true").await.json();
+    assert_eq!(summary["birthDate"], "1970-01-01");
+    assert!(
+        summary.get("photo").is_none() && summary.get("text").is_none(),
+        "{summary}"
+    );
+    assert!(subsetted(&summary));
+    let data = s.get("Patient/sub?_summary=data").await.json();
+    assert!(data.get("text").is_none() && data.get("photo").is_some());
+    let text = s.get("Patient/sub?_summary=text").await.json();
+    assert!(text.get("text").is_some() && text.get("photo").is_none());
+    // Without them, the stored resource as it is.
+    let full = s.get("Patient/sub?_summary=false").await.json();
+    assert!(full.get("photo").is_some() && !subsetted(&full));
+    expect_outcome(&s.get("Patient/sub?_summary=count").await, 400);
+    expect_outcome(&s.get("Patient/sub?_summary=maybe").await, 400);
+}
 
 async fn a_trailing_slash_is_tolerated(s: &TestServer) {
     expect(
