@@ -80,6 +80,8 @@ struct Request {
     sort: Vec<Sort>,
     count: u32,
     total: bool,
+    /// `_total=none`: no total, even one known for free.
+    no_total: bool,
     summary: Option<Summary>,
     elements: Vec<String>,
     includes: Vec<Include>,
@@ -114,6 +116,10 @@ impl Repo {
         } else {
             self.store.search(&query).await?
         };
+        // The first page holds every match: its length is the total, at no cost.
+        let total = total.or_else(|| {
+            (req.cursor.is_none() && !page.more && !req.no_total).then_some(page.hits.len() as u64)
+        });
         let included = self.includes(&req, &page.hits).await?;
         let bundle = bundle(&req, &page, &included, total, base, endpoint);
         // Writing JSON values and already valid JSON text to a String cannot fail.
@@ -279,6 +285,7 @@ impl Repo {
             sort: Vec::new(),
             count: limits.default_count,
             total: false,
+            no_total: false,
             summary: None,
             elements: Vec::new(),
             includes: Vec::new(),
@@ -361,6 +368,7 @@ impl Repo {
                 Ok(true)
             }
             "_total" => {
+                req.no_total = value == "none";
                 req.total = match value {
                     "none" => false,
                     "estimate" | "accurate" => true,

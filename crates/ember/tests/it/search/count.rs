@@ -44,6 +44,17 @@ async fn count_and_total(s: &TestServer) {
     let one = search(s, "Patient?family=count&_count=30").await;
     assert_eq!(match_ids(&one).len(), 25);
     assert_eq!(link(&one, "next"), None);
+    assert_eq!(
+        one["total"], 25,
+        "all matches on the first page: the total is known"
+    );
+    let none = search(s, "Patient?family=count&_count=30&_total=none").await;
+    assert!(none["total"].is_null(), "{none}");
+    let later = search(s, &next).await;
+    assert!(
+        later["total"].is_null(),
+        "a later page does not know the total: {later}"
+    );
     let small = search(s, "Patient?family=count&_count=5").await;
     assert_eq!(match_ids(&small).len(), 5);
     assert!(link(&small, "next").is_some());
