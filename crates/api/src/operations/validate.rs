@@ -1,13 +1,14 @@
 //! `$validate`: `POST [type]/$validate` and `POST [type]/[id]/$validate` check a
 //! resource (the body, or the `resource` parameter of a `Parameters` body) against the
-//! structural rules of its type, strictly, and answer with the OperationOutcome.
-//! Nothing is stored.
+//! structural rules of its type, strictly, and answer with the OperationOutcome;
+//! `GET [type]/[id]/$validate` checks the stored current version (a read). Nothing is
+//! stored.
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::Value;
 
 use crate::AppState;
@@ -20,7 +21,7 @@ use crate::response::json_response;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/{type}/$validate", post(for_type))
-        .route("/{type}/{id}/$validate", post(instance))
+        .route("/{type}/{id}/$validate", post(instance).get(stored))
 }
 
 async fn for_type(
@@ -39,6 +40,19 @@ async fn instance(
     ResourcePath { res_type, id }: ResourcePath,
     Resource(resource): Resource,
 ) -> Result<Response> {
+    validate(&state, &fhir, &res_type, Some(&id), resource)
+}
+
+/// `GET`: the operation changes nothing, so it may be called on what is stored.
+async fn stored(
+    State(state): State<AppState>,
+    fhir: Fhir,
+    ResourcePath { res_type, id }: ResourcePath,
+) -> Result<Response> {
+    let current = state.repo.read(&res_type, &id).await?;
+    let resource: Value = serde_json::from_str(&current.body).map_err(|e| {
+        ember_repo::RepoError::Unprocessable(format!("the stored resource is not JSON: {e}"))
+    })?;
     validate(&state, &fhir, &res_type, Some(&id), resource)
 }
 

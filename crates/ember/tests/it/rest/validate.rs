@@ -94,6 +94,19 @@ async fn validate_operation(s: &TestServer) {
         0,
         "$validate stores nothing"
     );
+    // GET validates what is stored.
+    expect(
+        &s.put(
+            "Patient/v1",
+            &json!({"resourceType": "Patient", "id": "v1"}),
+        )
+        .await,
+        201,
+    );
+    let resp = s.get("Patient/v1/$validate").await;
+    expect(&resp, 200);
+    assert_eq!(resp.json()["issue"][0]["severity"], "information");
+    expect_outcome(&s.get("Patient/nobody/$validate").await, 404);
 }
 
 async fn lenient_validation_accepts_unknown_elements(s: &TestServer) {
