@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ember_auth::{Action, Decision, Principal};
-use ember_fhir::index::{IndexValue, extract, in_compartment};
+use ember_fhir::index::{in_compartment, matches_tokens};
 use ember_fhir::{IssueType, OperationOutcome};
 use ember_repo::access::{Access, Narrowing, Need, Reach, with_access};
 use serde_json::Value;
@@ -141,8 +141,12 @@ impl Grants {
             Decision::Deny(_) => false,
             Decision::Compartment(p) => in_patient(p),
             Decision::Matching { patient, queries } => {
+                // Criteria that cannot be judged in memory (not token parameters)
+                // match nothing, so they never widen access.
                 patient.as_deref().is_none_or(in_patient)
-                    && queries.iter().any(|q| matches(resource, q))
+                    && queries
+                        .iter()
+                        .any(|q| matches_tokens(resource, q) == Some(true))
             }
         }
     }
@@ -184,33 +188,4 @@ impl Access for Grants {
         let decision = self.0.decide(res_type, action(need));
         self.fits(&decision, resource)
     }
-}
-
-/// Whether `resource` meets every criterion of a granular scope. Token criteria
-/// (`system|code`, `code`, `system|`) are understood; any other kind matches nothing,
-/// so an unsupported criterion never widens access.
-fn matches(resource: &Value, criteria: &[(String, String)]) -> bool {
-    let Ok(extraction) = extract(resource) else {
-        return false;
-    };
-    criteria.iter().all(|(name, wanted)| {
-        let (want_system, want_code) = match wanted.split_once('|') {
-            Some((s, c)) => (Some(s), c),
-            None => (None, wanted.as_str()),
-        };
-        extraction.entries.iter().any(|e| {
-            e.code == name
-                && match &e.value {
-                    IndexValue::Token { system, code, .. } => {
-                        let system_ok = match want_system {
-                            None => true,
-                            Some("") => system.is_none(),
-                            Some(s) => system.as_deref() == Some(s),
-                        };
-                        system_ok && (want_code.is_empty() || code.as_deref() == Some(want_code))
-                    }
-                    _ => false,
-                }
-        })
-    })
 }

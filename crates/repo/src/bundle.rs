@@ -23,7 +23,7 @@ use ember_store::{Commit, Committed, Guard, Hit, StoreError};
 use serde_json::{Value, json};
 
 use crate::conditional::Condition;
-use crate::conditional::{at_most_one, parse_condition, stored_of};
+use crate::conditional::{at_most_one, multiple, parse_condition, stored_of};
 use crate::prefer::{Prefer, status_line};
 use crate::search::{Handling, SearchScope};
 
@@ -448,16 +448,39 @@ impl Repo {
                     continue;
                 };
                 let resolve = async {
-                    let cond = self.condition(res_type, &parse_condition(query), 2)?;
-                    let hits = self.matches(&cond).await?;
-                    at_most_one(res_type, &cond, hits, "conditional reference")?.ok_or_else(|| {
-                        RepoError::Invalid(format!(
+                    let pairs = parse_condition(query);
+                    let cond = self.condition(res_type, &pairs, 2)?;
+                    let mut ids: Vec<String> = self
+                        .matches(&cond)
+                        .await?
+                        .into_iter()
+                        .map(|h| h.id)
+                        .collect();
+                    // Resources this transaction writes are not stored yet: they are
+                    // judged in memory, when the criteria are token parameters.
+                    for other in entries.iter().filter(|o| {
+                        matches!(o.method, Method::Post | Method::Put) && o.res_type == res_type
+                    }) {
+                        let (Some(resource), Some(id)) = (&other.resource, &other.id) else {
+                            continue;
+                        };
+                        if ember_fhir::index::matches_tokens(resource, &pairs) == Some(true)
+                            && !ids.contains(id)
+                        {
+                            ids.push(id.clone());
+                        }
+                    }
+                    match ids.as_slice() {
+                        [id] => Ok(id.clone()),
+                        [] => Err(RepoError::Invalid(format!(
                             "the conditional reference {reference:?} matches no resource"
-                        ))
-                    })
+                        ))),
+                        _ => Err(multiple(res_type, &cond, "conditional reference")),
+                    }
                 };
-                let hit = resolve.await.map_err(|err| at_entry(i, err))?;
-                references.insert(reference, format!("{}/{}", hit.res_type, hit.id));
+                let id = resolve.await.map_err(|err| at_entry(i, err))?;
+                let target = format!("{res_type}/{id}");
+                references.insert(reference, target);
             }
         }
         Ok(())

@@ -433,6 +433,46 @@ fn composite<'a>(
     }
 }
 
+/// Whether `resource` meets every criterion of a query, judged in memory; `None` when a
+/// criterion is not a plain token parameter of its type (only those are judged here).
+/// A token value is `system|code`, `code`, `|code` (no system) or `system|`, and a
+/// comma separates alternatives.
+pub fn matches_tokens(resource: &Value, criteria: &[(String, String)]) -> Option<bool> {
+    let res_type = resource.get("resourceType")?.as_str()?;
+    for (name, _) in criteria {
+        let def = crate::definitions::search_param(res_type, name)?;
+        if def.kind != SearchParamType::Token {
+            return None;
+        }
+    }
+    let extraction = extract(resource).ok()?;
+    let one = |name: &str, wanted: &str| {
+        let (want_system, want_code) = match wanted.split_once('|') {
+            Some((s, c)) => (Some(s), c),
+            None => (None, wanted),
+        };
+        extraction.entries.iter().any(|e| {
+            e.code == name
+                && match &e.value {
+                    IndexValue::Token { system, code, .. } => {
+                        let system_ok = match want_system {
+                            None => true,
+                            Some("") => system.is_none(),
+                            Some(s) => system.as_deref() == Some(s),
+                        };
+                        system_ok && (want_code.is_empty() || code.as_deref() == Some(want_code))
+                    }
+                    _ => false,
+                }
+        })
+    };
+    Some(
+        criteria
+            .iter()
+            .all(|(name, value)| value.split(',').any(|wanted| one(name, wanted))),
+    )
+}
+
 /// Whether `resource` is in the compartment of `compartment/id` (a `Patient/p1`): it is
 /// that resource, or one of its compartment-linking parameters references it. `None`
 /// when its type has no place in that compartment.
@@ -464,6 +504,43 @@ mod tests {
             .filter(|e| e.code == code)
             .map(|e| &e.value)
             .collect()
+    }
+
+    #[test]
+    fn token_criteria_in_memory() {
+        let patient = json!({"resourceType": "Patient", "gender": "female",
+            "identifier": [{"system": "urn:cpr", "value": "0101"}]});
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            matches_tokens(&patient, &q(&[("identifier", "urn:cpr|0101")])),
+            Some(true)
+        );
+        assert_eq!(
+            matches_tokens(&patient, &q(&[("identifier", "0101")])),
+            Some(true)
+        );
+        assert_eq!(
+            matches_tokens(&patient, &q(&[("identifier", "urn:x|0101")])),
+            Some(false)
+        );
+        assert_eq!(
+            matches_tokens(&patient, &q(&[("identifier", "|0101")])),
+            Some(false)
+        );
+        assert_eq!(
+            matches_tokens(
+                &patient,
+                &q(&[("gender", "male,female"), ("identifier", "urn:cpr|")])
+            ),
+            Some(true)
+        );
+        assert_eq!(matches_tokens(&patient, &q(&[("name", "x")])), None);
+        assert_eq!(matches_tokens(&patient, &q(&[("nonsense", "x")])), None);
     }
 
     #[test]

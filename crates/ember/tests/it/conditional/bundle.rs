@@ -240,6 +240,36 @@ async fn transaction_conditional_references(s: &TestServer) {
         assert_eq!(versions_stored(s).await, stored_before);
     }
     assert_eq!(versions_stored(s).await, before + 2);
+    // A resource created earlier in the same transaction is found too.
+    let resp = bundle(
+        s,
+        "transaction",
+        json!([
+            {"resource": observation_of(&format!("Patient?identifier={SYSTEM}|fresh")),
+             "request": {"method": "POST", "url": "Observation"}},
+            {"fullUrl": "urn:uuid:5a1b8d1e-0000-4000-8000-000000000001",
+             "resource": patient("fresh"), "request": {"method": "POST", "url": "Patient"}},
+        ]),
+    )
+    .await;
+    expect(&resp, 200);
+    let entries = resp.json()["entry"].as_array().cloned().unwrap();
+    let new_patient = entries[1]["resource"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        entries[0]["resource"]["subject"]["reference"],
+        format!("Patient/{new_patient}")
+    );
+    // One stored and one new match: several, 412.
+    let resp = bundle(
+        s,
+        "transaction",
+        json!([
+            {"resource": patient("ref"), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": observation_of(&reference), "request": {"method": "POST", "url": "Observation"}},
+        ]),
+    )
+    .await;
+    expect_outcome(&resp, 412);
 }
 
 async fn transaction_conditional_failures_store_nothing(s: &TestServer) {
