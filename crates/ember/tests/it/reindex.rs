@@ -222,13 +222,47 @@ async fn runtime_parameter_and_reindex(s: &TestServer) {
     r.outcome();
 }
 
+/// `_include=*` (and `_revinclude` by code) follow a run-time reference parameter.
+async fn include_star_follows_runtime_references(s: &TestServer) {
+    let buddy = json!({
+        "resourceType": "SearchParameter",
+        "url": "http://example.org/SearchParameter/buddy",
+        "name": "Buddy", "status": "active", "description": "A patient's buddy",
+        "code": "buddy", "base": ["Patient"], "type": "reference", "target": ["Patient"],
+        "expression": "Patient.extension.where(url='http://example.org/buddy').value",
+    });
+    create(s, &buddy).await;
+    let b = create(s, &json!({"resourceType": "Patient", "active": true})).await;
+    let a = create(
+        s,
+        &json!({"resourceType": "Patient", "extension": [
+            {"url": "http://example.org/buddy", "valueReference": {"reference": format!("Patient/{b}")}}]}),
+    )
+    .await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ids(s, &format!("Patient?_id={a}&_include=*")).await, both);
+    assert_eq!(
+        ids(s, &format!("Patient?_id={a}&_include=Patient:buddy")).await,
+        both
+    );
+    assert_eq!(
+        ids(s, &format!("Patient?_id={b}&_revinclude=Patient:buddy")).await,
+        both
+    );
+}
+
 async fn reindex_is_advertised(s: &TestServer) {
     let cs = s.get("metadata").await.json();
     let ops = cs["rest"][0]["operation"].as_array().expect("operations");
     assert!(ops.iter().any(|o| o["name"] == "reindex"), "{ops:?}");
 }
 
-both_stores!(runtime_parameter_and_reindex, reindex_is_advertised);
+both_stores!(
+    runtime_parameter_and_reindex,
+    reindex_is_advertised,
+    include_star_follows_runtime_references,
+);
 
 // ---------------------------------------------------------------------------------
 // Real processes on one PostgreSQL schema.

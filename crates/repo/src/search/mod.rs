@@ -432,6 +432,7 @@ impl Repo {
             .iter()
             .map(|h| (h.res_type.clone(), h.id.clone()))
             .collect();
+        let params = self.params.snapshot();
         let mut out: Vec<Hit> = Vec::new();
         let mut frontier: Vec<Hit> = page.to_vec();
         for round in 0..MAX_INCLUDE_ROUNDS {
@@ -439,7 +440,7 @@ impl Repo {
             let mut found: Vec<Hit> = Vec::new();
             for inc in req.includes.iter().filter(active) {
                 for (source, rids) in by_type(&frontier) {
-                    let keys = reference_keys(&source, inc);
+                    let keys = reference_keys(&source, inc, &params);
                     if keys.is_empty() {
                         continue;
                     }
@@ -462,7 +463,7 @@ impl Repo {
                 let Some(source) = inc.source.clone() else {
                     continue;
                 };
-                let keys = reference_keys(&source, inc);
+                let keys = reference_keys(&source, inc, &params);
                 let targets: Vec<Cond> = frontier
                     .iter()
                     .map(|h| {
@@ -688,16 +689,24 @@ fn include(
 }
 
 /// The reference index keys of `source` an include follows.
-fn reference_keys(source: &str, inc: &Include) -> Vec<i64> {
+fn reference_keys(source: &str, inc: &Include, params: &Snapshot) -> Vec<i64> {
     if inc.source.as_deref().is_some_and(|s| s != source) {
         return Vec::new();
     }
     match &inc.param {
         Some(code) => vec![key(source, code)],
+        // `*`: every reference parameter, run-time ones included.
         None => definitions::search_params(source)
             .into_iter()
             .filter(|d| d.kind == SearchParamType::Reference)
             .map(|d| key(source, d.code))
+            .chain(
+                params
+                    .of_type(source)
+                    .iter()
+                    .filter(|p| p.kind() == SearchParamType::Reference)
+                    .map(|p| key(source, p.code())),
+            )
             .collect(),
     }
 }
