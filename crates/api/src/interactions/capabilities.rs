@@ -171,6 +171,34 @@ fn includes(res_type: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `Source:param` for every reference parameter that can point at each type: what
+/// `_revinclude` takes for a search of that type.
+static REVINCLUDES: std::sync::LazyLock<std::collections::HashMap<&'static str, Vec<Value>>> =
+    std::sync::LazyLock::new(|| {
+        use ember_fhir::definitions::{SearchParamType, search_params};
+        let mut by_target: std::collections::HashMap<&'static str, Vec<Value>> =
+            std::collections::HashMap::new();
+        for &source in ember_fhir::resource_types() {
+            for p in search_params(source) {
+                if p.kind != SearchParamType::Reference {
+                    continue;
+                }
+                let targets: &[&'static str] = if p.targets.is_empty() {
+                    ember_fhir::resource_types()
+                } else {
+                    p.targets
+                };
+                for &target in targets {
+                    by_target
+                        .entry(target)
+                        .or_default()
+                        .push(json!(format!("{source}:{}", p.code)));
+                }
+            }
+        }
+        by_target
+    });
+
 /// The CapabilityStatement of this instance, with `base` as its implementation URL.
 fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value {
     // R4 has no conditionalPatch element (R5 added it); conditional patch is served all
@@ -196,6 +224,7 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
                 "conditionalUpdate": true,
                 "conditionalDelete": conditional_delete,
                 "searchInclude": includes(t),
+                "searchRevInclude": REVINCLUDES.get(t).cloned().unwrap_or_default(),
                 "searchParam": search_params(t),
             })
         })

@@ -273,6 +273,22 @@ async fn search_is_advertised_and_answers(s: &TestServer) {
     ] {
         assert!(names.contains(&name), "Patient does not advertise {name}");
     }
+    // Every declared include and revinclude is accepted by a strict search.
+    let strict = [("prefer", "handling=strict")];
+    for (element, param) in [
+        ("searchInclude", "_include"),
+        ("searchRevInclude", "_revinclude"),
+    ] {
+        let declared = patient[element].as_array().unwrap();
+        assert!(declared.len() > 3, "{element}: {declared:?}");
+        for value in declared {
+            let query = format!("Patient?{param}={}", value.as_str().unwrap());
+            expect(&s.send("GET", &query, &strict, None).await, 200);
+        }
+    }
+    let revincludes = patient["searchRevInclude"].as_array().unwrap();
+    assert!(revincludes.contains(&json!("Observation:subject")));
+    assert!(revincludes.contains(&json!("Encounter:patient")));
     expect(
         &put(s, "Patient", "x1", json!({"name": [{"family": "Xu"}]})).await,
         201,
