@@ -168,6 +168,20 @@ pub(crate) fn multiple(res_type: &str, cond: &Condition, what: &str) -> RepoErro
     ))
 }
 
+/// `hits`, when the caller may read every one of them (see [`crate::access`]).
+fn visible(hits: Vec<Hit>) -> Result<Vec<Hit>> {
+    match hits
+        .iter()
+        .find(|h| !crate::access::readable(&h.res_type, &h.body))
+    {
+        Some(h) => Err(RepoError::Forbidden(format!(
+            "the criteria match {}/{}, which the token does not allow reading",
+            h.res_type, h.id
+        ))),
+        None => Ok(hits),
+    }
+}
+
 /// The only match of `hits`, `None` for no match, a 412 for several.
 pub(crate) fn at_most_one(
     res_type: &str,
@@ -193,9 +207,11 @@ impl Repo {
         condition(res_type, criteria, limit, &self.params.snapshot())
     }
 
-    /// The live documents that meet `cond` (at most its limit).
+    /// The live documents that meet `cond` (at most its limit). A match the caller may
+    /// not read is a 403: a conditional interaction never answers with, or acts on, a
+    /// resource outside the caller's grants.
     pub(crate) async fn matches(&self, cond: &Condition) -> Result<Vec<Hit>> {
-        Ok(self.store.search(&cond.query).await?.hits)
+        visible(self.store.search(&cond.query).await?.hits)
     }
 
     /// Most matches a conditional delete may remove, and whether several are allowed.
@@ -226,7 +242,7 @@ impl Repo {
         {
             Committed::Stored { .. } => Ok(plan.stored),
             // Another create with these criteria committed first.
-            Committed::Matched { hits, .. } => at_most_one(res_type, &cond, hits, what)?
+            Committed::Matched { hits, .. } => at_most_one(res_type, &cond, visible(hits)?, what)?
                 .map(stored_of)
                 .ok_or_else(|| {
                     RepoError::Store(StoreError::Backend("a guard matched nothing".into()))

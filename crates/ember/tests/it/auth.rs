@@ -385,6 +385,21 @@ async fn patient_scopes_confine_to_the_compartment(s: &TestServer) {
             .await,
         403
     );
+    // A conditional create whose criteria match another patient's resource is refused,
+    // not answered with that resource.
+    let auth = format!("Bearer {writer}");
+    let body = own.to_string();
+    let resp = t
+        .server
+        .send(
+            "POST",
+            "Observation",
+            &[("authorization", &auth), ("if-none-exist", "_id=o2")],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(resp.status.as_u16(), 403);
+    assert!(!String::from_utf8_lossy(&resp.body).contains("Patient/p2"));
     // Nothing of the refused writes was stored.
     let admin = t.issuer.token("system/*.*", None);
     let o2 = t.call(&admin, "GET", "Observation/o2", None).await.json();
