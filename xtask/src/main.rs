@@ -29,8 +29,9 @@ commands:
 
   test [--dry-run] [--temp-pg] [-- ARGS...]
       Find or start PostgreSQL, export EMBER_TEST_DATABASE_URL, check the
-      generated files, then run the workspace tests (nextest if installed,
-      else cargo test) plus doctests. ARGS go to the test runner.
+      generated files, run the fuzz targets for EMBER_FUZZ_SECONDS (20) each,
+      then the workspace tests (nextest if installed, else cargo test) plus
+      doctests. ARGS go to the test runner.
       --dry-run       set up PostgreSQL and check generated files, print the
                       test commands instead of running them
       --temp-pg       always start a throwaway PostgreSQL cluster

@@ -86,6 +86,33 @@ fn run_steps(root: &Path, opts: &TestOpts, db_url: &str) -> Result<ExitCode> {
 
     let mut first_failure: Option<u8> = None;
     let mut failed = Vec::new();
+    // The fuzz targets first, for a bounded time each, so that the test runner's
+    // summary stays the last thing printed.
+    let fuzz_seconds = std::env::var("EMBER_FUZZ_SECONDS").unwrap_or_else(|_| "20".into());
+    let fuzz = format!("scripts/fuzz.sh {fuzz_seconds}");
+    if opts.dry_run {
+        println!("xtask: dry run, would run: {fuzz}");
+    } else if fuzz_seconds == "0" {
+        println!("xtask: EMBER_FUZZ_SECONDS=0: the fuzz targets do not run");
+    } else {
+        println!("xtask: running {fuzz}");
+        let mut child = Command::new("bash")
+            .arg(root.join("scripts/fuzz.sh"))
+            .arg(&fuzz_seconds)
+            .current_dir(root)
+            .spawn()
+            .with_context(|| format!("starting {fuzz}"))?;
+        signals::set_child(child.id());
+        let status = child.wait();
+        signals::set_child(0);
+        if !status
+            .with_context(|| format!("waiting for {fuzz}"))?
+            .success()
+        {
+            failed.push(fuzz);
+            first_failure.get_or_insert(1);
+        }
+    }
     for command in &commands {
         let shown = display(&command[..]);
         if opts.dry_run {

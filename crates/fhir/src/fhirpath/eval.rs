@@ -132,7 +132,15 @@ pub(crate) struct Ctx<'a, 'x> {
     pub context: Node<'a>,
     now: OnceCell<DateTime>,
     pub defined: RefCell<Vec<(String, Nodes<'a>)>>,
+    /// What the evaluation has produced so far, against [`BUDGET`].
+    spent: std::cell::Cell<usize>,
 }
+
+/// The most an evaluation may produce: items of every intermediate result, and one
+/// unit per 16 bytes of strings in them. Real expressions over real resources stay
+/// far below; `select($this.combine($this))` repeated, which doubles its result each
+/// time, stops here instead of taking seconds and gigabytes.
+pub(crate) const BUDGET: usize = 2_000_000;
 
 const SYSTEM_TYPES: &[&str] = &[
     "Any", "Boolean", "String", "Integer", "Long", "Decimal", "Date", "DateTime", "Time",
@@ -299,6 +307,7 @@ impl<'a, 'x> Ctx<'a, 'x> {
             context,
             now: OnceCell::new(),
             defined: RefCell::new(Vec::new()),
+            spent: std::cell::Cell::new(0),
         }
     }
 
@@ -323,7 +332,27 @@ impl<'a, 'x> Ctx<'a, 'x> {
 
     // ---------------------------------------------------------------- evaluation
 
+    /// Evaluates `e`, within the [`BUDGET`].
     pub fn eval(&self, e: &Expr, s: Scope<'a, '_>) -> R<Nodes<'a>> {
+        let out = self.eval_expr(e, s)?;
+        let strings: usize = out
+            .iter()
+            .map(|n| match n {
+                Node::String(v) => v.len() / 16,
+                _ => 0,
+            })
+            .sum();
+        let spent = self.spent.get() + out.len() + strings;
+        self.spent.set(spent);
+        if spent > BUDGET {
+            return invalid(format!(
+                "the expression produces too much (more than {BUDGET} items or their size in strings)"
+            ));
+        }
+        Ok(out)
+    }
+
+    fn eval_expr(&self, e: &Expr, s: Scope<'a, '_>) -> R<Nodes<'a>> {
         Ok(match e {
             Expr::Empty => Vec::new(),
             Expr::Boolean(b) => vec![Node::Boolean(*b)],

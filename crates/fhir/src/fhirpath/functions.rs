@@ -199,19 +199,28 @@ impl<'a> Ctx<'a, '_> {
                 out
             }
             F::Repeat | F::RepeatAll => {
+                // Bounded in rounds and in items: `repeatAll(combine($this))` doubles
+                // its queue every round.
+                const MAX: usize = 10_000;
                 let mut out: Nodes<'a> = Vec::new();
                 let mut queue = focus;
                 let mut rounds = 0;
                 while !queue.is_empty() {
                     rounds += 1;
-                    if rounds > 10_000 {
-                        return invalid("repeat() does not terminate");
+                    if rounds > MAX {
+                        return invalid(format!("{}() does not terminate", f.name()));
                     }
                     let mut next = Vec::new();
                     for (i, item) in queue.iter().enumerate() {
                         for n in self.eval(&args[0], self.item_scope(item, i, s))? {
                             if f == F::Repeat && out.iter().any(|m| same_item(self, m, &n)) {
                                 continue;
+                            }
+                            if out.len() == MAX {
+                                return invalid(format!(
+                                    "{}() collects more than {MAX} items",
+                                    f.name()
+                                ));
                             }
                             out.push(n.clone());
                             next.push(n);
@@ -1303,5 +1312,43 @@ fn codec(f: Func, v: &str, kind: &str) -> Option<String> {
         }
         (Func::Unescape, "json") => Some(json_unescape(v)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fhirpath::{Env, EvalError, Expression};
+
+    fn eval(src: &str) -> Result<usize, EvalError> {
+        let patient = serde_json::json!({"resourceType": "Patient", "name": [{"given": ["A"]}]});
+        let out = Expression::parse(src)
+            .unwrap()
+            .evaluate(&patient, &Env::new())?;
+        Ok(out.len())
+    }
+
+    #[test]
+    fn evaluations_are_bounded_in_what_they_produce() {
+        let doubling = format!("1{}", ".select($this.combine($this))".repeat(40));
+        let err = eval(&doubling).unwrap_err();
+        assert!(err.to_string().contains("produces too much"), "{err}");
+        let strings = format!("'ab'{}", ".select($this + $this)".repeat(40));
+        let err = eval(&strings).unwrap_err();
+        assert!(err.to_string().contains("produces too much"), "{err}");
+        // Ordinary expressions are far from the budget.
+        assert_eq!(eval("Patient.name.given | Patient.name.family").unwrap(), 1);
+    }
+
+    #[test]
+    fn repeat_is_bounded_in_items_as_well_as_rounds() {
+        // Each round doubles the queue: unbounded, this ran out of memory.
+        let err = eval("1.repeatAll(combine($this))").unwrap_err();
+        assert!(err.to_string().contains("more than 10000 items"), "{err}");
+        assert!(eval("Patient.name.repeat(combine($this))").is_ok());
+        assert_eq!(
+            eval("1.repeatAll(iif($this < 1000, $this + 1, {}))").unwrap(),
+            999
+        );
+        assert!(eval("1.repeatAll($this + 1)").is_err());
     }
 }

@@ -246,7 +246,18 @@ impl<'s> Lexer<'s> {
                     if self.peek_at(1).is_some_and(|c| c.is_ascii_digit())
                         && self.peek_at(3) == Some(b':') =>
                 {
-                    self.i += 6.min(self.b.len() - self.i);
+                    // `+hh:mm`: the sign, then at most five ASCII digits or colons, so
+                    // that the literal never ends inside a multi-byte character.
+                    self.i += 1;
+                    for _ in 0..5 {
+                        if !self
+                            .peek_at(0)
+                            .is_some_and(|c| c.is_ascii_digit() || c == b':')
+                        {
+                            break;
+                        }
+                        self.i += 1;
+                    }
                 }
                 _ => {}
             }
@@ -746,4 +757,23 @@ pub(crate) fn parse(src: &str) -> Result<Expr, ParseError> {
         ));
     }
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_zone_offset_cut_short_by_a_multi_byte_character_is_an_error() {
+        // The offset once took six bytes blindly and ended inside the `é`.
+        for src in [
+            "@2024-05-01T10:00:00+02:0\u{e9}",
+            "@2024-05-01T10:00+0\u{20ac}",
+        ] {
+            assert!(parse(src).is_err(), "{src}");
+        }
+        assert!(parse("@2024-05-01T10:00:00+02:0x").is_err());
+        assert!(parse("@2024-05-01T10:00:00+02:00").is_ok());
+        assert!(parse("@2024-05-01T10:00:00-05:30 > @2024").is_ok());
+    }
 }

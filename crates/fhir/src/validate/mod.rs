@@ -310,6 +310,24 @@ impl<'a> Validator<'a> {
         self.path.pop();
     }
 
+    /// An element that is not in the definitions (a warning in lenient mode) must
+    /// still hold nothing that cannot be stored: its name and content are checked for
+    /// control characters.
+    fn unknown_text(&mut self, key: &'a str, value: &'a Value) {
+        if let Some(c) = crate::control_char(key) {
+            // Reported where the name stands: the name itself is not a location.
+            self.report(
+                Rule::Other,
+                IssueType::Structure,
+                control_message("name", c),
+            );
+        } else {
+            self.path.push(Seg::Name(key));
+            self.text_only(value);
+            self.path.pop();
+        }
+    }
+
     /// Control characters anywhere in `value`, in strings and in names (all that
     /// [`Mode::Off`] checks).
     fn text_only(&mut self, value: &'a Value) {
@@ -434,6 +452,7 @@ impl<'a> Validator<'a> {
                     IssueType::Structure,
                     format!("unknown element {key:?}: it is not an element of {parent}"),
                 );
+                self.unknown_text(key, value);
                 continue;
             };
             let index = index_of(elements, def);
@@ -447,15 +466,18 @@ impl<'a> Validator<'a> {
             if is_ext {
                 match primitive {
                     Some(ty) => self.primitive_ext(obj, name, value, def, ty),
-                    None => self.report_at(
-                        Seg::Name(key),
-                        Rule::Unknown,
-                        IssueType::Structure,
-                        format!(
-                            "{key:?} is not allowed: {name} is of type {ty}, and only primitive \
-                             elements have a '_' member"
-                        ),
-                    ),
+                    None => {
+                        self.report_at(
+                            Seg::Name(key),
+                            Rule::Unknown,
+                            IssueType::Structure,
+                            format!(
+                                "{key:?} is not allowed: {name} is of type {ty}, and only \
+                                 primitive elements have a '_' member"
+                            ),
+                        );
+                        self.unknown_text(key, value);
+                    }
                 }
             } else {
                 self.member(obj, name, value, def, ty, primitive);
@@ -860,13 +882,25 @@ mod tests {
                 .filter(|i| i.diagnostics.contains("control characters"))
                 .map(|i| i.expression[0].as_str())
                 .collect();
-            // The name is an unknown element in the other modes.
-            let mut expected = vec!["Patient.name[0].family", "Patient.extension[0].valueString"];
-            if mode == Mode::Off {
-                expected.push("Patient");
-            }
+            // The bad name is reported where it stands, in every mode.
+            let expected = [
+                "Patient.name[0].family",
+                "Patient.extension[0].valueString",
+                "Patient",
+            ];
             assert_eq!(locations, expected, "{mode}");
             assert!(has_errors(&outcome), "{mode}");
+        }
+        // Unknown elements are warnings in lenient mode, but what they hold is checked.
+        for unknown in [
+            serde_json::json!({"resourceType": "Patient", "\u{0}": "x"}),
+            serde_json::json!({"resourceType": "Patient", "foo": "a\u{1}"}),
+            serde_json::json!({"resourceType": "Patient", "name": [{"family": "ok", "bogus": ["\u{7}"]}]}),
+            serde_json::json!({"resourceType": "Patient", "_active": {"x": "\u{2}"}}),
+        ] {
+            for mode in [Mode::Strict, Mode::Lenient, Mode::Off] {
+                assert!(has_errors(&validate(&unknown, mode)), "{mode}: {unknown}");
+            }
         }
         let clean = serde_json::json!({"resourceType": "Patient", "name": [{"text": "a\tb\r\n"}]});
         assert!(validate(&clean, Mode::Off).issues.is_empty());
