@@ -89,6 +89,7 @@ pub(crate) async fn audit(State(state): State<AppState>, request: Request, next:
             operation = record.operation.as_deref().unwrap_or("-"),
             params = record.params.join(","),
             patient = record.patient.as_deref().unwrap_or("-"),
+            care_team = record.care_team.as_deref().unwrap_or("-"),
             status = record.status,
             "audit"
         ),
@@ -162,6 +163,7 @@ fn record(
         patient: principal
             .and_then(|p| p.patient.clone())
             .or(path_patient.map(str::to_owned)),
+        care_team: principal.and_then(|p| p.care_team.clone()),
         status,
     }
 }

@@ -6,8 +6,9 @@
 //!   claim, and `client_id` or `azp`;
 //! - **eHealth** (the Danish national infrastructure): the privileges in
 //!   `realm_access.roles` (`Observation.read`, `Task.write`, `CarePlan.*`, …), `user_type`
-//!   (`PATIENT`, `PRACTITIONER`, `SYSTEM`), and the patient from `context.patient_id`
-//!   (for a patient, else `user_id` when it names a Patient). A patient's privileges are
+//!   (`PATIENT`, `PRACTITIONER`, `SYSTEM`), the patient from `context.patient_id`
+//!   (for a patient, else `user_id` when it names a Patient), and the care team from
+//!   `context.care_team_id`. A patient's privileges are
 //!   confined to their own compartment, a practitioner's are `user/`, a system's are
 //!   `system/`.
 
@@ -46,6 +47,9 @@ pub struct Principal {
     pub scopes: Vec<Scope>,
     /// The patient context: a Patient id.
     pub patient: Option<String>,
+    /// The care team the user acts for (eHealth `context.care_team_id`): a CareTeam id,
+    /// recorded in the audit trail.
+    pub care_team: Option<String>,
     /// Roles (`realm_access.roles`), for the admin role.
     pub roles: Vec<String>,
     /// `exp`, in seconds since the epoch.
@@ -125,6 +129,10 @@ impl Principal {
             user_type,
             scopes,
             patient,
+            care_team: claims
+                .pointer("/context/care_team_id")
+                .and_then(Value::as_str)
+                .map(last_segment),
             roles,
             expires: claims.get("exp").and_then(Value::as_u64).unwrap_or(0),
             kv_namespaces,
@@ -249,6 +257,7 @@ mod tests {
         });
         let p = Principal::from_claims(&clinician, ClaimModel::Ehealth);
         assert_eq!(p.patient.as_deref(), Some("9"));
+        assert_eq!(p.care_team.as_deref(), Some("4"));
         assert_eq!(p.decide("Task", Action::Delete), Decision::Allow);
         assert_eq!(p.decide("Patient", Action::Read), Decision::Allow);
         assert!(matches!(

@@ -48,6 +48,9 @@ pub struct AuditRecord {
     pub params: Vec<String>,
     /// The patient whose data it is, when known.
     pub patient: Option<String>,
+    /// The care team the user acts for, when the token names one.
+    #[serde(default)]
+    pub care_team: Option<String>,
     /// The HTTP status of the answer.
     pub status: u16,
 }
@@ -171,6 +174,12 @@ pub fn audit_event(id: &str, r: &AuditRecord) -> Value {
         (Some(t), None) => entities.push(json!({"name": t})),
         _ => {}
     }
+    if let Some(team) = &r.care_team {
+        entities.push(json!({
+            "what": {"reference": format!("CareTeam/{team}")},
+            "description": "the care team the user acts for"
+        }));
+    }
     if !r.params.is_empty() {
         entities
             .push(json!({"description": format!("search parameters: {}", r.params.join(", "))}));
@@ -212,6 +221,7 @@ mod tests {
             operation: None,
             params: vec!["code".into(), "_sort".into()],
             patient: Some("p1".into()),
+            care_team: None,
             status,
         }
     }
@@ -240,5 +250,11 @@ mod tests {
                 "search parameters: code, _sort"
             );
         }
+        let mut acting = record("read", 200);
+        acting.care_team = Some("4".into());
+        let event = audit_event("job-1", &acting);
+        let issues = ember_fhir::validate::validate(&event, ember_fhir::validate::Mode::Strict);
+        assert!(issues.issues.is_empty(), "{:?}", issues.issues);
+        assert_eq!(event["entity"][2]["what"]["reference"], "CareTeam/4");
     }
 }
