@@ -169,7 +169,7 @@ The environment of the container: one EMBER_* variable per setting of
 - name: EMBER_AUTH_INTROSPECTION_CLIENT_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ $c.authIntrospectionSecret | quote }}
+      name: {{ required "config.authIntrospectionSecret (a Secret with introspection-client-secret) is needed with config.authIntrospectionUrl" $c.authIntrospectionSecret | quote }}
       key: introspection-client-secret
 {{- end }}
 - name: EMBER_AUTH_LEEWAY_SECONDS
