@@ -25,6 +25,10 @@ pub struct CheckArgs {
     /// CDS Hooks discovery URL; defaults to `/cds-services` at the server's root.
     #[arg(long, env = "EMBER_CHECK_CDS_URL")]
     pub cds_url: Option<String>,
+    /// A bearer token for a deployment that requires one (scopes to create, read,
+    /// update, search and delete a Patient).
+    #[arg(long, env = "EMBER_CHECK_BEARER")]
+    pub bearer: Option<String>,
 }
 
 /// What happened to one step.
@@ -66,7 +70,7 @@ pub async fn run(args: CheckArgs) -> Result<bool> {
 
 /// Runs every step. Later steps that need an earlier one's result fail with a reason.
 pub async fn check(args: &CheckArgs) -> Result<Vec<Step>> {
-    let target = Arc::new(Target::parse(&args.url)?);
+    let target = Arc::new(Target::parse(&args.url)?.with_bearer(args.bearer.as_deref())?);
     let mut conn = Conn::new(Arc::clone(&target));
     let mut steps = Vec::new();
     let mut run_step = |name: &'static str, started: Instant, result: Result<Outcome>| {
@@ -332,7 +336,13 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/fhir", listener.local_addr().unwrap());
         drop(listener);
-        let steps = check(&CheckArgs { url, cds_url: None }).await.unwrap();
+        let steps = check(&CheckArgs {
+            url,
+            cds_url: None,
+            bearer: None,
+        })
+        .await
+        .unwrap();
         assert!(steps.iter().any(|s| matches!(s.outcome, Outcome::Fail(_))));
         assert_eq!(steps[0].name, "metadata");
     }

@@ -772,3 +772,36 @@ async fn opaque_tokens_are_introspected(s: &TestServer) {
     let jwt = t.issuer.token("user/Patient.rs", None);
     assert_eq!(t.status(&jwt, "GET", "Patient/p1", None).await, 200);
 }
+
+/// `ember check` against a deployment that requires tokens: it passes with one and
+/// fails without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_test_takes_a_bearer_token() {
+    use ember_bench::check::{CheckArgs, Outcome, check};
+    let issuer = Issuer::start().await;
+    let settings = TestSettings {
+        auth: Some(settings(&issuer)),
+        ..Default::default()
+    };
+    let s = TestServer::start_with(crate::common::Backend::Sqlite, settings).await;
+    let args = |bearer: Option<String>| CheckArgs {
+        url: s.base.clone(),
+        cds_url: None,
+        bearer,
+    };
+    let with = check(&args(Some(issuer.token("user/Patient.cruds", None))))
+        .await
+        .unwrap();
+    let failed: Vec<_> = with
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Fail(_)))
+        .map(|s| (s.name, format!("{:?}", s.outcome)))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let without = check(&args(None)).await.unwrap();
+    assert!(
+        without
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Fail(_)))
+    );
+}
