@@ -534,6 +534,29 @@ async fn admin_endpoints_need_a_system_scope(s: &TestServer) {
         403,
     )
     .await;
+    let params = json!({"resourceType": "Parameters"});
+    t.expect("system/*.*", "POST", "$reindex", Some(&params), 202)
+        .await;
+    t.expect("user/*.*", "POST", "Patient/$reindex", Some(&params), 403)
+        .await;
+    t.expect("ember-kv:x", "POST", "Patient/$reindex", Some(&params), 403)
+        .await;
+    // $validate reads and writes nothing: any valid token; on a stored resource it
+    // is a read.
+    let patient = json!({"resourceType": "Patient"});
+    t.expect("openid", "POST", "Patient/$validate", Some(&patient), 200)
+        .await;
+    t.seed(json!({"resourceType": "Patient", "id": "v1"})).await;
+    t.expect("user/Patient.r", "GET", "Patient/v1/$validate", None, 200)
+        .await;
+    t.expect(
+        "user/Observation.r",
+        "GET",
+        "Patient/v1/$validate",
+        None,
+        403,
+    )
+    .await;
     let token = t.issuer.token("user/*.*", None);
     let resp = t
         .call(
