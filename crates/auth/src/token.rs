@@ -62,10 +62,6 @@ impl Verifier {
         }
     }
 
-    pub fn settings(&self) -> &AuthSettings {
-        &self.settings
-    }
-
     /// Asks the RFC 7662 endpoint about an opaque token. An active token's answer is
     /// read like a JWT's claims; it is cached until its `exp`, at most five minutes.
     async fn introspect(

@@ -166,6 +166,16 @@ impl KvSql {
         }
     }
 
+    /// The write statement for `expect`, and the version it binds last (as `p(7)`),
+    /// after namespace, key, value, media type, expiry and now.
+    pub(crate) fn put(&self, expect: KvExpect) -> (&str, Option<i64>) {
+        match expect {
+            KvExpect::Any => (&self.put_any, None),
+            KvExpect::Absent => (&self.put_absent, None),
+            KvExpect::Version(v) => (&self.put_version, Some(v)),
+        }
+    }
+
     pub(crate) fn all(&self) -> Vec<String> {
         vec![
             self.get.clone(),

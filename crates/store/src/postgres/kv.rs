@@ -4,10 +4,11 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::{PgStore, pg_err};
 use crate::kv::KvSql;
-use crate::{Kv, KvEntry, KvExpect, KvItem, KvPut, Micros, Result};
+use crate::{Kv, KvEntry, KvItem, KvPut, Micros, Result};
 
 static SQL: LazyLock<KvSql> = LazyLock::new(|| KvSql::new(|n| format!("${n}"), "octet_length"));
 
@@ -35,49 +36,20 @@ impl Kv for PgStore {
 
     async fn kv_put(&self, put: KvPut<'_>) -> Result<Option<i64>> {
         let client = self.client().await?;
-        let row = match put.expect {
-            KvExpect::Any | KvExpect::Absent => {
-                let sql = match put.expect {
-                    KvExpect::Absent => &SQL.put_absent,
-                    _ => &SQL.put_any,
-                };
-                let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
-                client
-                    .query_opt(
-                        &stmt,
-                        &[
-                            &put.namespace,
-                            &put.key,
-                            &put.value,
-                            &put.media_type,
-                            &put.expires_at,
-                            &put.now,
-                        ],
-                    )
-                    .await
-            }
-            KvExpect::Version(v) => {
-                let stmt = client
-                    .prepare_cached(&SQL.put_version)
-                    .await
-                    .map_err(pg_err)?;
-                client
-                    .query_opt(
-                        &stmt,
-                        &[
-                            &put.namespace,
-                            &put.key,
-                            &put.value,
-                            &put.media_type,
-                            &put.expires_at,
-                            &put.now,
-                            &v,
-                        ],
-                    )
-                    .await
-            }
+        let (sql, version) = SQL.put(put.expect);
+        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &put.namespace,
+            &put.key,
+            &put.value,
+            &put.media_type,
+            &put.expires_at,
+            &put.now,
+        ];
+        if let Some(v) = &version {
+            params.push(v);
         }
-        .map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &params).await.map_err(pg_err)?;
         Ok(row.map(|r| r.get(0)))
     }
 

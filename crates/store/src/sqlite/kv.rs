@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, sqlite_err};
 use crate::kv::KvSql;
-use crate::{Kv, KvEntry, KvExpect, KvItem, KvPut, Micros, Result};
+use crate::{Kv, KvEntry, KvItem, KvPut, Micros, Result};
 
 static SQL: LazyLock<KvSql> = LazyLock::new(|| KvSql::new(|n| format!("?{n}"), "length"));
 
@@ -45,31 +45,15 @@ impl Kv for SqliteStore {
         let (expires_at, now, expect) = (put.expires_at, put.now, put.expect);
         self.writer
             .run(move |conn| {
-                let version = |s: &mut rusqlite::CachedStatement<'_>, v: Option<i64>| {
-                    let row = match v {
-                        None => s.query_row(
-                            params![namespace, key, value, media_type, expires_at, now],
-                            |r| r.get(0),
-                        ),
-                        Some(v) => s.query_row(
-                            params![namespace, key, value, media_type, expires_at, now, v],
-                            |r| r.get(0),
-                        ),
-                    };
-                    row.optional()
-                };
-                let result = match expect {
-                    KvExpect::Any => conn
-                        .prepare_cached(&SQL.put_any)
-                        .and_then(|mut s| version(&mut s, None)),
-                    KvExpect::Absent => conn
-                        .prepare_cached(&SQL.put_absent)
-                        .and_then(|mut s| version(&mut s, None)),
-                    KvExpect::Version(v) => conn
-                        .prepare_cached(&SQL.put_version)
-                        .and_then(|mut s| version(&mut s, Some(v))),
-                };
-                result.map_err(sqlite_err)
+                let (sql, version) = SQL.put(expect);
+                let mut params: Vec<&dyn rusqlite::ToSql> =
+                    vec![&namespace, &key, &value, &media_type, &expires_at, &now];
+                if let Some(v) = &version {
+                    params.push(v);
+                }
+                conn.prepare_cached(sql)
+                    .and_then(|mut s| s.query_row(&*params, |r| r.get(0)).optional())
+                    .map_err(sqlite_err)
             })
             .await
     }
