@@ -51,7 +51,7 @@ pub(crate) async fn audit(State(state): State<AppState>, request: Request, next:
         .collect();
     if matches!(
         segments.first().map(String::as_str),
-        Some("metadata" | ".well-known")
+        Some("metadata" | ".well-known" | "cds-services")
     ) {
         return next.run(request).await;
     }

@@ -4,7 +4,8 @@
 //! entry and write, Bundle entries and operations included.
 //!
 //! Open without a token: the probes, `/metrics`, `metadata` and
-//! `/.well-known/smart-configuration`. The admin endpoints (`/admin/…`, `$reindex`)
+//! `/.well-known/smart-configuration`; the CDS Hooks endpoints, which trust their
+//! callers by the client's own signed JWT (`cds::trust`). The admin endpoints (`/admin/…`, `$reindex`)
 //! need a `system/` scope on every type or the admin role.
 
 use std::sync::Arc;
@@ -66,7 +67,7 @@ pub(crate) async fn authenticate(
     } else {
         // Handlers that decide by the caller (the key-value API) find it here.
         request.extensions_mut().insert(principal.clone());
-        let grants: Arc<dyn Access> = Arc::new(Grants(principal.clone()));
+        let grants = grants(principal.clone());
         let response = with_access(grants, next.run(request)).await;
         if response.status() == StatusCode::FORBIDDEN {
             log_refusal(&principal, &path);
@@ -86,6 +87,8 @@ fn is_open(path: &str, state: &AppState) -> bool {
         || path == "/healthz"
         || path == "/metrics"
         || path == SMART_CONFIGURATION
+        || path == crate::cds::CDS_SERVICES
+        || path.starts_with("/cds-services/")
         || under_base.is_some_and(|p| p == "/metadata" || p == SMART_CONFIGURATION)
 }
 
@@ -121,6 +124,11 @@ fn log_refusal(principal: &Principal, path: &str) {
 
 /// A verified caller's grants, as the repository applies them.
 struct Grants(Arc<Principal>);
+
+/// The grants of `principal`, for work that runs under them outside this layer.
+pub(crate) fn grants(principal: Arc<Principal>) -> Arc<dyn Access> {
+    Arc::new(Grants(principal))
+}
 
 fn action(need: Need) -> Action {
     match need {

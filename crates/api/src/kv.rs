@@ -8,7 +8,8 @@
 //! - `GET /kv/{namespace}?prefix=&limit=`: the live keys, in order, as JSON.
 //!
 //! With authentication on, a token may use the namespace named by its client id and
-//! those granted by `ember-kv:<namespace>` scopes or roles.
+//! those granted by `ember-kv:<namespace>` scopes or roles. Namespaces starting with
+//! `ember.` are Ember's own and refused (403).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +38,14 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The caller, when authentication is on.
 type Caller = Option<axum::Extension<Arc<Principal>>>;
 
-/// Refuses a namespace the caller may not use.
+/// Refuses a namespace the caller may not use. Namespaces starting with `ember.` hold
+/// Ember's own records (CDS Hooks feedback and token ids) and are never served.
 fn check_namespace(caller: &Caller, namespace: &str) -> Result<()> {
+    if namespace.starts_with("ember.") {
+        return Err(ApiError::Forbidden(format!(
+            "the key-value namespace {namespace:?} is reserved for Ember"
+        )));
+    }
     match caller {
         Some(axum::Extension(p)) if !p.may_use_namespace(namespace) => {
             Err(ApiError::Forbidden(format!(

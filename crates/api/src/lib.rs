@@ -11,6 +11,7 @@ mod admin;
 mod audit;
 mod auth;
 mod body;
+mod cds;
 mod compression;
 mod cors;
 mod error;
@@ -37,6 +38,7 @@ use operations::{reindex, submit_measurement, validate};
 use tower_http::normalize_path::NormalizePath;
 
 pub use audit::Audit;
+pub use cds::CdsTrust;
 pub use error::ApiError;
 
 /// HTTP-level settings.
@@ -71,6 +73,10 @@ pub struct AppState {
     pub auth: Option<Arc<ember_auth::Verifier>>,
     /// Where the audit trail goes (`EMBER_AUDIT`).
     pub audit: Audit,
+    /// Who may call the CDS services (`EMBER_CDS_CLIENTS`).
+    pub cds: CdsTrust,
+    /// The client for outgoing calls (CDS Hooks data from a client's FHIR server).
+    pub client: ember_platform::http_client::HttpClient,
 }
 
 /// The complete HTTP application, ready to serve: [`router`], with a trailing slash
@@ -100,6 +106,7 @@ pub fn router(state: AppState) -> Router {
     .merge(ops::routes(&state.settings))
     .merge(admin::routes())
     .merge(kv::routes())
+    .merge(cds::routes(&state))
     .fallback(error::not_found)
     .layer(axum::middleware::from_fn_with_state(
         state.clone(),

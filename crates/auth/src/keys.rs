@@ -1,7 +1,8 @@
 //! The signing keys of each trusted issuer: its JWKS, found through OpenID discovery
 //! (`{issuer}/.well-known/openid-configuration` → `jwks_uri`), cached for a while, and
 //! fetched again (at most once per `refresh_min`) when a token names a key not yet
-//! known, so a key rotation is picked up without a restart.
+//! known, so a key rotation is picked up without a restart. A store can also be keyed
+//! by JWKS URLs read directly, as for the CDS clients.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -70,6 +71,21 @@ impl KeyStore {
         }
     }
 
+    /// A store whose entries are JWKS URLs, each read directly (no discovery); its
+    /// [`key`](Self::key) takes the URL in place of an issuer.
+    pub fn from_jwks_urls(
+        client: HttpClient,
+        urls: &[String],
+        refresh_min: Duration,
+        ttl: Duration,
+    ) -> Self {
+        let mut store = Self::new(client, urls, refresh_min, ttl);
+        for (url, state) in &mut store.issuers {
+            state.get_mut().jwks_uri = Some(url.clone());
+        }
+        store
+    }
+
     /// The key of `issuer` that verifies a token signed with `alg` under `kid`.
     pub async fn key(
         &self,
@@ -79,7 +95,8 @@ impl KeyStore {
     ) -> Result<Arc<DecodingKey>, KeyError> {
         let state = self
             .issuers
-            .get(issuer.trim_end_matches('/'))
+            .get(issuer)
+            .or_else(|| self.issuers.get(issuer.trim_end_matches('/')))
             .ok_or(KeyError::UnknownIssuer)?;
         let mut state = state.lock().await;
         let stale = state.fetched.is_none_or(|t| t.elapsed() >= self.ttl);

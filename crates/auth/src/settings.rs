@@ -1,6 +1,7 @@
 //! The auth settings and the start-up rule: with trusted issuers every request needs a
 //! verified token; with none, Ember runs open only on a loopback address (a laptop) or
 //! when `EMBER_AUTH=disabled` says so explicitly; anywhere else it refuses to start.
+//! Also the CDS clients (`EMBER_CDS_CLIENTS`) trusted to call the CDS Hooks services.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -118,6 +119,10 @@ pub enum AuthConfigError {
          EMBER_AUTH_INTROSPECTION_CLIENT_ID and EMBER_AUTH_INTROSPECTION_CLIENT_SECRET"
     )]
     Introspection,
+    #[error("EMBER_CDS_CLIENTS: {0:?} is not an issuer=JWKS-URL pair")]
+    CdsClient(String),
+    #[error("EMBER_CDS_CLIENTS: the JWKS URL {0:?} must be https (http only on a loopback host)")]
+    CdsJwks(String),
 }
 
 /// Applies the start-up rule to the configured settings.
@@ -187,6 +192,53 @@ pub fn posture(input: &Input<'_>) -> Result<Posture, AuthConfigError> {
     settings.claims = claims;
     settings.introspection = introspection;
     Ok(Posture::Enforced(settings))
+}
+
+/// A CDS client (an EHR calling Ember's CDS Hooks services): its issuer (`iss`), and the
+/// JWKS URLs its tokens may be verified with (its `jku` allow-list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdsClient {
+    /// Compared exactly with `iss`, without a trailing slash.
+    pub issuer: String,
+    pub jwks: Vec<String>,
+}
+
+/// Parses `EMBER_CDS_CLIENTS`: comma-separated `issuer=JWKS-URL` pairs, split at the first
+/// `=` followed by `http`; pairs naming one issuer add to its list of JWKS URLs.
+pub fn cds_clients(raw: &str) -> Result<Vec<CdsClient>, AuthConfigError> {
+    let mut clients: Vec<CdsClient> = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let split = pair
+            .match_indices('=')
+            .map(|(at, _)| at)
+            .find(|&at| pair[at + 1..].trim_start().starts_with("http"));
+        let Some(at) = split else {
+            return Err(AuthConfigError::CdsClient(pair.to_owned()));
+        };
+        let issuer = pair[..at].trim().trim_end_matches('/');
+        let url = pair[at + 1..].trim();
+        if issuer.is_empty() {
+            return Err(AuthConfigError::CdsClient(pair.to_owned()));
+        }
+        if !secure_or_loopback(url) {
+            return Err(AuthConfigError::CdsJwks(url.to_owned()));
+        }
+        let index = match clients.iter().position(|c| c.issuer == issuer) {
+            Some(index) => index,
+            None => {
+                clients.push(CdsClient {
+                    issuer: issuer.to_owned(),
+                    jwks: Vec::new(),
+                });
+                clients.len() - 1
+            }
+        };
+        let jwks = &mut clients[index].jwks;
+        if !jwks.iter().any(|u| u == url) {
+            jwks.push(url.to_owned());
+        }
+    }
+    Ok(clients)
 }
 
 /// `https://…`, or `http://` to a loopback host.
@@ -277,6 +329,70 @@ mod tests {
         assert!(!format!("{s:?}").contains("s3cret"));
         i.introspection_url = Some("http://idp/introspect");
         assert_eq!(posture(&i).unwrap_err(), AuthConfigError::Introspection);
+    }
+
+    #[test]
+    fn cds_clients_are_issuer_jwks_pairs() {
+        assert_eq!(cds_clients("").unwrap(), vec![]);
+        assert_eq!(cds_clients(" , ").unwrap(), vec![]);
+        let got = cds_clients(
+            " https://ehr.example.org/ = https://ehr.example.org/.well-known/jwks.json ,\
+             urn:ehr:b=http://127.0.0.1:9000/jwks,\
+             https://ehr.example.org=https://keys.example.org/jwks?x=1",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                CdsClient {
+                    issuer: "https://ehr.example.org".into(),
+                    jwks: vec![
+                        "https://ehr.example.org/.well-known/jwks.json".into(),
+                        "https://keys.example.org/jwks?x=1".into(),
+                    ],
+                },
+                CdsClient {
+                    issuer: "urn:ehr:b".into(),
+                    jwks: vec!["http://127.0.0.1:9000/jwks".into()],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn cds_clients_split_at_the_first_equals_before_http() {
+        let got = cds_clients("https://ehr/?tenant=a=https://ehr/jwks").unwrap();
+        assert_eq!(got[0].issuer, "https://ehr/?tenant=a");
+        assert_eq!(got[0].jwks, vec!["https://ehr/jwks".to_owned()]);
+        // A repeated pair adds nothing.
+        let got = cds_clients("a=https://k/jwks,a=https://k/jwks").unwrap();
+        assert_eq!(got[0].jwks.len(), 1);
+    }
+
+    #[test]
+    fn cds_clients_refuse_malformed_pairs_and_insecure_urls() {
+        for bad in [
+            "https://ehr.example.org",
+            "https://ehr.example.org=",
+            "=https://ehr.example.org/jwks",
+            " / =https://ehr.example.org/jwks",
+            "ehr=ftp://ehr.example.org/jwks",
+        ] {
+            let got = cds_clients(bad);
+            assert!(matches!(got, Err(AuthConfigError::CdsClient(_))), "{bad}");
+        }
+        for bad in [
+            "ehr=http://ehr.example.org/jwks",
+            "ehr=https://",
+            "ehr=httpx://ehr.example.org/jwks",
+        ] {
+            let got = cds_clients(bad);
+            assert!(matches!(got, Err(AuthConfigError::CdsJwks(_))), "{bad}");
+        }
+        let message = cds_clients("ehr=http://ehr.example.org/jwks")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("EMBER_CDS_CLIENTS"), "{message}");
     }
 
     #[test]

@@ -160,13 +160,25 @@ impl Issuer {
 
     /// `claims` signed with the current key.
     pub fn sign(&self, claims: &Value) -> String {
+        self.sign_with(claims, |_| {})
+    }
+
+    /// `claims` signed with the current key, under a header `edit` may change (its
+    /// `kid`, `jku` or `typ`).
+    pub fn sign_with(&self, claims: &Value, edit: impl FnOnce(&mut Header)) -> String {
         let keys = self.keys.lock().unwrap();
         let key = keys.last().expect("a key");
         let der = key.secret.to_pkcs8_der().expect("pkcs8");
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
+        edit(&mut header);
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(der.as_bytes()))
             .expect("sign")
+    }
+
+    /// The URL of the issuer's JWKS.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.url)
     }
 
     /// A token for `scope`.

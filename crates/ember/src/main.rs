@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ember_api::{ApiSettings, AppState};
+use ember_platform::http_client::HttpClient;
 use ember_platform::logging::LogSettings;
 use ember_platform::{Lifecycle, ServeConfig};
 use ember_repo::{Limits, Repo};
@@ -186,6 +187,26 @@ fn auth_verifier(config: &ServeConfig) -> anyhow::Result<Option<Arc<ember_auth::
     }
 }
 
+/// Who may call the CDS services: the clients of `EMBER_CDS_CLIENTS`, or, with none,
+/// anyone on a loopback listen address and no one elsewhere.
+fn cds_trust(config: &ServeConfig, client: &HttpClient) -> anyhow::Result<ember_api::CdsTrust> {
+    let clients = ember_auth::settings::cds_clients(&config.cds_clients)?;
+    if !clients.is_empty() {
+        let issuers: Vec<&str> = clients.iter().map(|c| c.issuer.as_str()).collect();
+        tracing::info!(
+            clients = issuers.join(","),
+            "CDS Hooks calls need a client JWT"
+        );
+        let verifier = ember_auth::CdsVerifier::new(clients, client.clone());
+        return Ok(ember_api::CdsTrust::Clients(Arc::new(verifier)));
+    }
+    if config.listen.ip().is_loopback() {
+        return Ok(ember_api::CdsTrust::Loopback);
+    }
+    tracing::warn!("no EMBER_CDS_CLIENTS: the CDS services refuse every call on a network address");
+    Ok(ember_api::CdsTrust::Closed)
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let started_at = Instant::now();
     ember_platform::logging::init(&LogSettings {
@@ -198,6 +219,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let public_url = config.public_url().map_err(anyhow::Error::msg)?;
     let auth = auth_verifier(&config)?;
+    let client = HttpClient::new(&config.app_name, Duration::from_secs(5));
+    let cds = cds_trust(&config, &client)?;
     let mut signals = ember_platform::shutdown::Signals::install()
         .context("cannot listen for termination signals")?;
     let lifecycle = Lifecycle::new();
@@ -255,11 +278,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .as_deref()
             .filter(|u| !u.trim().is_empty())
             .map(|url| {
-                let client = ember_platform::http_client::HttpClient::new(
-                    &config.app_name,
-                    Duration::from_secs(5),
-                );
-                ember_platform::otlp::SpanExporter::start(url, &config.app_name, client)
+                ember_platform::otlp::SpanExporter::start(url, &config.app_name, client.clone())
             }),
         settings: Arc::new(ApiSettings {
             base_path: config.normalized_base_path(),
@@ -279,6 +298,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }),
         auth,
         audit,
+        cds,
+        client,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -91,6 +91,12 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 
+    /// The CDS Hooks clients allowed to call the CDS services: comma-separated
+    /// `issuer=JWKS-URL` pairs (several pairs of one issuer are its `jku` allow-list).
+    /// Empty: the services answer only on a loopback listen address.
+    #[arg(long, env = "EMBER_CDS_CLIENTS", default_value = "")]
+    pub cds_clients: String,
+
     /// Reverse proxies (addresses or networks, comma-separated, e.g. `10.0.0.0/8`) whose
     /// `Forwarded` / `X-Forwarded-*` headers are believed when deriving the public URL.
     #[arg(long, env = "EMBER_TRUSTED_PROXIES", default_value = "")]

@@ -32,6 +32,19 @@ struct CacheLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CardLabels {
+    service: &'static str,
+    card: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FeedbackLabels {
+    service: &'static str,
+    card: &'static str,
+    outcome: &'static str,
+}
+
 /// How the database connection pool is used right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolUse {
@@ -48,6 +61,8 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
     cache: Family<CacheLabels, Counter>,
+    cards: Family<CardLabels, Counter>,
+    feedback: Family<FeedbackLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -86,12 +101,26 @@ impl Metrics {
             "Cache lookups by cache and result (hit, miss)",
             cache.clone(),
         );
+        let cards = Family::<CardLabels, Counter>::default();
+        registry.register(
+            "cds_cards",
+            "CDS Hooks cards returned, by service and card type",
+            cards.clone(),
+        );
+        let feedback = Family::<FeedbackLabels, Counter>::default();
+        registry.register(
+            "cds_feedback",
+            "CDS Hooks card outcomes (accepted, overridden) recorded, by service and card type",
+            feedback.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             pool,
             cache,
+            cards,
+            feedback,
         }
     }
 
@@ -129,6 +158,24 @@ impl Metrics {
         let result = if hit { "hit" } else { "miss" };
         self.cache
             .get_or_create(&CacheLabels { cache, result })
+            .inc();
+    }
+
+    /// Records a CDS Hooks card returned by `service`.
+    pub fn cds_card(&self, service: &'static str, card: &'static str) {
+        self.cards
+            .get_or_create(&CardLabels { service, card })
+            .inc();
+    }
+
+    /// Records the outcome of a CDS Hooks card, once per card and outcome.
+    pub fn cds_feedback(&self, service: &'static str, card: &'static str, outcome: &'static str) {
+        self.feedback
+            .get_or_create(&FeedbackLabels {
+                service,
+                card,
+                outcome,
+            })
             .inc();
     }
 

@@ -48,3 +48,80 @@ pub const DEVICE_ID: &str = "ember-triage";
 
 pub const COMMUNICATION_CATEGORY: &str =
     "http://terminology.hl7.org/CodeSystem/communication-category";
+
+/// A home measurement whose unit Ember knows: the LOINC code of the order and the
+/// Observation, its name, and the UCUM unit its values and thresholds are in (or
+/// commensurable with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measure {
+    pub loinc: &'static str,
+    pub name: &'static str,
+    pub ucum: &'static str,
+}
+
+pub const LOINC: &str = "http://loinc.org";
+
+/// The home measurements of telemonitoring (LOINC codes and names from the R4
+/// vital-signs profiles and the eHealth measurement catalogue).
+pub const MEASURES: [Measure; 11] = [
+    Measure {
+        loinc: "85354-9",
+        name: "Blood pressure",
+        ucum: "mm[Hg]",
+    },
+    Measure {
+        loinc: "8480-6",
+        name: "Systolic blood pressure",
+        ucum: "mm[Hg]",
+    },
+    Measure {
+        loinc: "8462-4",
+        name: "Diastolic blood pressure",
+        ucum: "mm[Hg]",
+    },
+    Measure {
+        loinc: "59408-5",
+        name: "Oxygen saturation",
+        ucum: "%",
+    },
+    Measure {
+        loinc: "2708-6",
+        name: "Oxygen saturation",
+        ucum: "%",
+    },
+    Measure {
+        loinc: "8867-4",
+        name: "Pulse",
+        ucum: "/min",
+    },
+    Measure {
+        loinc: "9279-1",
+        name: "Respiratory rate",
+        ucum: "/min",
+    },
+    Measure {
+        loinc: "29463-7",
+        name: "Body weight",
+        ucum: "kg",
+    },
+    Measure {
+        loinc: "8310-5",
+        name: "Body temperature",
+        ucum: "Cel",
+    },
+    Measure {
+        loinc: "15074-8",
+        name: "Blood glucose",
+        ucum: "mmol/L",
+    },
+    Measure {
+        loinc: "2339-0",
+        name: "Blood glucose",
+        ucum: "mg/dL",
+    },
+];
+
+/// The measurement a LOINC code stands for.
+pub fn measure(loinc: &str) -> Option<&'static Measure> {
+    MEASURES.iter().find(|m| m.loinc == loinc)
+}

@@ -69,7 +69,7 @@ impl Amount {
 
     /// This amount's value and `other`'s, comparable: as they are in the same unit, in
     /// canonical UCUM units when they differ; `None` when they are incommensurable.
-    fn comparable(&self, other: &Amount) -> Option<(Decimal, Decimal)> {
+    pub fn comparable(&self, other: &Amount) -> Option<(Decimal, Decimal)> {
         if self.system == other.system && self.code == other.code {
             return Some((self.value, other.value));
         }
@@ -102,29 +102,35 @@ pub struct Unjudgeable(pub String);
 pub fn of_service_request(sr: &Value) -> Result<Vec<Zone>, Unjudgeable> {
     let mut zones = Vec::new();
     for ext in array(sr, "extension") {
-        if ext.get("url").and_then(Value::as_str) != Some(THRESHOLD_URL) {
-            continue;
-        }
-        let part = |name: &str| {
-            array(ext, "extension")
-                .iter()
-                .find(|e| e.get("url").and_then(Value::as_str) == Some(name))
-        };
-        let mut range = json!({});
-        if let Some(low) = part("low").and_then(|e| e.get("valueQuantity")) {
-            range["low"] = low.clone();
-        }
-        if let Some(high) = part("high").and_then(|e| e.get("valueQuantity")) {
-            range["high"] = high.clone();
-        }
-        if let Some(t) = part("type").and_then(|e| e.get("valueCodeableConcept")) {
-            range["type"] = t.clone();
-        }
-        if let Some(zone) = zone(&range)? {
+        if let Some(zone) = of_threshold(ext)? {
             zones.push(zone);
         }
     }
     Ok(zones)
+}
+
+/// The alarm zone of one extension of a ServiceRequest: `None` when it is not a
+/// threshold extension, or a threshold of another type than RAL/GAL.
+pub fn of_threshold(ext: &Value) -> Result<Option<Zone>, Unjudgeable> {
+    if ext.get("url").and_then(Value::as_str) != Some(THRESHOLD_URL) {
+        return Ok(None);
+    }
+    let part = |name: &str| {
+        array(ext, "extension")
+            .iter()
+            .find(|e| e.get("url").and_then(Value::as_str) == Some(name))
+    };
+    let mut range = json!({});
+    if let Some(low) = part("low").and_then(|e| e.get("valueQuantity")) {
+        range["low"] = low.clone();
+    }
+    if let Some(high) = part("high").and_then(|e| e.get("valueQuantity")) {
+        range["high"] = high.clone();
+    }
+    if let Some(t) = part("type").and_then(|e| e.get("valueCodeableConcept")) {
+        range["type"] = t.clone();
+    }
+    zone(&range)
 }
 
 /// The alarm zones among an Observation's `referenceRange`s (where submission copied

@@ -7,6 +7,7 @@
 mod common;
 
 mod auth;
+mod cds;
 mod conditional;
 mod dataset;
 mod examples;

@@ -182,6 +182,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.audit | quote }}
 - name: EMBER_CORS_ORIGINS
   value: {{ $c.corsOrigins | quote }}
+- name: EMBER_CDS_CLIENTS
+  value: {{ $c.cdsClients | quote }}
 - name: EMBER_MAX_BODY_BYTES
   value: {{ $c.maxBodyBytes | int64 | quote }}
 - name: EMBER_MAX_JSON_DEPTH

@@ -183,6 +183,10 @@ pub struct TestSettings {
     pub cors_origins: Vec<String>,
     /// `EMBER_AUDIT`: `off`, `log` or `fhir`.
     pub audit: &'static str,
+    /// `EMBER_CDS_CLIENTS`; empty runs the CDS services open (on loopback).
+    pub cds_clients: Vec<ember_auth::CdsClient>,
+    /// The public FHIR base URL (`EMBER_PUBLIC_BASE_URL`); from `Host` when unset.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for TestSettings {
@@ -197,6 +201,8 @@ impl Default for TestSettings {
             auth: None,
             cors_origins: Vec::new(),
             audit: "off",
+            cds_clients: Vec::new(),
+            public_base_url: None,
         }
     }
 }
@@ -237,6 +243,7 @@ impl TestServer {
                 base_path: "/fhir".into(),
                 public_url: ember_platform::public_url::PublicUrl {
                     base_path: "/fhir".into(),
+                    configured: settings.public_base_url,
                     ..Default::default()
                 },
                 max_body_bytes: settings.max_body_bytes,
@@ -254,6 +261,22 @@ impl TestServer {
                 Arc::new(ember_auth::Verifier::new(auth, client))
             }),
             audit,
+            cds: if settings.cds_clients.is_empty() {
+                ember_api::CdsTrust::Loopback
+            } else {
+                let client = ember_platform::http_client::HttpClient::new(
+                    "ember-test",
+                    Duration::from_secs(5),
+                );
+                ember_api::CdsTrust::Clients(Arc::new(ember_auth::CdsVerifier::new(
+                    settings.cds_clients,
+                    client,
+                )))
+            },
+            client: ember_platform::http_client::HttpClient::new(
+                "ember-test",
+                Duration::from_secs(5),
+            ),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
