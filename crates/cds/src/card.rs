@@ -271,10 +271,12 @@ pub struct Response {
 
 impl Response {
     pub(crate) fn new(service: &'static Service, mut cards: Vec<Card>) -> Self {
+        // Within an indicator the latest first, by instant (offsets and precisions differ).
+        let at = |c: &Card| ember_fhir::instant::parse_range(&c.when).map(|(from, _)| from);
         cards.sort_by(|a, b| {
             a.indicator
                 .cmp(&b.indicator)
-                .then_with(|| b.when.cmp(&a.when))
+                .then_with(|| at(b).cmp(&at(a)))
         });
         Self {
             cards,

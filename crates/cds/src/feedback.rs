@@ -1,7 +1,7 @@
 //! Feedback (`POST /cds-services/{id}/feedback`): what the clinician did with a card,
 //! accepted or overridden (with the reason), recorded once per card and outcome in the
-//! shared key-value store, so a client that sends the same feedback again changes
-//! nothing.
+//! shared key-value store for a year, so a client that sends the same feedback again
+//! changes nothing.
 
 use ember_repo::{Repo, RepoError};
 use ember_store::KvExpect;
@@ -94,7 +94,7 @@ pub async fn record_feedback(
                 &key,
                 value.as_bytes(),
                 "application/json",
-                None,
+                Some(ember_repo::kv::MAX_TTL),
                 KvExpect::Absent,
                 64 * 1024,
             )

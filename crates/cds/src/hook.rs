@@ -64,7 +64,7 @@ impl HookRequest {
             Some(Value::String(url)) if is_http_url(url) => {
                 Some(url.trim_end_matches('/').to_owned())
             }
-            Some(_) => return bad("fhirServer: an http or https URL"),
+            Some(_) => return bad("fhirServer: an https URL (http only on a loopback host)"),
         };
         let fhir_authorization = match body.get("fhirAuthorization") {
             None => None,
@@ -178,10 +178,24 @@ fn authorization(auth: &Value) -> Result<FhirAuthorization, CdsError> {
     })
 }
 
+/// An https URL, or http to a loopback host: Ember sends the client's access token
+/// there, so never in the clear across a network.
 fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.contains(['?', '#', ' ']))
+    let plain = url.strip_prefix("http://");
+    let Some(rest) = url.strip_prefix("https://").or(plain) else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !host.is_empty()
+        && (plain.is_none() || loopback)
+        && !rest.contains(['?', '#', ' '])
         && ember_fhir::control_char(url).is_none()
 }

@@ -35,9 +35,6 @@ pub enum CdsError {
     /// Data the service needs was neither prefetched nor fetchable (412).
     #[error("{0}")]
     Precondition(String),
-    /// The client's token was used before (401).
-    #[error("the token's jti was used before")]
-    Replay,
     #[error(transparent)]
     Repo(#[from] ember_repo::RepoError),
 }
@@ -49,7 +46,6 @@ impl CdsError {
             CdsError::BadRequest(_) => 400,
             CdsError::UnknownService(_) => 404,
             CdsError::Precondition(_) => 412,
-            CdsError::Replay => 401,
             CdsError::Repo(e) => e.status(),
         }
     }

@@ -157,7 +157,8 @@ impl Check<'_> {
             self.warn(kind, &format!("{} order: {why}", self.name), None);
             return;
         };
-        let (Some(low), Some(high)) = (&z.high, &z.low) else {
+        // `z` has its bounds back in order: its high bound was the threshold's low.
+        let (Some(was_low), Some(was_high)) = (&z.high, &z.low) else {
             return;
         };
         let mut fixed = self.order.clone();
@@ -170,8 +171,8 @@ impl Check<'_> {
                 "{} order: a {} zone's low {} is above its high {}",
                 self.name,
                 z.colour.code(),
-                text::amount(low),
-                text::amount(high)
+                text::amount(was_low),
+                text::amount(was_high)
             ),
             Some((
                 "Swap the zone's low and high",

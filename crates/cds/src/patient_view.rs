@@ -338,11 +338,13 @@ pub(crate) fn summary(request: &HookRequest, data: &Data) -> Vec<Card> {
             .filter(|o| o.colour == Some(Colour::Green))
             .count();
         let other = list.results.len() - green;
-        let mut text =
-            format!("All telemonitoring results are green: {green} await routine review");
-        if other > 0 {
-            text.push_str(&format!(", {other} without thresholds need assessment"));
-        }
+        let text = match (green, other) {
+            (g, 0) => format!("All telemonitoring results are green: {g} await routine review"),
+            (0, o) => format!("No red or yellow results: {o} without a colour need assessment"),
+            (g, o) => format!(
+                "No red or yellow results: {g} green await routine review, {o} without a colour need assessment"
+            ),
+        };
         let mut card = Card::new(
             service,
             request,

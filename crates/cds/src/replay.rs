@@ -14,14 +14,14 @@ use crate::CdsError;
 pub(crate) const NAMESPACE: &str = "ember.cds";
 
 /// Records the token `jti` of `issuer`, valid until `expires` (epoch seconds) plus
-/// `leeway`; [`CdsError::Replay`] when it was recorded before.
+/// `leeway`; `false` when it was recorded before (a replay).
 pub async fn admit_once(
     repo: &Repo,
     issuer: &str,
     jti: &str,
     expires: u64,
     leeway: Duration,
-) -> Result<(), CdsError> {
+) -> Result<bool, CdsError> {
     let id = Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("{issuer}|{jti}").as_bytes());
     let now = ember_fhir::instant::now() / 1_000_000;
     let left = (expires as i64 - now).max(0) as u64 + leeway.as_secs();
@@ -38,8 +38,8 @@ pub async fn admit_once(
         )
         .await;
     match put {
-        Ok(_) => Ok(()),
-        Err(RepoError::Precondition(_)) => Err(CdsError::Replay),
+        Ok(_) => Ok(true),
+        Err(RepoError::Precondition(_)) => Ok(false),
         Err(e) => Err(CdsError::Repo(e)),
     }
 }

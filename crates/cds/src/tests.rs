@@ -468,6 +468,14 @@ fn malformed_requests_are_refused() {
         (
             {
                 let mut b = good.clone();
+                b["fhirServer"] = json!("http://ehr.example.org/fhir");
+                b
+            },
+            "fhirServer",
+        ),
+        (
+            {
+                let mut b = good.clone();
                 b["context"]["patientId"] = json!("a&b=c");
                 b
             },

@@ -48,7 +48,6 @@ impl From<CdsError> for ApiError {
             CdsError::BadRequest(m) => ApiError::BadRequest(m),
             CdsError::UnknownService(_) => ApiError::NotFound(e.to_string()),
             CdsError::Precondition(m) => ApiError::Repo(RepoError::Precondition(m)),
-            CdsError::Replay => ApiError::BadRequest(e.to_string()),
             CdsError::Repo(e) => ApiError::Repo(e),
         }
     }

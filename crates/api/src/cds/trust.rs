@@ -81,8 +81,8 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
     )
     .await
     {
-        Ok(()) => next.run(request).await,
-        Err(ember_cds::CdsError::Replay) => {
+        Ok(true) => next.run(request).await,
+        Ok(false) => {
             tracing::warn!(
                 path,
                 issuer = caller.issuer,
