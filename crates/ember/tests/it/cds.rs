@@ -392,6 +392,7 @@ async fn client_tokens_are_checked_and_used_once_across_instances() {
     let settings = TestSettings {
         cds_clients: ember_auth::settings::cds_clients(&clients).unwrap(),
         public_base_url: Some(PUBLIC.into()),
+        cors_origins: vec!["https://ehr.example.org".into()],
         ..Default::default()
     };
     let a = TestServer::start_with(Backend::Postgres, settings).await;
@@ -497,6 +498,20 @@ async fn client_tokens_are_checked_and_used_once_across_instances() {
         )
         .await;
     expect(&listed, 200);
+    let preflight = root(&a)
+        .send(
+            "OPTIONS",
+            SUMMARY,
+            &[
+                ("origin", "https://ehr.example.org"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "authorization,content-type"),
+            ],
+            None,
+        )
+        .await;
+    expect(&preflight, 200);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("https://ehr.example.org"));
     drop(b);
 }
 
