@@ -213,7 +213,7 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
     let resources: Vec<Value> = ember_fhir::resource_types()
         .iter()
         .map(|t| {
-            json!({
+            let mut resource = json!({
                 "type": t,
                 "interaction": interactions(TYPE_INTERACTIONS),
                 "versioning": "versioned-update",
@@ -226,7 +226,14 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
                 "searchInclude": includes(t),
                 "searchRevInclude": REVINCLUDES.get(t).cloned().unwrap_or_default(),
                 "searchParam": search_params(t),
-            })
+            });
+            if crate::operations::everything::TYPES.contains(t) {
+                resource["operation"] = json!([{
+                    "name": "everything",
+                    "definition": format!("http://hl7.org/fhir/OperationDefinition/{t}-everything"),
+                }]);
+            }
+            resource
         })
         .collect();
     json!({

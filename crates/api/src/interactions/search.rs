@@ -88,7 +88,7 @@ async fn compartment(
     search(&state, &fhir, scope, &fhir.query, &endpoint).await
 }
 
-async fn search(
+pub(crate) async fn search(
     state: &AppState,
     fhir: &Fhir,
     scope: SearchScope<'_>,

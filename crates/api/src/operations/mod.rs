@@ -1,6 +1,7 @@
 //! The FHIR operations Ember serves, one module per operation, each exposing
 //! `routes()` relative to the base path.
 
+pub(crate) mod everything;
 pub(crate) mod reindex;
 pub(crate) mod submit_measurement;
 pub(crate) mod validate;

@@ -6,6 +6,7 @@
 //! - this module: the control parameters (`_count`, `_sort`, `_include`…), the
 //!   cursor, and the Bundle.
 
+mod everything;
 pub(crate) mod filter;
 mod values;
 
@@ -36,6 +37,12 @@ pub enum SearchScope<'a> {
         compartment: &'a str,
         id: &'a str,
         res_type: &'a str,
+    },
+    /// `GET [base]/[compartment]/[id]/$everything` (one resource's compartment) or
+    /// `GET [base]/[compartment]/$everything` (every one's).
+    Everything {
+        compartment: &'a str,
+        id: Option<&'a str>,
     },
 }
 
@@ -91,6 +98,10 @@ struct Request {
     accepted: Vec<(String, String)>,
     /// Parameters ignored under lenient handling, with the reason.
     ignored: Vec<String>,
+    /// `$everything` of this compartment type (and resource).
+    everything: Option<(String, Option<String>)>,
+    /// `$everything`'s `_since`.
+    since: Option<ember_store::Micros>,
 }
 
 impl Repo {
@@ -106,16 +117,20 @@ impl Repo {
         endpoint: &str,
     ) -> Result<String> {
         let (req, query) = self.request(scope, pairs, handling, base)?;
+        let own = self.everything_own(&req).await?;
         let total = if req.total || req.summary == Some(Summary::Count) || req.count == 0 {
-            Some(self.store.count(&query).await?)
+            Some(self.store.count(&query).await? + u64::from(own.is_some()))
         } else {
             None
         };
-        let page = if req.summary == Some(Summary::Count) || req.count == 0 {
+        let mut page = if req.summary == Some(Summary::Count) || req.count == 0 {
             ember_store::Hits::default()
         } else {
             self.store.search(&query).await?
         };
+        if let (Some(hit), false) = (own, req.summary == Some(Summary::Count) || req.count == 0) {
+            page.hits.insert(0, hit);
+        }
         // The first page holds every match: its length is the total, at no cost.
         let total = total.or_else(|| {
             (req.cursor.is_none() && !page.more && !req.no_total).then_some(page.hits.len() as u64)
@@ -194,10 +209,22 @@ impl Repo {
             }
         }
         req.types = searchable;
+        let mut confined = None;
         for t in &req.types {
             let narrowing = access.narrowing(t);
             let mut all = Vec::new();
             if let Some((compartment, id)) = &narrowing.compartment {
+                if let Some((c, pinned)) = &req.everything {
+                    if c == compartment {
+                        // `$everything` of that compartment: confined to the caller's
+                        // own resource by one filter over all its types.
+                        if pinned.as_ref() != Some(id) {
+                            confined = Some((c.clone(), id.clone()));
+                        }
+                        narrowed.push(criteria_filters(t, &narrowing, &params)?);
+                        continue;
+                    }
+                }
                 // A type outside the compartment is not patient data.
                 if definitions::compartment(compartment)
                     .and_then(|c| c.params(t))
@@ -206,23 +233,17 @@ impl Repo {
                     all.push(compartment_filter(compartment, id, t)?);
                 }
             }
-            if !narrowing.criteria.is_empty() {
-                let mut any = Vec::new();
-                for criteria in &narrowing.criteria {
-                    let filters = criteria
-                        .iter()
-                        .map(|(n, v)| filter::filter_for(t, n, v, &params))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|_| {
-                            RepoError::Forbidden(format!(
-                                "the token's scope criteria for {t} cannot be applied"
-                            ))
-                        })?;
-                    any.push(Filter::All(filters));
-                }
-                all.push(Filter::Any(any));
-            }
+            all.extend(criteria_filters(t, &narrowing, &params)?);
             narrowed.push(all);
+        }
+        if let Some((c, id)) = confined {
+            req.filters
+                .push(everything::links(&c, Some(&id), &req.types));
+            // At the type level the caller's own resource comes first, as in its own
+            // `$everything`; another resource's is read, and refused, as it is.
+            if let Some((_, pinned @ None)) = &mut req.everything {
+                *pinned = Some(id);
+            }
         }
         if req.types.is_empty() {
             return Err(RepoError::Forbidden(
@@ -293,6 +314,8 @@ impl Repo {
             cursor: None,
             accepted: Vec::new(),
             ignored: Vec::new(),
+            everything: None,
+            since: None,
         };
         match scope {
             SearchScope::Type(t) => {
@@ -328,10 +351,20 @@ impl Repo {
                 req.filters
                     .push(compartment_filter(compartment, id, res_type)?);
             }
+            SearchScope::Everything { compartment, id } => {
+                everything::scope(&mut req, compartment, id, pairs)?;
+            }
         }
         let strict = handling == Handling::Strict;
         for (name, value) in pairs {
-            let outcome = self.parse_pair(&mut req, name, value, &params);
+            let own = matches!(
+                name.as_str(),
+                "_count" | "_format" | "_pretty" | "_type" | CURSOR
+            );
+            let outcome = match req.everything {
+                Some(_) if !own => everything::param(&mut req, name, value, &params),
+                _ => self.parse_pair(&mut req, name, value, &params),
+            };
             match outcome {
                 Ok(true) => req.accepted.push((name.clone(), value.clone())),
                 Ok(false) => {}
@@ -544,6 +577,31 @@ pub(crate) fn compartment_filter(compartment: &str, id: &str, res_type: &str) ->
         1 => any.pop().expect("one filter"),
         _ => Filter::Any(any),
     })
+}
+
+/// The filter of a token's granular scope criteria for `t` (none without criteria).
+fn criteria_filters(
+    t: &str,
+    narrowing: &crate::access::Narrowing,
+    params: &Snapshot,
+) -> Result<Vec<Filter>> {
+    if narrowing.criteria.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut any = Vec::new();
+    for criteria in &narrowing.criteria {
+        let filters = criteria
+            .iter()
+            .map(|(n, v)| filter::filter_for(t, n, v, params))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| {
+                RepoError::Forbidden(format!(
+                    "the token's scope criteria for {t} cannot be applied"
+                ))
+            })?;
+        any.push(Filter::All(filters));
+    }
+    Ok(vec![Filter::Any(any)])
 }
 
 /// The value sets whose codes have an order of their own, listed in it: a sort on a

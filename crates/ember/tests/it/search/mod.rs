@@ -18,6 +18,7 @@ mod cross_store;
 mod date;
 mod depth;
 mod errors;
+mod everything;
 mod has;
 mod include;
 mod index;
