@@ -505,13 +505,19 @@ async fn client_tokens_are_checked_and_used_once_across_instances() {
             &[
                 ("origin", "https://ehr.example.org"),
                 ("access-control-request-method", "POST"),
-                ("access-control-request-headers", "authorization,content-type"),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
             ],
             None,
         )
         .await;
     expect(&preflight, 200);
-    assert_eq!(preflight.header("access-control-allow-origin"), Some("https://ehr.example.org"));
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://ehr.example.org")
+    );
     drop(b);
 }
 
