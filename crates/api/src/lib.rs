@@ -34,7 +34,7 @@ use ember_repo::Repo;
 use interactions::{
     bundle, capabilities, conditional, create, delete, history, patch, read, search, update,
 };
-use operations::{everything, reindex, submit_measurement, validate};
+use operations::{everything, export, reindex, submit_measurement, validate};
 use tower_http::normalize_path::NormalizePath;
 
 pub use audit::Audit;
@@ -149,6 +149,7 @@ fn fhir_routes(state: &AppState) -> Router<AppState> {
         .merge(search::routes())
         .merge(validate::routes())
         .merge(everything::routes())
+        .merge(export::routes())
         .merge(reindex::routes())
         .merge(submit_measurement::routes())
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -234,6 +234,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         job_max_attempts: config.job_max_attempts,
         job_retry_base: Duration::from_millis(config.job_retry_base_ms),
         job_concurrency: config.job_concurrency as usize,
+        export_expiry: Duration::from_secs(config.export_expiry_seconds),
         validation: config
             .validation
             .parse()

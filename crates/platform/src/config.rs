@@ -156,6 +156,10 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_JOB_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub job_concurrency: u64,
 
+    /// How long the files of a Bulk Data `$export` are kept after it ends, in seconds.
+    #[arg(long, env = "EMBER_EXPORT_EXPIRY_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub export_expiry_seconds: u64,
+
     /// `system|code` of the coexistence tag put in `meta.tag` of every resource
     /// telemonitoring creates (triage results, Tasks, Communications); none when empty.
     #[arg(long, env = "EMBER_COEXISTENCE_TAG", default_value = "")]

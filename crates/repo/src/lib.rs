@@ -13,6 +13,7 @@ mod bundle;
 mod commit;
 mod conditional;
 mod error;
+pub mod export;
 mod history;
 mod indexer;
 mod jobs;
@@ -77,6 +78,10 @@ pub struct Limits {
     pub job_concurrency: usize,
     /// Documents per reindex batch (one transaction).
     pub reindex_batch: u32,
+    /// How long `$export` files are kept after the export ends.
+    pub export_expiry: Duration,
+    /// Most resources in one `$export` NDJSON file.
+    pub export_file_resources: u64,
 }
 
 impl Default for Limits {
@@ -94,6 +99,8 @@ impl Default for Limits {
             job_retry_base: Duration::from_secs(1),
             job_concurrency: 8,
             reindex_batch: 500,
+            export_expiry: Duration::from_secs(24 * 3600),
+            export_file_resources: 10_000,
         }
     }
 }
@@ -123,13 +130,15 @@ pub struct Repo {
 
 impl Repo {
     /// A repository with Ember's own commit participants (the SearchParameter
-    /// registry, the job wake-up) and job handlers (`reindex`, `audit`, `noop`).
+    /// registry, the job wake-up) and job handlers (`reindex`, `export`, `audit`,
+    /// `noop`).
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         let mut participants = commit::Participants::default();
         participants.hooks.push(Arc::new(registry::Reload));
         participants.hooks.push(Arc::new(jobs::Wake));
         let mut handlers = jobs::Handlers::default();
         handlers.add(Arc::new(reindex::Reindex));
+        handlers.add(Arc::new(export::Export));
         handlers.add(Arc::new(audit::AuditWriter));
         handlers.add(Arc::new(jobs::Noop));
         Self {

@@ -227,11 +227,26 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
                 "searchRevInclude": REVINCLUDES.get(t).cloned().unwrap_or_default(),
                 "searchParam": search_params(t),
             });
+            let mut operations = Vec::new();
             if crate::operations::everything::TYPES.contains(t) {
-                resource["operation"] = json!([{
+                operations.push(json!({
                     "name": "everything",
                     "definition": format!("http://hl7.org/fhir/OperationDefinition/{t}-everything"),
-                }]);
+                }));
+            }
+            let export = match *t {
+                "Patient" => Some("patient-export"),
+                "Group" => Some("group-export"),
+                _ => None,
+            };
+            if let Some(export) = export {
+                operations.push(json!({
+                    "name": "export",
+                    "definition": format!("http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{export}"),
+                }));
+            }
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
             }
             resource
         })
@@ -241,6 +256,7 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
         "status": "active",
         "date": RELEASE_DATE,
         "kind": "instance",
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
         "software": software(),
         "implementation": implementation(base, backend),
         "fhirVersion": "4.0.1",
@@ -251,6 +267,9 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
             "resource": resources,
             "interaction": interactions(SYSTEM_INTERACTIONS),
             "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            }, {
                 "name": "validate",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
             }, {

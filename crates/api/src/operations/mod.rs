@@ -2,6 +2,7 @@
 //! `routes()` relative to the base path.
 
 pub(crate) mod everything;
+pub(crate) mod export;
 pub(crate) mod reindex;
 pub(crate) mod submit_measurement;
 pub(crate) mod validate;

@@ -11,6 +11,7 @@ mod cds;
 mod conditional;
 mod dataset;
 mod examples;
+mod export;
 mod instances;
 mod jobs;
 mod kv;

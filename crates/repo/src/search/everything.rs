@@ -83,6 +83,12 @@ pub(super) fn scope(
 /// The reference rows of every linking parameter of `types` to the compartment's
 /// resource `id` (or to any resource of the compartment type).
 pub(super) fn links(compartment: &str, id: Option<&str>, types: &[String]) -> Filter {
+    let ids = id.map(|id| vec![id.to_owned()]);
+    links_to(compartment, ids.as_deref(), types)
+}
+
+/// [`links`] to any of `ids` (to any resource of the compartment type when `None`).
+pub(crate) fn links_to(compartment: &str, ids: Option<&[String]>, types: &[String]) -> Filter {
     let def = definitions::compartment(compartment);
     let keys: Vec<i64> = types
         .iter()
@@ -99,8 +105,13 @@ pub(super) fn links(compartment: &str, id: Option<&str>, types: &[String]) -> Fi
         Op::Eq,
         Val::Text(compartment.to_owned()),
     )];
-    if let Some(id) = id {
-        target.push(Cond::Cmp(Col::TargetId, Op::Eq, Val::Text(id.to_owned())));
+    match ids {
+        None => {}
+        Some([id]) => target.push(Cond::Cmp(Col::TargetId, Op::Eq, Val::Text(id.clone()))),
+        Some(ids) => target.push(Cond::In(
+            Col::TargetId,
+            ids.iter().map(|i| Val::Text(i.clone())).collect(),
+        )),
     }
     Filter::Has(Rows {
         table: Table::Reference,

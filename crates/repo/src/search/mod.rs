@@ -6,7 +6,7 @@
 //! - this module: the control parameters (`_count`, `_sort`, `_include`…), the
 //!   cursor, and the Bundle.
 
-mod everything;
+pub(crate) mod everything;
 pub(crate) mod filter;
 mod values;
 
@@ -160,6 +160,20 @@ impl Repo {
             query,
             done: false,
         })
+    }
+
+    /// The store query of a search of `res_type` under strict handling, with `extra`
+    /// filters, for components of this crate that page through the store themselves.
+    pub(crate) fn raw_query(
+        &self,
+        res_type: &str,
+        pairs: &[(String, String)],
+        extra: Vec<Filter>,
+    ) -> Result<SearchQuery> {
+        let (_, mut query) =
+            self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        query.filters.extend(extra);
+        Ok(query)
     }
 
     /// How many resources of `res_type` a search matches, under strict handling.

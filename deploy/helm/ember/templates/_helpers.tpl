@@ -204,6 +204,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.jobRetryBaseMs | int64 | quote }}
 - name: EMBER_JOB_CONCURRENCY
   value: {{ $c.jobConcurrency | int64 | quote }}
+- name: EMBER_EXPORT_EXPIRY_SECONDS
+  value: {{ $c.exportExpirySeconds | int64 | quote }}
 - name: EMBER_COEXISTENCE_TAG
   value: {{ $c.coexistenceTag | quote }}
 - name: EMBER_MISSING_CHECK_SECONDS
