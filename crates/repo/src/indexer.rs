@@ -34,6 +34,12 @@ pub(crate) fn canonical_key(res_type: &str, name: &str) -> i64 {
     key(res_type, &format!("{name}:canonical"))
 }
 
+/// The index key of the typed identifiers of a token parameter (`:of-type`): rows
+/// with the type's system and `code|value`.
+pub(crate) fn of_type_key(res_type: &str, code: &str) -> i64 {
+    key(res_type, &format!("{code}:of-type"))
+}
+
 /// The index key of the identifiers of a reference parameter.
 pub(crate) fn identifier_key(res_type: &str, code: &str) -> i64 {
     key(res_type, &format!("{code}:identifier"))
@@ -233,6 +239,19 @@ fn push(rows: &mut IndexRows, res_type: &str, name: &str, grp: i32, value: &Inde
                 });
             }
         }
+        IndexValue::IdentifierType {
+            system,
+            code,
+            value,
+        } => rows.tokens.push(TokenRow {
+            slot: Slot {
+                p: of_type_key(res_type, name),
+                grp,
+            },
+            system: Some(system.clone()),
+            code: Some(format!("{code}|{value}")),
+            text: None,
+        }),
         IndexValue::Uri(uri) => rows.uris.push(UriRow {
             slot,
             uri: uri.clone(),

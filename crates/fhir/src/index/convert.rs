@@ -219,6 +219,7 @@ fn token(
             .and_then(|t| t.get("text"))
             .and_then(Value::as_str);
         let (system, code) = (owned(m, "system"), owned(m, "value"));
+        let value = code.clone();
         if system.is_some() || code.is_some() {
             out.push(IndexValue::Token {
                 system,
@@ -228,6 +229,26 @@ fn token(
             });
         } else if let Some(text) = type_text {
             out.push(text_token(text));
+        }
+        if let Some(value) = &value {
+            let types = m
+                .get("type")
+                .and_then(|t| t.get("coding"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            for c in types {
+                if let (Some(system), Some(code)) = (
+                    c.get("system").and_then(Value::as_str),
+                    c.get("code").and_then(Value::as_str),
+                ) {
+                    out.push(IndexValue::IdentifierType {
+                        system: system.to_owned(),
+                        code: code.to_owned(),
+                        value: value.clone(),
+                    });
+                }
+            }
         }
     } else if is(ty, "ContactPoint") {
         if let Some(value) = owned(m, "value") {

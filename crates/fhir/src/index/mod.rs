@@ -120,6 +120,13 @@ pub enum IndexValue {
     },
     /// A uri, url or canonical, as written.
     Uri(String),
+    /// An Identifier's type (one coding of `type`) with its value, for `:of-type`;
+    /// extracted beside the identifier's own [`IndexValue::Token`].
+    IdentifierType {
+        system: String,
+        code: String,
+        value: String,
+    },
     /// One value per component, in the order of the SearchParameter's components.
     Composite(Vec<IndexValue>),
 }
@@ -130,7 +137,7 @@ impl IndexValue {
     pub fn kind(&self) -> &'static str {
         match self {
             IndexValue::String { .. } => "string",
-            IndexValue::Token { .. } => "token",
+            IndexValue::Token { .. } | IndexValue::IdentifierType { .. } => "token",
             IndexValue::Reference { .. } => "reference",
             IndexValue::Date { .. } => "date",
             IndexValue::Number { .. } => "number",

@@ -6,7 +6,9 @@ use ember_fhir::definitions::{self, SearchParamDef, SearchParamType};
 use ember_store::{Col, Cond, Filter, Op, Rows, Table, TextKind, Val, key};
 
 use super::values::{self, ValueError, split_escaped};
-use crate::indexer::{canonical_key, component_key, identifier_key, stored_names, words};
+use crate::indexer::{
+    canonical_key, component_key, identifier_key, of_type_key, stored_names, words,
+};
 use crate::registry::{RuntimeParam, Snapshot};
 
 /// Why a parameter gives no filter.
@@ -206,6 +208,14 @@ pub(crate) fn filter_for(ty: &str, name: &str, value: &str, params: &Snapshot) -
                     Table::Token,
                     any(values.iter().map(|v| values::token_text(v)).collect()),
                 )),
+                Some("of-type") => Ok(Filter::Has(Rows {
+                    table: Table::Token,
+                    keys: names(ty, def.code(), of_type_key),
+                    conds: any(values
+                        .iter()
+                        .map(|v| values::of_type(v))
+                        .collect::<Result<_>>()?),
+                })),
                 Some(m @ ("in" | "not-in")) => {
                     let f = has(Table::Token, any(value_set(&values)?));
                     Ok(if m == "in" {

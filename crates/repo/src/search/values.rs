@@ -4,6 +4,7 @@ use ember_fhir::index::{canonical_quantity, normalize, number_range, parse_refer
 use ember_fhir::instant;
 use ember_store::{Col, Cond, Op, Val};
 
+use super::filter::Problem;
 use crate::indexer::UCUM;
 
 /// Why a value cannot be searched: always a 400, in any handling mode.
@@ -114,6 +115,26 @@ pub(crate) fn token(value: &str) -> Cond {
         conds.push(cmp(Col::Code, Op::Eq, text(&code)));
     }
     Cond::All(conds)
+}
+
+/// `:of-type`: `system|code|value`, an identifier whose type has that coding and whose
+/// value is `value`.
+pub(crate) fn of_type(value: &str) -> Result<Cond, Problem> {
+    match split_escaped(value, '|').as_slice() {
+        [system, code, id] if !system.is_empty() && !code.is_empty() && !id.is_empty() => {
+            Ok(Cond::All(vec![
+                cmp(Col::System, Op::Eq, text(&unescape(system))),
+                cmp(
+                    Col::Code,
+                    Op::Eq,
+                    text(&format!("{}|{}", unescape(code), unescape(id))),
+                ),
+            ]))
+        }
+        _ => Err(Problem::Invalid(format!(
+            ":of-type: {value:?} is not system|code|value"
+        ))),
+    }
 }
 
 /// `:text`: the display text starts with the value, case- and accent-insensitive.
