@@ -196,6 +196,11 @@ pub trait Documents: Send + Sync {
     /// How many live documents match a search (its sort and cursor are ignored).
     async fn count(&self, query: &SearchQuery) -> Result<u64>;
 
+    /// How many live documents match a search by the planner's statistics, without
+    /// running it (PostgreSQL's estimate for the counting statement with these values);
+    /// `None` where the backend has none or counting is as cheap, and the caller counts.
+    async fn estimate(&self, query: &SearchQuery) -> Result<Option<u64>>;
+
     /// How the database runs the statement [`Documents::search`] would run for `query`
     /// now: PostgreSQL's `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the prepared
     /// statement (which runs it, with the plan every connection uses), SQLite's `EXPLAIN

@@ -87,6 +87,8 @@ struct Request {
     sort: Vec<Sort>,
     count: u32,
     total: bool,
+    /// `_total=estimate`: the planner's estimate where the store has one.
+    estimate: bool,
     /// `_total=none`: no total, even one known for free.
     no_total: bool,
     summary: Option<Summary>,
@@ -119,7 +121,15 @@ impl Repo {
         let (req, query) = self.request(scope, pairs, handling, base)?;
         let own = self.everything_own(&req).await?;
         let total = if req.total || req.summary == Some(Summary::Count) || req.count == 0 {
-            Some(self.store.count(&query).await? + u64::from(own.is_some()))
+            let estimated = match req.estimate && req.summary != Some(Summary::Count) {
+                true => self.store.estimate(&query).await?,
+                false => None,
+            };
+            let n = match estimated {
+                Some(n) => n,
+                None => self.store.count(&query).await?,
+            };
+            Some(n + u64::from(own.is_some()))
         } else {
             None
         };
@@ -320,6 +330,7 @@ impl Repo {
             sort: Vec::new(),
             count: limits.default_count,
             total: false,
+            estimate: false,
             no_total: false,
             summary: None,
             elements: Vec::new(),
@@ -416,6 +427,7 @@ impl Repo {
             }
             "_total" => {
                 req.no_total = value == "none";
+                req.estimate = value == "estimate";
                 req.total = match value {
                     "none" => false,
                     "estimate" | "accurate" => true,

@@ -247,6 +247,10 @@ impl Documents for PgStore {
         search::count(self, q).await
     }
 
+    async fn estimate(&self, q: &SearchQuery) -> Result<Option<u64>> {
+        search::estimate(self, q).await
+    }
+
     async fn explain(&self, q: &SearchQuery) -> Result<String> {
         search::explain(self, q).await
     }

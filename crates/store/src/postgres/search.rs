@@ -45,6 +45,44 @@ pub(super) async fn count(store: &PgStore, q: &SearchQuery) -> Result<u64> {
     Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
 }
 
+/// The planner's row estimate for the counting statement, planned for these values
+/// (the values are written into the statement, so it gets a custom plan and the
+/// columns' statistics, not the generic plan searches run with). `None` when the count
+/// reads the per-value token counts, which is as cheap as an estimate.
+pub(super) async fn estimate(store: &PgStore, q: &SearchQuery) -> Result<Option<u64>> {
+    let d = &crate::search_sql::POSTGRES;
+    let (sql, args) = crate::search_sql::count(d, q);
+    if sql.contains("idx_token_counts") {
+        return Ok(None);
+    }
+    // `$10` before `$1`, so a shorter placeholder never matches a longer one's prefix.
+    let mut sql = sql;
+    for (i, a) in args.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", i + 1), &literal(a));
+    }
+    let client = store.client().await?;
+    let messages = client
+        .simple_query(&format!("EXPLAIN (FORMAT JSON) {sql}"))
+        .await
+        .map_err(pg_err)?;
+    let text: String = messages
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    let plan: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| crate::StoreError::Backend(format!("EXPLAIN answered no JSON: {e}")))?;
+    let top = &plan[0]["Plan"];
+    // The counting aggregate's input holds the estimate.
+    let rows = match top["Node Type"].as_str() {
+        Some("Aggregate") => &top["Plans"][0]["Plan Rows"],
+        _ => &top["Plan Rows"],
+    };
+    Ok(rows.as_f64().map(|r| r.max(0.0).round() as u64))
+}
+
 pub(super) async fn explain(store: &PgStore, q: &SearchQuery) -> Result<String> {
     let d = &crate::search_sql::POSTGRES;
     let client = store.client().await?;

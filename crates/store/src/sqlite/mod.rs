@@ -219,6 +219,11 @@ impl Documents for SqliteStore {
         search::count(self, q).await
     }
 
+    /// SQLite keeps no row estimates a search could use: the caller counts.
+    async fn estimate(&self, _q: &SearchQuery) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     async fn explain(&self, q: &SearchQuery) -> Result<String> {
         search::explain(self, q).await
     }
