@@ -1,24 +1,12 @@
 //! CORS for browser apps (SMART apps, web pages) from the origins of
 //! `EMBER_CORS_ORIGINS`: tower-http's layer answers preflights before authentication
-//! (a preflight carries no token) and marks the answers to allowed origins.
+//! (a preflight carries no token) and marks the answers to allowed origins, with any
+//! request header the page asks for and credentials allowed (never to other origins).
 
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use tower_http::cors::{AllowOrigin, CorsLayer};
-
-/// The request headers a FHIR client sends.
-const REQUEST_HEADERS: [HeaderName; 9] = [
-    header::AUTHORIZATION,
-    header::ACCEPT,
-    header::CONTENT_TYPE,
-    header::IF_MATCH,
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    HeaderName::from_static("if-none-exist"),
-    HeaderName::from_static("prefer"),
-    HeaderName::from_static("x-request-id"),
-];
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 /// The response headers a browser app may read.
 const RESPONSE_HEADERS: [HeaderName; 6] = [
@@ -50,7 +38,10 @@ pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
                 Method::PATCH,
                 Method::DELETE,
             ])
-            .allow_headers(REQUEST_HEADERS)
+            // Any header the page asks for (client libraries add their own, such as
+            // `x-medplum`), and credentials: only ever for the listed origins.
+            .allow_headers(AllowHeaders::mirror_request())
+            .allow_credentials(true)
             .expose_headers(RESPONSE_HEADERS)
             .max_age(Duration::from_secs(600)),
     )

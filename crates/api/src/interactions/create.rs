@@ -24,6 +24,17 @@ async fn create(
     TypePath { res_type }: TypePath,
     Resource(resource): Resource,
 ) -> Result<Response> {
+    // Criteria in the URL are not R4's conditional create: refused, never ignored (which
+    // would create a second resource where the client expects the first).
+    if let Some((name, _)) = fhir
+        .query
+        .iter()
+        .find(|(n, _)| !matches!(n.as_str(), "_format" | "_pretty"))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "create takes no search parameters ({name}); for a conditional create send the criteria in If-None-Exist"
+        )));
+    }
     let Some(criteria) = fhir.headers.get("if-none-exist") else {
         let stored = state.repo.create(&res_type, resource).await?;
         return Ok(write_response(&fhir, &stored, "created"));

@@ -63,9 +63,25 @@ fn validate(
     id: Option<&str>,
     mut resource: Value,
 ) -> Result<Response> {
-    if resource.get("resourceType").and_then(Value::as_str) == Some("Parameters")
-        && res_type != "Parameters"
-    {
+    let parameters = resource.get("resourceType").and_then(Value::as_str) == Some("Parameters")
+        && res_type != "Parameters";
+    // Profiles are not checked: naming one is refused rather than answered "All OK".
+    let in_body = parameters
+        && resource["parameter"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "profile"));
+    let profile = fhir
+        .query
+        .iter()
+        .find(|(n, _)| n == "profile")
+        .map(|(_, v)| v.clone());
+    if in_body || profile.is_some() {
+        return Err(ApiError::NotImplemented(format!(
+            "$validate checks the structure of {res_type}; validation against a profile ({}) is not supported",
+            profile.as_deref().unwrap_or("the profile parameter")
+        )));
+    }
+    if parameters {
         resource = resource["parameter"]
             .as_array()
             .and_then(|ps| ps.iter().find(|p| p["name"] == "resource"))

@@ -669,6 +669,27 @@ async fn cors_allows_the_configured_origins_only() {
         .header("access-control-allow-headers")
         .unwrap_or_default();
     assert!(headers.contains("authorization"), "{headers}");
+    // A client library's own header (`x-medplum`), and credentials, for listed origins.
+    let custom = s
+        .send(
+            "OPTIONS",
+            "Patient",
+            &[
+                ("origin", "https://app.example.org"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-medplum"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        custom.header("access-control-allow-headers"),
+        Some("x-medplum")
+    );
+    assert_eq!(
+        custom.header("access-control-allow-credentials"),
+        Some("true")
+    );
     let other = preflight("https://evil.example.org").await;
     assert_eq!(other.header("access-control-allow-origin"), None);
     // An actual request from the allowed origin.

@@ -31,6 +31,15 @@ async fn create_then_read(s: &TestServer) {
     assert_eq!(read.status, 200);
     assert_eq!(read.header("etag"), Some("W/\"1\""));
     assert_eq!(read.json(), body);
+    // Criteria in the URL are refused (R4 carries them in If-None-Exist), and nothing
+    // is stored; formatting parameters are fine.
+    let patient =
+        json!({"resourceType": "Patient", "identifier": [{"system": "urn:x", "value": "1"}]});
+    let r = s.post("Patient?identifier=urn:x|1", &patient).await;
+    assert!(expect_outcome(&r, 400).contains("If-None-Exist"));
+    let found = s.get("Patient?identifier=urn:x|1").await.json();
+    assert_eq!(found["total"], 0, "{found}");
+    expect(&s.post("Patient?_pretty=true", &patient).await, 201);
 }
 
 async fn create_assigns_server_id_and_version_headers(s: &TestServer) {

@@ -107,6 +107,15 @@ async fn validate_operation(s: &TestServer) {
     expect(&resp, 200);
     assert_eq!(resp.json()["issue"][0]["severity"], "information");
     expect_outcome(&s.get("Patient/nobody/$validate").await, 404);
+    // A profile is never checked, so naming one is refused, not answered "All OK".
+    let url = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
+    let named = s
+        .post(&format!("Patient/$validate?profile={url}"), &good)
+        .await;
+    assert!(expect_outcome(&named, 501).contains(url));
+    let in_body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": good}, {"name": "profile", "valueUri": url}]});
+    assert!(expect_outcome(&s.post("Patient/$validate", &in_body).await, 501).contains("profile"));
 }
 
 async fn lenient_validation_accepts_unknown_elements(s: &TestServer) {
