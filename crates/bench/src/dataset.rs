@@ -555,7 +555,6 @@ impl Generator {
         let (mut rng, female, given, family) = self.demographics(key);
         // Born 1935..1975.
         let birth = date(-12_784 + rng.below(14_600) as i64);
-        let label = key.label();
         let patient = self.item(
             "Patient",
             self.patient_id_of(key),
@@ -572,7 +571,7 @@ impl Generator {
         let start = date(START_DAY);
         let careteam = self.item(
             "CareTeam",
-            self.id("ct", &label),
+            self.careteam_id(key),
             json!({
                 "resourceType": "CareTeam",
                 "status": "active",
@@ -594,7 +593,7 @@ impl Generator {
             .collect();
         let careplan = self.item(
             "CarePlan",
-            self.id("cp", &label),
+            self.careplan_id(key),
             json!({
                 "resourceType": "CarePlan",
                 "status": "active",
@@ -637,7 +636,23 @@ impl Generator {
     }
 
     fn service_request_id(&self, key: PatientKey, m: &Measure) -> String {
-        self.id("sr", &format!("{}-{}", key.label(), m.key))
+        self.order_id(key, m.key)
+    }
+
+    /// Id of `key`'s ServiceRequest for the home measure `measure` (`bp`, `spo2`,
+    /// `pulse`, `weight` or `glucose`).
+    pub fn order_id(&self, key: PatientKey, measure: &str) -> String {
+        self.id("sr", &format!("{}-{measure}", key.label()))
+    }
+
+    /// Id of `key`'s CareTeam.
+    pub fn careteam_id(&self, key: PatientKey) -> String {
+        self.id("ct", &key.label())
+    }
+
+    /// Id of `key`'s CarePlan.
+    pub fn careplan_id(&self, key: PatientKey) -> String {
+        self.id("cp", &key.label())
     }
 
     /// Conditions of `key`: 1 to 4, distinct, drawn with a Zipf-like skew.

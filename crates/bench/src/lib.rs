@@ -3,11 +3,14 @@
 //! workload compared with an HTTP ceiling and a storage ceiling measured in the same
 //! run, optionally (`--ops queue`) the throughput of Ember's job queue on
 //! PostgreSQL ([`queue`]), and optionally (`--ops submit`) the rate of Ember's
-//! `$submit-measurement` with the lag and backlog of its triage ([`submit`]).
+//! `$submit-measurement` with the lag and backlog of its triage ([`submit`]), and
+//! optionally (`--ops cds`) the latency of its CDS Hooks `telemonitoring-summary` with
+//! the prefetch and reading its own store ([`cds`]).
 //! `ember check` is the smoke test of a live deployment
 //! ([`check`]). `ember dataset` loads a telemonitoring population ([`dataset`]) and
 //! `ember bench-search` measures FHIR search against it ([`search`]).
 
+pub mod cds;
 pub mod check;
 mod codes;
 pub mod dataset;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 
+use crate::cds::{CdsOpts, CdsResult};
 use crate::http::{CeilingServer, Conn, Target};
 use crate::phase::{Entry, PhaseCtx, Work, run_http_phase, setup_create};
 use crate::queue::{QueueOpts, QueueResult};
@@ -60,6 +64,11 @@ pub enum Op {
     /// zones are set up, then every connection submits their measurements; reports
     /// submissions/s, the lag until triage's Task is readable, and the backlog's drain
     Submit,
+    /// Ember's CDS Hooks `telemonitoring-summary` (not in the default list), on a server
+    /// loaded with `ember dataset`: measurements are submitted for --cds-patients of its
+    /// patients, then the service is called with the prefetch and, reading Ember's own
+    /// store, with `fhirServer` --url; reports calls/s and latencies of both
+    Cds,
 }
 
 impl Op {
@@ -71,6 +80,7 @@ impl Op {
             Op::Delete => "delete",
             Op::Queue => "queue",
             Op::Submit => "submit",
+            Op::Cds => "cds",
         }
     }
 
@@ -102,12 +112,14 @@ pub struct BenchArgs {
     pub seed: u64,
 
     /// Phases to run (always executed in the order create, read, update, delete,
-    /// queue, submit). `queue` and `submit` are not in the default list: `queue` needs
-    /// --db to be the PostgreSQL database the Ember instances use and measures how fast
-    /// they run noop jobs enqueued there; `submit` posts measurements to Ember's
-    /// $submit-measurement and measures their triage (it leaves its patients and
-    /// measurements on the server). With no CRUD phase the ceilings and the setup
-    /// resources are skipped
+    /// queue, submit, cds). `queue`, `submit` and `cds` are not in the default list:
+    /// `queue` needs --db to be the PostgreSQL database the Ember instances use and
+    /// measures how fast they run noop jobs enqueued there; `submit` posts measurements
+    /// to Ember's $submit-measurement and measures their triage (it leaves its patients
+    /// and measurements on the server); `cds` needs a server loaded with `ember dataset`
+    /// and its CDS services open to the bench (loopback, no EMBER_CDS_CLIENTS), and
+    /// leaves the measurements it submits there. With no CRUD phase the ceilings and
+    /// the setup resources are skipped
     #[arg(
         long,
         env = "EMBER_BENCH_OPS",
@@ -138,6 +150,19 @@ pub struct BenchArgs {
     /// A bearer token sent with every request to the server under test
     #[arg(long, env = "EMBER_BENCH_BEARER")]
     pub bearer: Option<String>,
+
+    /// For --ops cds: the --seed `ember dataset` loaded the server with (its ids carry it)
+    #[arg(long, env = "EMBER_BENCH_DATASET_SEED", default_value_t = 42)]
+    pub dataset_seed: u64,
+
+    /// For --ops cds: dataset patients called for (the first this many of the dataset)
+    #[arg(long, env = "EMBER_BENCH_CDS_PATIENTS", default_value_t = 200)]
+    pub cds_patients: usize,
+
+    /// For --ops cds: measurements submitted per patient before measuring, so that it
+    /// has open triage Tasks (about 80/15/5 % green/yellow/red)
+    #[arg(long, env = "EMBER_BENCH_CDS_SUBMISSIONS", default_value_t = 4)]
+    pub cds_submissions: usize,
 }
 
 fn kib_to_mib(kib: u64) -> f64 {
@@ -151,6 +176,9 @@ fn validate(args: &BenchArgs) -> Result<Option<Db>> {
     }
     if args.duration == 0 {
         bail!("--duration must be at least 1 second");
+    }
+    if args.ops.contains(&Op::Cds) && args.cds_patients == 0 {
+        bail!("--cds-patients must be at least 1");
     }
     let db = args.db.as_deref().map(Db::parse).transpose()?;
     if args.ops.contains(&Op::Queue) {
@@ -281,7 +309,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 ctx.delete_queue = Mutex::new(queue);
                 Work::Delete
             }
-            Op::Queue | Op::Submit => continue,
+            Op::Queue | Op::Submit | Op::Cds => continue,
         };
         eprintln!(
             "{}: {}s warmup + {}s measured, {} connections...",
@@ -341,6 +369,27 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 eprintln!("error: {msg}");
                 notes.push(msg);
                 submit_error = Some(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    // CDS phase, after submit.
+    let mut cds_error = None;
+    let cds: Option<CdsResult> = if args.ops.contains(&Op::Cds) {
+        let mut opts = CdsOpts::new(args.connections, warmup, duration, args.seed, &args.url);
+        opts.dataset_seed = args.dataset_seed;
+        opts.patients = args.cds_patients;
+        opts.submissions = args.cds_submissions;
+        match cds::run(target.clone(), &opts).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let msg = format!("cds: failed: {e:#}");
+                eprintln!("error: {msg}");
+                notes.push(msg);
+                cds_error = Some(e);
                 None
             }
         }
@@ -428,6 +477,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         storage,
         queue,
         submit,
+        cds,
         ratios: Vec::new(),
         rss,
         notes,
@@ -435,6 +485,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     report.compute_ratios();
     if let Some(s) = &report.submit {
         report.notes.extend(s.notes());
+    }
+    if let Some(c) = &report.cds {
+        report.notes.extend(c.notes());
     }
     print!("{}", report.render());
 
@@ -444,10 +497,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             .with_context(|| format!("writing the JSON report to {}", path.display()))?;
         eprintln!("JSON report written to {}", path.display());
     }
-    match (queue_error, submit_error) {
-        (Some(e), _) => Err(e.context("the queue phase failed")),
-        (None, Some(e)) => Err(e.context("the submit phase failed")),
-        (None, None) => Ok(()),
+    match (queue_error, submit_error, cds_error) {
+        (Some(e), _, _) => Err(e.context("the queue phase failed")),
+        (None, Some(e), _) => Err(e.context("the submit phase failed")),
+        (None, None, Some(e)) => Err(e.context("the cds phase failed")),
+        (None, None, None) => Ok(()),
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cds::{CdsResult, TARGET_OWN_STORE_P99_MS, TARGET_PREFETCH_P99_MS};
 use crate::queue::QueueResult;
 use crate::stats::{PhaseStats, round2};
 use crate::storage::StorageResult;
@@ -53,6 +54,9 @@ pub struct Report {
     /// The submit phase (`--ops submit`); absent from the JSON when it did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submit: Option<SubmitResult>,
+    /// The cds phase (`--ops cds`); absent from the JSON when it did not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cds: Option<CdsResult>,
     pub ratios: Vec<Ratio>,
     pub rss: Option<RssReport>,
     pub notes: Vec<String>,
@@ -105,6 +109,10 @@ impl Report {
             rows.push(&s.select);
         }
         rows.extend(self.submit.iter().map(|s| &s.http));
+        if let Some(c) = &self.cds {
+            rows.push(&c.with_prefetch);
+            rows.push(&c.own_store);
+        }
         rows
     }
 
@@ -150,6 +158,9 @@ impl Report {
         }
         if let Some(r) = &self.submit {
             render_submit(&mut s, r);
+        }
+        if let Some(c) = &self.cds {
+            render_cds(&mut s, c);
         }
         let with_errors: Vec<&PhaseStats> = self
             .rows()
@@ -302,6 +313,90 @@ fn render_submit(s: &mut String, r: &SubmitResult) {
     );
 }
 
+/// Whether a p99 meets its target, and by how much it misses it.
+fn against(p99_ms: f64, target: f64) -> String {
+    if p99_ms < target {
+        format!("target p99 < {target} ms: met")
+    } else {
+        format!(
+            "target p99 < {target} ms: MISSED by {:.2} ms",
+            p99_ms - target
+        )
+    }
+}
+
+/// The cds section: both modes against their targets, their ratio, what the calls
+/// held and answered.
+fn render_cds(s: &mut String, c: &CdsResult) {
+    let _ = writeln!(
+        s,
+        "\ncds ({} patient-view, {} patients dataset-{}-pat-*, {}s measured window each):",
+        c.service, c.patients, c.dataset_seed, c.with_prefetch.elapsed_secs
+    );
+    for (label, p, target) in [
+        ("with prefetch", &c.with_prefetch, TARGET_PREFETCH_P99_MS),
+        ("own store", &c.own_store, TARGET_OWN_STORE_P99_MS),
+    ] {
+        let _ = writeln!(
+            s,
+            "  {label:<20} {:.2} calls/s  p50 {:.2} ms  p99 {:.2} ms  ({})  errors {} of {}",
+            p.requests_per_sec,
+            p.p50_ms,
+            p.p99_ms,
+            against(p.p99_ms, target),
+            p.errors,
+            p.requests
+        );
+    }
+    let ratio = c
+        .p99_own_over_prefetch
+        .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}x"));
+    let _ = writeln!(s, "  {:<20} {ratio}", "own / prefetch p99");
+    let cards = |k: &crate::cds::CardCounts| {
+        format!(
+            "{:.2} (critical {} warning {} info {})",
+            k.per_answer(),
+            k.critical,
+            k.warning,
+            k.info
+        )
+    };
+    let _ = writeln!(
+        s,
+        "  {:<20} with prefetch {}; own store {}; {} differ",
+        "cards per call",
+        cards(&c.with_prefetch_cards),
+        cards(&c.own_store_cards),
+        c.card_mismatches
+    );
+    let per = |n: u64| n as f64 / c.patients.max(1) as f64;
+    let q = &c.prefetch_query;
+    let _ = writeln!(
+        s,
+        "  {:<20} {:.2} open Tasks, {:.2} resources per patient ({} without); body {} bytes \
+         mean; its search in setup p50 {:.2} p99 {:.2} ms",
+        "prefetch",
+        per(c.prefetch_tasks),
+        per(c.prefetch_resources),
+        c.patients_without_tasks,
+        c.body_bytes_mean,
+        q.p50_ms,
+        q.p99_ms
+    );
+    let ready = if c.tasks_ready {
+        format!("their Tasks there {:.2} s later", c.tasks_wait_secs)
+    } else {
+        format!("NOT all Tasks there after {:.2} s", c.tasks_wait_secs)
+    };
+    let d = &c.drawn;
+    let _ = writeln!(
+        s,
+        "  {:<20} {} submitted (green {} yellow {} red {}, {} failed); {ready} ({} Tasks)",
+        "setup", c.submitted, d.green, d.yellow, d.red, c.submit_errors, c.tasks
+    );
+    let _ = writeln!(s, "  {:<20} {}", "own store fhirServer", c.fhir_server);
+}
+
 /// RFC 3339 UTC timestamp of the current time (second precision).
 pub fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
@@ -375,6 +470,7 @@ mod tests {
             storage: None,
             queue: None,
             submit: None,
+            cds: None,
             ratios: vec![],
             rss: None,
             notes: vec![],
@@ -406,6 +502,7 @@ mod tests {
             storage: None,
             queue: None,
             submit: None,
+            cds: None,
             ratios: vec![],
             rss: None,
             notes: vec![],
@@ -577,6 +674,47 @@ mod tests {
             serde_json::to_value(bare_report(vec![]))
                 .expect("json")
                 .get("submit")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn cds_section_in_text_and_json() {
+        let mut r = bare_report(vec![]);
+        r.cds = Some(crate::cds::tests::result(20_000, 61_000));
+        r.compute_ratios();
+        assert!(r.ratios.is_empty());
+        let text = r.render();
+        for expected in [
+            "cds (telemonitoring-summary patient-view, 200 patients dataset-42-pat-*, 2s measured window each):",
+            "with prefetch        50.00 calls/s  p50 20.00 ms  p99 20.00 ms  (target p99 < 25 ms: met)  errors 0 of 100",
+            "own store            50.00 calls/s  p50 61.00 ms  p99 61.00 ms  (target p99 < 50 ms: MISSED by 11.00 ms)  errors 0 of 100",
+            "own / prefetch p99   3.05x",
+            "cards per call       with prefetch 1.30 (critical 20 warning 50 info 60); own store 1.30 (critical 20 warning 50 info 60); 0 differ",
+            "prefetch             4.00 open Tasks, 12.00 resources per patient (0 without); body 12345 bytes mean; its search in setup p50 4.00 p99 6.00 ms",
+            "setup                800 submitted (green 640 yellow 120 red 40, 0 failed); their Tasks there 0.50 s later (800 Tasks)",
+            "own store fhirServer http://127.0.0.1:18097/fhir",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in\n{text}");
+        }
+        // Both modes are rows of the table.
+        for name in ["cds prefetch ", "cds own store "] {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} in\n{text}"
+            );
+        }
+        let json = serde_json::to_value(&r).expect("json");
+        let c = &json["cds"];
+        assert_eq!(c["with_prefetch"]["p99_ms"].as_f64(), Some(20.0));
+        assert_eq!(c["own_store"]["p99_ms"].as_f64(), Some(61.0));
+        assert_eq!(c["p99_own_over_prefetch"].as_f64(), Some(3.05));
+        assert_eq!(c["drawn"]["red"], 40);
+        assert_eq!(c["own_store_cards"]["critical"], 20);
+        assert!(
+            serde_json::to_value(bare_report(vec![]))
+                .expect("json")
+                .get("cds")
                 .is_none()
         );
     }

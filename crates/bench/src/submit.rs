@@ -391,7 +391,7 @@ pub fn draw(rng: &mut Rng, patients: usize) -> Draw {
     }
 }
 
-fn uuid(rng: &mut Rng) -> String {
+pub(crate) fn uuid(rng: &mut Rng) -> String {
     let (a, b) = (rng.next_u64(), rng.next_u64());
     format!(
         "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
@@ -467,7 +467,7 @@ pub struct ColourCounts {
 }
 
 impl ColourCounts {
-    fn add(&mut self, c: Colour) {
+    pub(crate) fn add(&mut self, c: Colour) {
         match c {
             Colour::Green => self.green += 1,
             Colour::Yellow => self.yellow += 1,
@@ -475,7 +475,7 @@ impl ColourCounts {
         }
     }
 
-    fn merge(&mut self, o: &ColourCounts) {
+    pub(crate) fn merge(&mut self, o: &ColourCounts) {
         self.green += o.green;
         self.yellow += o.yellow;
         self.red += o.red;

@@ -36,9 +36,18 @@ async fn http_ceiling_short_phase() {
 /// A tiny in-memory FHIR server: enough REST for the bench phases, plus a
 /// `$submit-measurement` whose "triage" stores `Task/task-obs-<id>` (priority by the
 /// order's zones) [`TRIAGE_DELAY`] after the answer.
+///
+/// For the cds phase it also finds Patients by `_id`, answers the `tasks` prefetch
+/// query (`Task?patient=<id>&…&_include=…`: the patient's Tasks), and serves CDS Hooks
+/// discovery and `telemonitoring-summary`, whose cards are the patient's asap (critical)
+/// and urgent (warning) Tasks, else one info card; its data comes from the prefetch or,
+/// when `fhirServer` is [`MockFhir::base`], the store. A `hookInstance` is used once.
 struct MockFhir {
     store: Mutex<HashMap<String, String>>,
     next_id: AtomicU64,
+    /// The FHIR base URL, as the mock sees itself.
+    base: String,
+    hook_instances: Mutex<std::collections::HashSet<String>>,
 }
 
 const TRIAGE_DELAY: Duration = Duration::from_millis(30);
@@ -61,6 +70,80 @@ impl MockFhir {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        };
+        let tasks_of = |store: &HashMap<String, String>, patient: &str| -> Vec<serde_json::Value> {
+            store
+                .iter()
+                .filter(|(k, _)| k.starts_with("Task/"))
+                .filter_map(|(_, v)| serde_json::from_str::<serde_json::Value>(v).ok())
+                .filter(|t| t["for"]["reference"] == format!("Patient/{patient}"))
+                .collect()
+        };
+        match (method.as_str(), path) {
+            ("GET", "/cds-services") => {
+                let discovery = serde_json::json!({"services": [{
+                    "hook": "patient-view", "id": "telemonitoring-summary",
+                    "prefetch": {"tasks": "Task?patient={{context.patientId}}&status=requested,received,accepted,ready,in-progress,on-hold&_include=Task:focus&_include:iterate=ClinicalImpression:investigation&_count=200"},
+                }]});
+                return reply(StatusCode::OK, discovery.to_string());
+            }
+            ("POST", "/cds-services/telemonitoring-summary") => {
+                let call: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let instance = call["hookInstance"].as_str().unwrap_or_default();
+                let fresh = uuid::Uuid::parse_str(instance).is_ok()
+                    && self
+                        .hook_instances
+                        .lock()
+                        .expect("lock")
+                        .insert(instance.to_owned());
+                let patient = call["context"]["patientId"].as_str().unwrap_or_default();
+                if call["hook"] != "patient-view"
+                    || !fresh
+                    || call["context"]["userId"] != "Practitioner/ember-bench"
+                    || patient.is_empty()
+                {
+                    return reply(StatusCode::BAD_REQUEST, format!("bad call {call}"));
+                }
+                let tasks: Vec<serde_json::Value> =
+                    match (call.get("prefetch"), call.get("fhirServer")) {
+                        (Some(p), None) => p["tasks"]["entry"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|e| e["resource"].clone())
+                            .collect(),
+                        (None, Some(server)) if *server == self.base.as_str() => {
+                            tasks_of(&store, patient)
+                        }
+                        _ => {
+                            return reply(
+                                StatusCode::PRECONDITION_FAILED,
+                                format!("no data {call}"),
+                            );
+                        }
+                    };
+                let mut cards: Vec<serde_json::Value> = tasks
+                    .iter()
+                    .filter_map(|t| match t["priority"].as_str() {
+                        Some("asap") => Some(serde_json::json!({"indicator": "critical"})),
+                        Some("urgent") => Some(serde_json::json!({"indicator": "warning"})),
+                        _ => None,
+                    })
+                    .collect();
+                if cards.is_empty() && !tasks.is_empty() {
+                    cards.push(serde_json::json!({"indicator": "info"}));
+                }
+                return reply(
+                    StatusCode::OK,
+                    serde_json::json!({"cards": cards}).to_string(),
+                );
+            }
+            _ => {}
+        }
         match (method.as_str(), segs.as_slice()) {
             ("POST", [""]) => {
                 let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -128,12 +211,29 @@ impl MockFhir {
                     "entry": [{"response": {"status": "201 Created", "location": format!("Observation/{id}/_history/1")}}]}}]});
                 reply(StatusCode::OK, answer.to_string())
             }
+            ("GET", ["Patient"]) => {
+                let entries: Vec<serde_json::Value> = param("_id")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|id| store.contains_key(&format!("Patient/{id}")))
+                    .map(
+                        |id| serde_json::json!({"resource": {"resourceType": "Patient", "id": id}}),
+                    )
+                    .collect();
+                let page = serde_json::json!({"resourceType": "Bundle", "type": "searchset",
+                        "entry": entries});
+                reply(StatusCode::OK, page.to_string())
+            }
             ("GET", ["Task"]) => {
-                let param = |name: &str| {
-                    query
-                        .split('&')
-                        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                };
+                if let (Some(patient), Some(_)) = (param("patient"), param("_include")) {
+                    let entries: Vec<serde_json::Value> = tasks_of(&store, patient)
+                        .into_iter()
+                        .map(|t| serde_json::json!({"resource": t, "search": {"mode": "match"}}))
+                        .collect();
+                    let page = serde_json::json!({"resourceType": "Bundle", "type": "searchset",
+                        "entry": entries});
+                    return reply(StatusCode::OK, page.to_string());
+                }
                 if let Some(ids) = param("_id") {
                     let entries: Vec<serde_json::Value> = ids
                         .split(',')
@@ -228,6 +328,8 @@ async fn start_mock() -> std::net::SocketAddr {
     let mock = Arc::new(MockFhir {
         store: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
+        base: format!("http://{addr}/fhir"),
+        hook_instances: Mutex::new(std::collections::HashSet::new()),
     });
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -272,6 +374,9 @@ fn args(url: String) -> BenchArgs {
         pid: None,
         json: None,
         bearer: None,
+        dataset_seed: 42,
+        cds_patients: 200,
+        cds_submissions: 4,
     }
 }
 
@@ -504,6 +609,179 @@ async fn submit_setup_failure_is_an_error() {
     let msg = format!("{err:#}");
     assert!(
         msg.contains("submit phase failed") && msg.contains("submit setup") && msg.contains("405"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn cds_op_parses_and_is_not_a_default() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+    let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir"]).expect("parse");
+    assert!(!cli.bench.ops.contains(&Op::Cds));
+    assert_eq!(
+        (
+            cli.bench.dataset_seed,
+            cli.bench.cds_patients,
+            cli.bench.cds_submissions
+        ),
+        (42, 200, 4)
+    );
+    let cli = Cli::try_parse_from([
+        "ember",
+        "--url",
+        "http://h/fhir",
+        "--ops",
+        "cds",
+        "--dataset-seed",
+        "7",
+        "--cds-patients",
+        "30",
+        "--cds-submissions",
+        "2",
+    ])
+    .expect("parse");
+    assert_eq!(cli.bench.ops, vec![Op::Cds]);
+    assert_eq!(
+        (
+            cli.bench.dataset_seed,
+            cli.bench.cds_patients,
+            cli.bench.cds_submissions
+        ),
+        (7, 30, 2)
+    );
+    assert!(matches!(validate(&cli.bench), Ok(None)));
+    let mut none = cli.bench.clone();
+    none.cds_patients = 0;
+    assert!(format!("{:#}", validate(&none).expect_err("no patients")).contains("--cds-patients"));
+}
+
+/// Loads the groups (Patient, CareTeam, ServiceRequests, CarePlan) of the first
+/// `patients` of `ember dataset --seed seed` into the mock, their `urn:uuid:`
+/// references resolved as a FHIR server resolves them in a transaction.
+async fn load_dataset_groups(url: &str, seed: u64, patients: u64) {
+    let g = crate::dataset::Generator {
+        seed,
+        patients,
+        days: 0,
+        deep: Vec::new(),
+    };
+    let mut conn = Conn::new(Arc::new(Target::parse(url).expect("url")));
+    for key in g.patient_keys() {
+        let items = g.patient_group(key);
+        let mut text = crate::dataset::bundle(&items).to_string();
+        for i in &items {
+            text = text.replace(
+                &format!("\"reference\":\"{}\"", i.full_url),
+                &format!("\"reference\":\"{}/{}\"", i.res_type, i.id),
+            );
+        }
+        let reply = conn
+            .send(::http::Method::POST, "/fhir/", Some(Bytes::from(text)))
+            .await
+            .expect("load");
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cds_phase_against_mock_server() {
+    let addr = start_mock().await;
+    let url = format!("http://{addr}/fhir");
+    load_dataset_groups(&url, 42, 5).await;
+    let dir = std::env::temp_dir().join(format!("ember-bench-cds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let json_path = dir.join("report.json");
+    let mut a = args(url.clone());
+    a.ops = vec![Op::Cds];
+    a.no_http_baseline = true;
+    a.json = Some(json_path.clone());
+    a.cds_patients = 6;
+    a.cds_submissions = 3;
+    run(a).await.expect("bench run");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("json written"))
+            .expect("valid json");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let c = &report["cds"];
+    // 5 of the 6 patients asked for are there, each with 3 submissions triaged.
+    assert_eq!(
+        (c["patients_requested"].as_u64(), c["patients"].as_u64()),
+        (Some(6), Some(5)),
+        "{c}"
+    );
+    assert_eq!(c["submitted"], 15, "{c}");
+    assert_eq!(c["submit_errors"], 0, "{c}");
+    assert_eq!(c["tasks_ready"], true, "{c}");
+    assert_eq!(c["tasks"], 15, "{c}");
+    assert_eq!(c["prefetch_tasks"], 15, "{c}");
+    assert_eq!(c["patients_without_tasks"], 0, "{c}");
+    assert_eq!(c["fhir_server"], url.as_str());
+    for mode in ["with_prefetch", "own_store"] {
+        let p = &c[mode];
+        assert!(p["requests"].as_u64().unwrap_or(0) > 10, "{mode}: {c}");
+        assert_eq!(p["errors"], 0, "{mode}: {c}");
+        let cards = &c[format!("{mode}_cards")];
+        assert!(cards["answers"].as_u64().unwrap_or(0) > 10, "{mode}: {c}");
+        assert!(
+            cards["critical"].as_u64().unwrap_or(0)
+                + cards["warning"].as_u64().unwrap_or(0)
+                + cards["info"].as_u64().unwrap_or(0)
+                >= cards["answers"].as_u64().unwrap_or(0),
+            "every patient has a card: {c}"
+        );
+    }
+    assert_eq!(c["with_prefetch"]["name"], "cds prefetch");
+    assert_eq!(c["own_store"]["name"], "cds own store");
+    // Both modes see the same Tasks, so the same cards.
+    assert_eq!(c["card_mismatches"], 0, "{c}");
+    assert!(
+        c["p99_own_over_prefetch"].as_f64().unwrap_or(0.0) > 0.0,
+        "{c}"
+    );
+    // One-second windows, the own store's after the prefetch's.
+    let window = |key: &str| -> Vec<i64> {
+        c[key]
+            .as_array()
+            .expect("window")
+            .iter()
+            .filter_map(serde_json::Value::as_i64)
+            .collect()
+    };
+    let (with, own) = (
+        window("with_prefetch_window_us"),
+        window("own_store_window_us"),
+    );
+    assert_eq!((with[1] - with[0], own[1] - own[0]), (1_000_000, 1_000_000));
+    assert!(own[0] >= with[1], "{c}");
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("only 5 of the 6 patients")),
+        "{notes:?}"
+    );
+    assert!(report["phases"].as_array().is_some_and(Vec::is_empty));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cds_without_the_dataset_is_an_error() {
+    let addr = start_mock().await;
+    let mut a = args(format!("http://{addr}/fhir"));
+    a.ops = vec![Op::Cds];
+    a.no_http_baseline = true;
+    let err = run(a).await.expect_err("must fail");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("cds phase failed") && msg.contains("ember dataset --seed 42"),
         "{msg}"
     );
 }
