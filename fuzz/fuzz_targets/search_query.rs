@@ -182,14 +182,22 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    let scope = match selector & 3 {
-        0 => SearchScope::Type("Observation"),
-        1 => SearchScope::Type("Patient"),
-        2 => SearchScope::System,
-        _ => SearchScope::Compartment {
+    let scope = match (selector & 3, selector & 64 != 0) {
+        (0, false) => SearchScope::Type("Observation"),
+        (1, false) => SearchScope::Type("Patient"),
+        (2, false) => SearchScope::System,
+        (_, false) => SearchScope::Compartment {
             compartment: "Patient",
             id: "p1",
             res_type: "Observation",
+        },
+        (0 | 1, true) => SearchScope::Everything {
+            compartment: "Patient",
+            id: Some("p1"),
+        },
+        (_, true) => SearchScope::Everything {
+            compartment: "Patient",
+            id: None,
         },
     };
     let handling = if selector & 4 == 0 {
@@ -207,6 +215,8 @@ fuzz_target!(|data: &[u8]| {
             SearchScope::Type(t) => format!("{BASE}/{t}"),
             SearchScope::System => BASE.to_owned(),
             SearchScope::Compartment { .. } => format!("{BASE}/Patient/p1/Observation"),
+            SearchScope::Everything { id: Some(_), .. } => format!("{BASE}/Patient/p1/$everything"),
+            SearchScope::Everything { id: None, .. } => format!("{BASE}/Patient/$everything"),
         };
         let found = repo.search(scope, &pairs, handling, BASE, &endpoint).await;
         check("search", &found, &pairs);

@@ -179,11 +179,13 @@ async fn smoke_test_command() {
             "{step}: {text}"
         );
     }
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("SKIP") && l.contains("cds")),
-        "{text}"
-    );
+    // CDS Hooks answer on loopback: discovery and one patient-view call pass.
+    for step in ["cds ", "cds-call"] {
+        assert!(
+            text.lines().any(|l| l.starts_with("PASS") && l.contains(step)),
+            "{step}: {text}"
+        );
+    }
 
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/fhir", dead.local_addr().unwrap());
