@@ -15,6 +15,7 @@ pub mod check;
 mod codes;
 pub mod dataset;
 mod http;
+pub mod import;
 pub mod issuer;
 mod phase;
 pub mod queue;

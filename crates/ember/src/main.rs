@@ -1,5 +1,5 @@
 //! `ember`: the command line that wires the platform, storage, domain and HTTP layers
-//! into one binary (`serve`, `migrate`, `bench`, `check`, `dataset`, `bench-search`).
+//! into one binary (`serve`, `migrate`, `bench`, `check`, `dataset`, `import`, `bench-search`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +44,10 @@ enum Command {
     /// Load a deterministic telemonitoring data set (patients, care plans, thresholds,
     /// measurements) into a FHIR server through transaction Bundles.
     Dataset(ember_bench::dataset::DatasetArgs),
+    /// Load NDJSON files, transaction or batch Bundles and folders of them into a FHIR
+    /// server (resumable; rejected entries go to a rejects file). Exits 1 when some
+    /// resources were rejected, 2 on a usage or connection error.
+    Import(ember_bench::import::ImportArgs),
     /// Measure FHIR search (latency per query kind against its target, every answer
     /// checked) on a server loaded by `ember dataset`.
     BenchSearch(ember_bench::search::SearchBenchArgs),
@@ -107,6 +111,18 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             },
             Command::Dataset(args) => ember_bench::dataset::run(args).await,
+            Command::Import(args) => match ember_bench::import::run(args).await {
+                Ok(summary) if summary.failed() == 0 => Ok(()),
+                Ok(summary) => Err(anyhow::anyhow!(
+                    "{} resource(s) were rejected, see {}",
+                    summary.failed(),
+                    summary.rejects_path.display()
+                )),
+                Err(e) => {
+                    eprintln!("ember: {e:#}");
+                    std::process::exit(2);
+                }
+            },
             Command::BenchSearch(args) => ember_bench::search::run(args).await,
             Command::BenchIssuer(args) => ember_bench::issuer::run(args).await,
         }

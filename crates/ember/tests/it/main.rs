@@ -12,6 +12,7 @@ mod conditional;
 mod dataset;
 mod examples;
 mod export;
+mod import;
 mod instances;
 mod jobs;
 mod kv;

@@ -182,7 +182,8 @@ async fn smoke_test_command() {
     // CDS Hooks answer on loopback: discovery and one patient-view call pass.
     for step in ["cds ", "cds-call"] {
         assert!(
-            text.lines().any(|l| l.starts_with("PASS") && l.contains(step)),
+            text.lines()
+                .any(|l| l.starts_with("PASS") && l.contains(step)),
             "{step}: {text}"
         );
     }
