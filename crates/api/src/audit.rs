@@ -4,7 +4,10 @@
 //! search parameters), which patient (the token's patient context, or the Patient the
 //! path names), and the status. `log` writes it as one `event` line, `fhir` hands it to
 //! the repository's [`AuditSink`], which stores AuditEvents in batches through the job
-//! queue. Values of search parameters and bodies are never recorded.
+//! queue. Values of search parameters and bodies are never recorded. CDS Hooks calls
+//! are recorded too, as the operation `cds-services/{id}`: the client (its JWT's issuer
+//! and subject) and the patient of the hook's context, which the handler reports
+//! ([`AuditPatient`]).
 
 use std::sync::Arc;
 
@@ -29,12 +32,46 @@ pub enum Audit {
     Fhir(AuditSink),
 }
 
+/// The patient whose data a request outside the FHIR API read, as its handler reports
+/// it in the answer's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditPatient(pub String);
+
 /// Records each FHIR API request once its answer is known. Runs outside
 /// authentication, so refused requests are recorded too (the caller is known from the
 /// answer's extensions when the token was valid).
 pub(crate) async fn audit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if matches!(state.audit, Audit::Off) {
         return next.run(request).await;
+    }
+    if let Some(service) = request.uri().path().strip_prefix("/cds-services/") {
+        let operation = format!("cds-services/{service}");
+        let call = request.method() == Method::POST;
+        let response = next.run(request).await;
+        if call {
+            let caller = response.extensions().get::<Arc<ember_auth::CdsCaller>>();
+            let record = AuditRecord {
+                recorded: instant::format_instant(instant::now()),
+                subject: caller
+                    .and_then(|c| c.subject.clone())
+                    .unwrap_or_else(|| "-".to_owned()),
+                issuer: caller.map(|c| c.issuer.clone()),
+                client: None,
+                interaction: "operation".to_owned(),
+                res_type: None,
+                id: None,
+                operation: Some(operation),
+                params: Vec::new(),
+                patient: response
+                    .extensions()
+                    .get::<AuditPatient>()
+                    .map(|p| p.0.clone()),
+                care_team: None,
+                status: response.status().as_u16(),
+            };
+            emit(&state.audit, record);
+        }
+        return response;
     }
     let base = state.settings.base_path.as_str();
     let Some(rest) = request.uri().path().strip_prefix(base).map(str::to_owned) else {
@@ -77,7 +114,13 @@ pub(crate) async fn audit(State(state): State<AppState>, request: Request, next:
         principal.as_deref(),
         response.status().as_u16(),
     );
-    match &state.audit {
+    emit(&state.audit, record);
+    response
+}
+
+/// Writes one record where `EMBER_AUDIT` says.
+fn emit(audit: &Audit, record: AuditRecord) {
+    match audit {
         Audit::Off => {}
         Audit::Log => tracing::info!(
             log_type = "event",
@@ -95,7 +138,6 @@ pub(crate) async fn audit(State(state): State<AppState>, request: Request, next:
         ),
         Audit::Fhir(sink) => sink.record(record),
     }
-    response
 }
 
 /// What a request did, from its method and path (relative to the FHIR base).

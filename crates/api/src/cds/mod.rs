@@ -106,7 +106,12 @@ async fn call(
     for card in &response.cards {
         state.metrics.cds_card(response.service, card.kind.name());
     }
-    Ok(json(&response.to_json()))
+    let mut answer = json(&response.to_json());
+    if let Ok(patient) = request.patient_id() {
+        let patient = crate::audit::AuditPatient(patient.to_owned());
+        answer.extensions_mut().insert(patient);
+    }
+    Ok(answer)
 }
 
 async fn feedback(

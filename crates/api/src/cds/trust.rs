@@ -81,7 +81,12 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
     )
     .await
     {
-        Ok(true) => next.run(request).await,
+        Ok(true) => {
+            let mut response = next.run(request).await;
+            // The audit trail, outside this layer, reads the caller from the answer.
+            response.extensions_mut().insert(Arc::new(caller));
+            response
+        }
         Ok(false) => {
             tracing::warn!(
                 path,

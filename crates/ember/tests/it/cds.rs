@@ -591,3 +591,48 @@ async fn without_clients_a_network_address_refuses_cds_calls() {
     let r = http.get("cds-services").await;
     assert!(expect_outcome(&r, 403).contains("EMBER_CDS_CLIENTS"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cds_calls_are_in_the_audit_trail() {
+    let settings = TestSettings {
+        audit: "fhir",
+        ..Default::default()
+    };
+    let s = TestServer::start_with(Backend::Sqlite, settings).await;
+    let empty = json!({"tasks": {"resourceType": "Bundle", "type": "searchset"}});
+    let body = call(
+        "patient-view",
+        "2f6b1d5e-4b0a-4c55-9d43-8d0b7ef7f008",
+        None,
+        Some(empty),
+    );
+    cards(&root(&s), SUMMARY, &body, &[]).await;
+    let operation = "$cds-services/telemonitoring-summary";
+    let mut event = None;
+    for _ in 0..100 {
+        let found = s.get("AuditEvent?_count=100").await.json();
+        event = found["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|e| {
+                let r = &e["resource"];
+                let named = r["entity"]
+                    .as_array()?
+                    .iter()
+                    .any(|x| x["name"] == operation);
+                named.then(|| r.clone())
+            });
+        if event.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let event = event.expect("an AuditEvent for the CDS call");
+    assert_eq!(
+        event["entity"][0]["what"]["reference"], "Patient/pat",
+        "{event}"
+    );
+    assert_eq!(event["outcome"], "0");
+    assert_eq!(event["subtype"][0]["code"], "operation");
+}
