@@ -465,6 +465,9 @@ impl Repo {
                     .collect::<Result<_, _>>()?;
                 Ok(true)
             }
+            _ if name.starts_with("_sort:") => Err(Problem::Unsupported(format!(
+                "{name}: _sort takes no modifier; a descending key has a minus (_sort=-date)"
+            ))),
             _ if name == "_include" || name.starts_with("_include:") => {
                 req.includes.push(include(name, value, &req.types, params)?);
                 Ok(true)
@@ -724,6 +727,14 @@ fn include(
     params: &Snapshot,
 ) -> Result<Include, Problem> {
     let iterate = name.ends_with(":iterate") || name.ends_with(":recurse");
+    if let Some((_, m)) = name.split_once(':') {
+        if !matches!(m, "iterate" | "recurse") {
+            return Err(Problem::Unsupported(format!(
+                "{name}: :{m} is not a modifier of {} (only :iterate)",
+                name.split(':').next().unwrap_or_default()
+            )));
+        }
+    }
     if value == "*" {
         return Ok(Include {
             source: None,

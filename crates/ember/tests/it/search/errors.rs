@@ -22,6 +22,18 @@ async fn lenient_and_strict_handling(s: &TestServer) {
         r.outcome().contains("foo"),
         "the outcome names the parameter"
     );
+    // Modifiers control parameters do not have are named, not taken for something else.
+    for (q, named) in [
+        ("Patient?_sort:desc=family", "_sort takes no modifier"),
+        (
+            "Patient?_include:recursive=Patient:organization",
+            ":recursive is not a modifier",
+        ),
+    ] {
+        let r = s.send("GET", q, &strict, None).await;
+        assert_eq!(r.status.as_u16(), 400, "{q}: {}", body_text(&r));
+        assert!(r.outcome().contains(named), "{q}: {}", body_text(&r));
+    }
     // Strict with only known parameters is fine.
     let r = s.send("GET", "Patient?family=lenient", &strict, None).await;
     assert_eq!(r.status.as_u16(), 200, "{}", body_text(&r));
