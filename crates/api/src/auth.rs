@@ -40,14 +40,7 @@ pub(crate) async fn authenticate(
     if is_open(&path, &state) {
         return next.run(request).await;
     }
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
+    let Some(token) = bearer_token(request.headers()) else {
         tracing::warn!(path, "refused: no bearer token");
         return unauthorized("a bearer token is required");
     };
@@ -96,7 +89,19 @@ fn is_admin_path(path: &str) -> bool {
     path.starts_with("/admin/") || path.contains("/$reindex")
 }
 
-fn unauthorized(reason: &str) -> Response {
+/// The token of an `Authorization: Bearer …` header, when there is a non-empty one.
+pub(crate) fn bearer_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// A 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+pub(crate) fn unauthorized(reason: &str) -> Response {
     let outcome = OperationOutcome::error(IssueType::Login, reason.to_owned());
     let mut response = outcome_response(StatusCode::UNAUTHORIZED, &outcome);
     response.headers_mut().insert(

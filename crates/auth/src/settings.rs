@@ -3,8 +3,10 @@
 //! when `EMBER_AUTH=disabled` says so explicitly; anywhere else it refuses to start.
 //! Also the CDS clients (`EMBER_CDS_CLIENTS`) trusted to call the CDS Hooks services.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use ember_platform::http_client::secure_or_loopback;
 
 use crate::claims::ClaimModel;
 
@@ -239,22 +241,6 @@ pub fn cds_clients(raw: &str) -> Result<Vec<CdsClient>, AuthConfigError> {
         }
     }
     Ok(clients)
-}
-
-/// `https://…`, or `http://` to a loopback host.
-fn secure_or_loopback(url: &str) -> bool {
-    if url.starts_with("https://") {
-        return url.len() > "https://".len();
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]

@@ -178,24 +178,10 @@ fn authorization(auth: &Value) -> Result<FhirAuthorization, CdsError> {
     })
 }
 
-/// An https URL, or http to a loopback host: Ember sends the client's access token
-/// there, so never in the clear across a network.
+/// An https URL, or http to a loopback host (Ember sends the client's access token
+/// there, so never in the clear across a network), with no query or fragment.
 fn is_http_url(url: &str) -> bool {
-    let plain = url.strip_prefix("http://");
-    let Some(rest) = url.strip_prefix("https://").or(plain) else {
-        return false;
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !host.is_empty()
-        && (plain.is_none() || loopback)
-        && !rest.contains(['?', '#', ' '])
+    ember_platform::http_client::secure_or_loopback(url)
+        && !url.contains(['?', '#', ' '])
         && ember_fhir::control_char(url).is_none()
 }

@@ -438,11 +438,7 @@ struct Position {
 
 impl Position {
     fn of(job: &Job) -> Self {
-        let p: Value = job
-            .progress
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
+        let p = crate::jobs::progress(job);
         Position {
             type_index: p["typeIndex"].as_u64().unwrap_or(0) as usize,
             filter_index: p["filterIndex"].as_u64().unwrap_or(0) as usize,

@@ -477,6 +477,14 @@ async fn finish(repo: &Repo, job: &Job, owner: &str, outcome: Result<Ran, JobErr
     }
 }
 
+/// A job's progress as its handler last recorded it (`null` before the first record).
+pub(crate) fn progress(job: &Job) -> Value {
+    job.progress
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

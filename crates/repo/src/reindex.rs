@@ -38,11 +38,7 @@ struct Position {
 
 impl Position {
     fn of(job: &Job) -> Self {
-        let p: Value = job
-            .progress
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
+        let p = crate::jobs::progress(job);
         let n = |k: &str| p.get(k).and_then(Value::as_i64).unwrap_or(0);
         Position {
             cursor: n("cursor"),

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ember_fhir::{IssueType, OperationOutcome};
 
 use crate::AppState;
+use crate::auth::{bearer_token, unauthorized};
 use crate::error::outcome_response;
 
 /// How CDS Hooks calls are trusted.
@@ -43,14 +44,7 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
         }
         CdsTrust::Clients(v) => v.clone(),
     };
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned())
-        .filter(|t| !t.is_empty());
+    let token = bearer_token(request.headers());
     let path = request.uri().path().to_owned();
     let Some(token) = token else {
         tracing::warn!(path, "CDS call refused: no client token");
@@ -101,13 +95,4 @@ pub(crate) async fn check(State(state): State<AppState>, request: Request, next:
 
 fn refuse(status: StatusCode, code: IssueType, reason: &str) -> Response {
     outcome_response(status, &OperationOutcome::error(code, reason.to_owned()))
-}
-
-fn unauthorized(reason: &str) -> Response {
-    let mut response = refuse(StatusCode::UNAUTHORIZED, IssueType::Login, reason);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
-    );
-    response
 }
