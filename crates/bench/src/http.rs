@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -91,6 +92,38 @@ impl Target {
     pub fn describe(&self) -> String {
         format!("{}:{}", self.connect_host, self.port)
     }
+
+    /// Where a URL the server named (a status or file URL) is sent: `None` and its path
+    /// and query when it is on this target's host and port (or relative), else a target
+    /// of its own (without the bearer token, which goes to this target only).
+    pub fn locate(&self, url: &str) -> Result<(Option<Target>, String)> {
+        let url = url.trim();
+        if url.starts_with('/') {
+            return Ok((None, url.to_owned()));
+        }
+        if !url.contains("://") {
+            return Ok((None, self.path(url)));
+        }
+        let uri: http::Uri = url
+            .parse()
+            .with_context(|| format!("the server named an invalid URL {url:?}"))?;
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let same = uri.scheme_str() == Some("http")
+            && uri.host().is_some_and(|h| {
+                h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .eq_ignore_ascii_case(&self.connect_host)
+            })
+            && uri.port_u16().unwrap_or(80) == self.port;
+        if same {
+            return Ok((None, path));
+        }
+        let other = Target::parse(url)
+            .with_context(|| format!("the server named {url:?}, which cannot be fetched"))?;
+        Ok((Some(other), path))
+    }
 }
 
 /// A completed HTTP exchange.
@@ -98,7 +131,15 @@ impl Target {
 pub struct Reply {
     pub status: StatusCode,
     pub location: Option<String>,
+    pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+impl Reply {
+    /// A response header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection, reconnected on demand.
@@ -167,17 +208,23 @@ impl Conn {
     ) -> Result<Reply> {
         let result =
             tokio::time::timeout(timeout, self.send_inner(method, path, headers, body)).await;
-        match result {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => {
-                self.sender = None;
-                Err(e)
-            }
-            Err(_) => {
-                self.sender = None;
-                Err(anyhow!("request timed out after {}s", timeout.as_secs()))
-            }
-        }
+        self.settle(result, timeout)
+    }
+
+    /// The result of a call bounded by `timeout`; a failed one drops the connection so
+    /// the next call reconnects.
+    fn settle<T>(
+        &mut self,
+        result: Result<Result<T>, tokio::time::error::Elapsed>,
+        timeout: Duration,
+    ) -> Result<T> {
+        let e = match result {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => e,
+            Err(_) => anyhow!("request timed out after {}s", timeout.as_secs()),
+        };
+        self.sender = None;
+        Err(e)
     }
 
     async fn send_inner(
@@ -187,28 +234,7 @@ impl Conn {
         headers: &[(&'static str, &'static str)],
         body: Option<Bytes>,
     ) -> Result<Reply> {
-        let host = self.target.host_header.clone();
-        let ua = self.target.user_agent.clone();
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, host)
-            .header(header::ACCEPT, FHIR_JSON)
-            .header(header::USER_AGENT, ua);
-        if body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, FHIR_JSON);
-        }
-        if let Some(auth) = &self.target.authorization {
-            builder = builder.header(header::AUTHORIZATION, auth.clone());
-        }
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let req = builder
-            .body(Full::new(body.unwrap_or_default()))
-            .with_context(|| format!("building request for {path}"))?;
-        let sender = self.ready().await?;
-        let resp = sender.send_request(req).await.context("request failed")?;
+        let resp = self.request(method, path, headers, body).await?;
         let (parts, body) = resp.into_parts();
         let body = body
             .collect()
@@ -224,8 +250,56 @@ impl Conn {
         Ok(Reply {
             status: parts.status,
             location,
+            headers: parts.headers,
             body,
         })
+    }
+
+    /// Sends one request and returns the response as soon as its head is in, within
+    /// `timeout`; the caller reads the body (and bounds the time that takes). A
+    /// transport failure drops the connection.
+    pub async fn open(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, &'static str)],
+        timeout: Duration,
+    ) -> Result<Response<Incoming>> {
+        let result = tokio::time::timeout(timeout, self.request(method, path, headers, None)).await;
+        self.settle(result, timeout)
+    }
+
+    /// Sends one request; `headers` replace the default ones of the same name.
+    async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, &'static str)],
+        body: Option<Bytes>,
+    ) -> Result<Response<Incoming>> {
+        let host = self.target.host_header.clone();
+        let ua = self.target.user_agent.clone();
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, host)
+            .header(header::ACCEPT, FHIR_JSON)
+            .header(header::USER_AGENT, ua);
+        if body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, FHIR_JSON);
+        }
+        if let Some(auth) = &self.target.authorization {
+            builder = builder.header(header::AUTHORIZATION, auth.clone());
+        }
+        let mut req = builder
+            .body(Full::new(body.unwrap_or_default()))
+            .with_context(|| format!("building request for {path}"))?;
+        for (name, value) in headers {
+            req.headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
+        }
+        let sender = self.ready().await?;
+        sender.send_request(req).await.context("request failed")
     }
 }
 
@@ -384,12 +458,14 @@ mod tests {
         let reply = Reply {
             status: StatusCode::CREATED,
             location: None,
+            headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"resourceType":"Patient","id":"b7"}"#),
         };
         assert_eq!(created_id(&reply).as_deref(), Some("b7"));
         let reply = Reply {
             status: StatusCode::CREATED,
             location: Some("http://h/fhir/Patient/l1/_history/1".into()),
+            headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"id":"b7"}"#),
         };
         assert_eq!(created_id(&reply).as_deref(), Some("l1"));

@@ -17,7 +17,7 @@
 
 mod checkpoint;
 mod progress;
-mod source;
+pub(crate) mod source;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -35,8 +35,9 @@ use tokio::sync::mpsc;
 use crate::http::{Conn, REQUEST_TIMEOUT, Target};
 use crate::stats::truncate;
 use checkpoint::{Checkpoint, FileProgress};
-use progress::{Counters, Reporter};
+use progress::Counters;
 use source::{At, BatchLimits, EntryMeta, Failure, InputFile, Kind, Unit};
+pub(crate) use source::{ERROR_FOLDER, MANIFEST, is_fhir_id, is_type_name};
 
 /// Most bytes of resources in one NDJSON batch (the server's default body limit is 16 MiB).
 const BATCH_BYTES: usize = 4 << 20;
@@ -232,7 +233,7 @@ pub async fn run(args: ImportArgs) -> Result<Summary> {
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let reporter = Reporter::start(
+    let reporter = progress::start(
         Arc::clone(&counters),
         total_bytes,
         std::io::stderr().is_terminal(),

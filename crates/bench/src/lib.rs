@@ -8,16 +8,20 @@
 //! the prefetch and reading its own store ([`cds`]).
 //! `ember check` is the smoke test of a live deployment
 //! ([`check`]). `ember dataset` loads a telemonitoring population ([`dataset`]) and
-//! `ember bench-search` measures FHIR search against it ([`search`]).
+//! `ember bench-search` measures FHIR search against it ([`search`]). `ember import`
+//! loads NDJSON and Bundle files ([`import`]) and `ember export` fetches a Bulk Data
+//! export into a folder of NDJSON files ([`export`]).
 
 pub mod cds;
 pub mod check;
 mod codes;
 pub mod dataset;
+pub mod export;
 mod http;
 pub mod import;
 pub mod issuer;
 mod phase;
+mod progress;
 pub mod queue;
 mod report;
 mod rng;

@@ -1,5 +1,6 @@
 //! `ember`: the command line that wires the platform, storage, domain and HTTP layers
-//! into one binary (`serve`, `migrate`, `bench`, `check`, `dataset`, `import`, `bench-search`).
+//! into one binary (`serve`, `migrate`, `bench`, `check`, `dataset`, `import`, `export`,
+//! `bench-search`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +49,11 @@ enum Command {
     /// server (resumable; rejected entries go to a rejects file). Exits 1 when some
     /// resources were rejected, 2 on a usage or connection error.
     Import(ember_bench::import::ImportArgs),
+    /// Fetch a Bulk Data export (system, Patient or Group level) into a folder of NDJSON
+    /// files and its manifest, which `ember import` loads back. Ctrl-C cancels the
+    /// export on the server. Exits 1 when the server reported errors, 2 when the export
+    /// failed or a file does not match the manifest.
+    Export(ember_bench::export::ExportArgs),
     /// Measure FHIR search (latency per query kind against its target, every answer
     /// checked) on a server loaded by `ember dataset`.
     BenchSearch(ember_bench::search::SearchBenchArgs),
@@ -111,18 +117,24 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             },
             Command::Dataset(args) => ember_bench::dataset::run(args).await,
-            Command::Import(args) => match ember_bench::import::run(args).await {
-                Ok(summary) if summary.failed() == 0 => Ok(()),
-                Ok(summary) => Err(anyhow::anyhow!(
-                    "{} resource(s) were rejected, see {}",
-                    summary.failed(),
-                    summary.rejects_path.display()
-                )),
-                Err(e) => {
-                    eprintln!("ember: {e:#}");
-                    std::process::exit(2);
-                }
-            },
+            Command::Import(args) => finished(ember_bench::import::run(args).await.map(|s| {
+                (s.failed() > 0).then(|| {
+                    format!(
+                        "{} resource(s) were rejected, see {}",
+                        s.failed(),
+                        s.rejects_path.display()
+                    )
+                })
+            })),
+            Command::Export(args) => finished(ember_bench::export::run(args).await.map(|s| {
+                (s.errors.files > 0).then(|| {
+                    format!(
+                        "the server reported errors: {} OperationOutcome(s) in {}",
+                        s.errors.resources,
+                        s.out.join("error").display()
+                    )
+                })
+            })),
             Command::BenchSearch(args) => ember_bench::search::run(args).await,
             Command::BenchIssuer(args) => ember_bench::issuer::run(args).await,
         }
@@ -133,6 +145,19 @@ fn main() -> ExitCode {
             tracing::error!(error = format!("{e:#}"), "ember stopped");
             eprintln!("ember: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The result of a command that moves data: exit status 0 when it is done, 1 when it
+/// finished with a problem to report, 2 (at once) when it failed.
+fn finished(result: anyhow::Result<Option<String>>) -> anyhow::Result<()> {
+    match result {
+        Ok(None) => Ok(()),
+        Ok(Some(problem)) => Err(anyhow::anyhow!(problem)),
+        Err(e) => {
+            eprintln!("ember: {e:#}");
+            std::process::exit(2);
         }
     }
 }

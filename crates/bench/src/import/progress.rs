@@ -3,13 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// Seconds between two plain progress lines.
-pub const PLAIN_EVERY: Duration = Duration::from_secs(5);
-const BAR_EVERY: Duration = Duration::from_millis(200);
+pub use crate::progress::{Reporter, format_duration};
 
 /// What the run has done so far, shared with the reporter.
 #[derive(Debug, Default)]
@@ -58,18 +54,6 @@ pub fn eta(s: &Snapshot, total_bytes: u64, elapsed: Duration) -> Option<Duration
     ))
 }
 
-/// `1h02m`, `3m05s`, `12s`.
-pub fn format_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, s / 60 % 60)
-    } else if s >= 60 {
-        format!("{}m{:02}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
 /// `1234 imported, 2 failed, 456/s, ETA 1m05s` (and the skipped ones, if any).
 pub fn status_line(s: &Snapshot, total_bytes: u64, elapsed: Duration) -> String {
     let rate = s.imported as f64 / elapsed.as_secs_f64().max(1e-3);
@@ -84,66 +68,10 @@ pub fn status_line(s: &Snapshot, total_bytes: u64, elapsed: Duration) -> String 
     line
 }
 
-fn percent(s: &Snapshot, total_bytes: u64) -> u64 {
-    (s.bytes * 100).checked_div(total_bytes).unwrap_or(100)
-}
-
-/// Draws the progress until [`Reporter::finish`].
-pub struct Reporter {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Reporter {
-    /// Starts drawing: a bar when `terminal`, else a line every [`PLAIN_EVERY`].
-    pub fn start(counters: Arc<Counters>, total_bytes: u64, terminal: bool) -> Self {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let started = Instant::now();
-        let bar = terminal.then(|| {
-            let bar = ProgressBar::with_draw_target(
-                Some(total_bytes.max(1)),
-                ProgressDrawTarget::stderr(),
-            );
-            if let Ok(style) =
-                ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {percent:>3}%  {msg}")
-            {
-                bar.set_style(style.progress_chars("=> "));
-            }
-            bar
-        });
-        let every = if terminal { BAR_EVERY } else { PLAIN_EVERY };
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.tick().await;
-            loop {
-                let done = tokio::select! {
-                    _ = ticks.tick() => false,
-                    _ = stopped.changed() => true,
-                };
-                let s = counters.snapshot();
-                let line = status_line(&s, total_bytes, started.elapsed());
-                match &bar {
-                    Some(bar) => {
-                        bar.set_position(s.bytes.min(total_bytes.max(1)));
-                        bar.set_message(line);
-                        if done {
-                            bar.finish_and_clear();
-                        }
-                    }
-                    None if !done => eprintln!("import: {:>3}%  {line}", percent(&s, total_bytes)),
-                    None => {}
-                }
-                if done {
-                    break;
-                }
-            }
-        });
-        Self { stop, task }
-    }
-
-    /// Stops drawing (and clears the bar).
-    pub async fn finish(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
+/// Starts drawing the progress of a run over `total_bytes` of input.
+pub fn start(counters: Arc<Counters>, total_bytes: u64, terminal: bool) -> Reporter {
+    Reporter::start("import", Some(total_bytes), terminal, move |elapsed| {
+        let s = counters.snapshot();
+        (s.bytes, status_line(&s, total_bytes, elapsed))
+    })
 }

@@ -101,11 +101,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut HashSet<PathBuf>) -> R
     if !visited.insert(canonical) {
         return Ok(());
     }
+    let export = is_export_folder(dir);
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("{}: cannot read", dir.display()))?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || (export && (name == MANIFEST || name == ERROR_FOLDER)) {
             continue;
         }
         let path = entry.path();
@@ -119,6 +122,22 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut HashSet<PathBuf>) -> R
         }
     }
     Ok(())
+}
+
+/// The Bulk Data manifest in a folder `ember export` wrote.
+pub const MANIFEST: &str = "manifest.json";
+/// The folder of its error files (OperationOutcomes) beside the manifest.
+pub const ERROR_FOLDER: &str = "error";
+
+/// Whether `dir` holds a Bulk Data export: a `manifest.json` that is a JSON object with
+/// an `output` array and no `resourceType` (so not a Bundle). Its manifest and error
+/// folder are not data to load.
+pub fn is_export_folder(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read(dir.join(MANIFEST)) else {
+        return false;
+    };
+    serde_json::from_slice::<Value>(&text)
+        .is_ok_and(|v| v["output"].is_array() && v.get("resourceType").is_none())
 }
 
 /// Why a line or file was not sent, as an OperationOutcome issue.

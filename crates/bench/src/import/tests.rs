@@ -817,6 +817,24 @@ fn progress_text_and_eta() {
     assert!(status_line(&s, 1000, Duration::from_secs(10)).ends_with(", 5 skipped (done before)"));
 }
 
+/// The paths of each group's files, relative to `dir`.
+fn relative(groups: &[Vec<InputFile>], dir: &Path) -> Vec<Vec<String>> {
+    groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .map(|f| {
+                    f.path
+                        .strip_prefix(dir)
+                        .expect("under dir")
+                        .display()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[test]
 fn inputs_are_files_and_folders_in_name_order() {
     let dir = TempDir::new();
@@ -832,20 +850,7 @@ fn inputs_are_files_and_folders_in_name_order() {
         std::slice::from_ref(&rejects),
     )
     .expect("expand");
-    let names: Vec<Vec<String>> = groups
-        .iter()
-        .map(|g| {
-            g.iter()
-                .map(|f| {
-                    f.path
-                        .strip_prefix(&dir.0)
-                        .expect("under dir")
-                        .display()
-                        .to_string()
-                })
-                .collect()
-        })
-        .collect();
+    let names = relative(&groups, &dir.0);
     assert_eq!(
         names,
         [
@@ -872,4 +877,34 @@ fn inputs_are_files_and_folders_in_name_order() {
     assert_eq!(kind_of(Path::new("x.json")), Some(Kind::Bundle));
     assert_eq!(kind_of(Path::new("x.jsonl")), Some(Kind::Ndjson));
     assert_eq!(kind_of(Path::new("x.csv")), None);
+}
+
+#[test]
+fn an_export_folder_leaves_out_its_manifest_and_errors() {
+    let dir = TempDir::new();
+    dir.write(
+        "export/manifest.json",
+        r#"{"transactionTime": "2024-05-01T10:00:00Z", "output": [], "error": []}"#,
+    );
+    dir.write("export/Patient-1.ndjson", "");
+    dir.write("export/error/OperationOutcome-1.ndjson", "");
+    dir.write("export/.Observation-1.ndjson.part", "");
+    // A Bundle of that name elsewhere is data like any other.
+    dir.write(
+        "bundles/manifest.json",
+        r#"{"resourceType": "Bundle", "output": []}"#,
+    );
+    dir.write("bundles/error/x.ndjson", "");
+    let groups = expand(&[dir.0.join("export"), dir.0.join("bundles")], &[]).expect("expand");
+    let names = relative(&groups, &dir.0);
+    assert_eq!(
+        names,
+        [
+            vec!["export/Patient-1.ndjson".to_owned()],
+            vec![
+                "bundles/error/x.ndjson".to_owned(),
+                "bundles/manifest.json".to_owned()
+            ],
+        ]
+    );
 }

@@ -5,56 +5,31 @@
 //! `--restart` writes every resource again (a new version each, no duplicate); once
 //! the two lines are fixed, a run imports exactly them and exits 0.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{TempDir, TestServer, run_ember};
 
 both_stores!(import_loads_rejects_and_resumes);
 
-/// A folder of its own, removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("ember-import-it-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(dir.join("data/bundles")).expect("temp dir");
-        Self(dir)
-    }
+/// A folder of its own with `data/bundles`, removed on drop.
+fn data_dir() -> TempDir {
+    let dir = TempDir::new("ember-import-it");
+    std::fs::create_dir_all(dir.0.join("data/bundles")).expect("temp dir");
+    dir
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs `ember import --url URL ARGS… data` in `dir`, off the runtime's threads.
+/// Runs `ember import --url URL ARGS… data` in `dir`.
 async fn import(dir: &Path, url: &str, args: &[&str]) -> (i32, String, String) {
-    let mut all: Vec<String> = vec!["import".into(), "--url".into(), url.into()];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    all.extend(["--batch", "2", "--concurrency", "3", "data"].map(str::to_owned));
-    let dir = dir.to_owned();
-    let out: Output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ember"))
-            .args(&all)
-            .current_dir(&dir)
-            .output()
-            .expect("run ember")
-    })
-    .await
-    .expect("join");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["import", "--url", url];
+    all.extend(args);
+    all.extend(["--batch", "2", "--concurrency", "3", "data"]);
+    run_ember(dir, &all).await
 }
 
 /// The numbers after `label` on its summary line.
-fn row(summary: &str, label: &str) -> Vec<u64> {
+pub fn row(summary: &str, label: &str) -> Vec<u64> {
     summary
         .lines()
         .find_map(|l| l.strip_prefix(label))
@@ -164,7 +139,7 @@ fn assert_two_rejects(dir: &Path) {
 }
 
 async fn import_loads_rejects_and_resumes(server: &TestServer) {
-    let dir = Dir::new();
+    let dir = data_dir();
     let d = dir.0.as_path();
     write_ndjson(
         d,

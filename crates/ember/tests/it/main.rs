@@ -12,6 +12,7 @@ mod conditional;
 mod dataset;
 mod examples;
 mod export;
+mod export_command;
 mod import;
 mod instances;
 mod jobs;

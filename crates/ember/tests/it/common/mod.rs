@@ -8,6 +8,7 @@ pub mod issuer;
 mod shared;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,25 +55,50 @@ impl TestDb {
     }
 }
 
-/// Runs the `ember` binary with `args` off the runtime's threads, asserts that it
-/// succeeded, and returns its standard output.
-pub async fn run_ember_ok(args: &[&str]) -> String {
+/// Runs the `ember` binary with `args` in `dir` off the runtime's threads: its exit
+/// status (-1 when killed by a signal), standard output and standard error.
+pub async fn run_ember(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let owned: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let dir = dir.to_owned();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_ember"))
             .args(&owned)
+            .current_dir(&dir)
             .output()
             .expect("run ember")
     })
     .await
     .expect("join");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ember {args:?}: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the `ember` binary with `args` off the runtime's threads, asserts that it
+/// succeeded, and returns its standard output.
+pub async fn run_ember_ok(args: &[&str]) -> String {
+    let (code, out, err) = run_ember(Path::new("."), args).await;
+    assert_eq!(code, 0, "ember {args:?}: {out}\n{err}");
+    out
+}
+
+/// A folder of its own under the system's temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Standard base64 with padding (`Binary.data`).
