@@ -194,23 +194,38 @@ pub async fn run_until(args: ExportArgs, interrupt: impl Future<Output = ()>) ->
     let target = Arc::new(Target::parse(&args.url)?.with_bearer(args.bearer.as_deref())?);
     let kick_off = kick_off_path(&target, &args)?;
     prepare_out(&args.out)?;
-    let running: Mutex<Option<Located>> = Mutex::new(None);
+    let phase = Mutex::new(Phase::KickOff);
     {
-        let work = export(&args, &target, &kick_off, &running);
+        let work = export(&args, &target, &kick_off, &phase);
         tokio::pin!(work);
         tokio::select! {
             result = &mut work => return result,
             () = interrupt => {}
         }
     }
-    let pending = running.lock().ok().and_then(|mut r| r.take());
-    match pending {
-        Some(status) => {
+    let phase = phase
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match phase {
+        Phase::KickOff => bail!("interrupted before the server accepted the export"),
+        Phase::Running(status) => {
             let said = cancel(&status).await;
             bail!("interrupted; {said}")
         }
-        None => bail!("interrupted"),
+        Phase::Download => bail!(
+            "interrupted while downloading; {} holds part of the files (the export stays on the server until it expires)",
+            args.out.display()
+        ),
     }
+}
+
+/// Where a run stands, for what an interrupt does.
+#[derive(Debug)]
+enum Phase {
+    KickOff,
+    /// The export runs on the server, at this status URL.
+    Running(Located),
+    Download,
 }
 
 /// `[base]/$export`, `[base]/Patient/$export` or `[base]/Group/[id]/$export` with the
@@ -329,13 +344,12 @@ fn busy(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502..=504)
 }
 
-/// Kick-off, polling and downloads; `running` holds the status URL while the export
-/// runs on the server.
+/// Kick-off, polling and downloads, moving `phase` on.
 async fn export(
     args: &ExportArgs,
     target: &Arc<Target>,
     kick_off: &str,
-    running: &Mutex<Option<Located>>,
+    phase: &Mutex<Phase>,
 ) -> Result<Summary> {
     let started = Instant::now();
     let terminal = std::io::stderr().is_terminal();
@@ -361,14 +375,15 @@ async fn export(
         .ok_or_else(|| anyhow!("the kick-off answered 202 without a Content-Location"))?
         .to_owned();
     let status = locate(target, &status_url)?;
-    if let Ok(mut r) = running.lock() {
-        *r = Some(status.clone());
-    }
+    let set = |to: Phase| {
+        if let Ok(mut p) = phase.lock() {
+            *p = to;
+        }
+    };
+    set(Phase::Running(status.clone()));
     eprintln!("export: {kick_off} accepted; status at {status_url}");
     let polled = poll(&status, args.poll_interval, terminal).await;
-    if let Ok(mut r) = running.lock() {
-        r.take();
-    }
+    set(Phase::Download);
     let body = polled?;
     let waited = started.elapsed();
     let manifest = Manifest::parse(&body)?;

@@ -264,6 +264,8 @@ struct Stub {
         Option<&'static str>,
     )>,
     errors: Vec<(&'static str, &'static str)>,
+    /// Files take this long to answer.
+    file_delay: Duration,
     base: Mutex<String>,
 }
 
@@ -325,6 +327,7 @@ async fn stub_cancel(State(s): State<Arc<Stub>>) -> StatusCode {
 }
 
 async fn stub_file(State(s): State<Arc<Stub>>, UrlPath(name): UrlPath<String>) -> Response {
+    tokio::time::sleep(s.file_delay).await;
     let body = s
         .files
         .iter()
@@ -473,18 +476,23 @@ async fn a_count_other_than_the_manifests_fails() {
     assert!(text.contains("404"), "{text}");
 }
 
+/// An interrupt `later` after the stub's status was asked for `polls` times.
+fn after_polls(stub: &Arc<Stub>, polls: u64, later: Duration) -> impl Future<Output = ()> {
+    let stub = Arc::clone(stub);
+    async move {
+        while stub.seen.load(Ordering::SeqCst) < polls {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(later).await;
+    }
+}
+
 #[tokio::test]
 async fn an_interrupt_while_polling_cancels_the_export() {
     let stub = Arc::new(Stub::default());
     let base = serve(Arc::clone(&stub)).await;
     let dir = TempDir::new();
-    let seen = Arc::clone(&stub);
-    let interrupt = async move {
-        while seen.seen.load(Ordering::SeqCst) < 2 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let e = run_until(args(&base, &dir.0), interrupt)
+    let e = run_until(args(&base, &dir.0), after_polls(&stub, 2, Duration::ZERO))
         .await
         .expect_err("interrupted");
     assert!(stub.deleted.load(Ordering::SeqCst), "no DELETE");
@@ -494,4 +502,28 @@ async fn an_interrupt_while_polling_cancels_the_export() {
         "{text}"
     );
     assert!(!dir.0.join("manifest.json").exists());
+}
+
+#[tokio::test]
+async fn an_interrupt_while_downloading_leaves_the_export_alone() {
+    let stub = Arc::new(Stub {
+        polls: Some(0),
+        files: vec![("Patient", "p1", Some(2), Some(PATIENTS))],
+        file_delay: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let base = serve(Arc::clone(&stub)).await;
+    let dir = TempDir::new();
+    let later = Duration::from_millis(200);
+    let e = run_until(args(&base, &dir.0), after_polls(&stub, 1, later))
+        .await
+        .expect_err("interrupted");
+    let text = format!("{e:#}");
+    assert!(text.contains("interrupted while downloading"), "{text}");
+    assert!(
+        !stub.deleted.load(Ordering::SeqCst),
+        "a DELETE of a finished export"
+    );
+    assert!(dir.0.join("manifest.json").exists());
+    assert!(!dir.0.join("Patient-1.ndjson").exists());
 }
