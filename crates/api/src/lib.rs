@@ -23,6 +23,7 @@ mod operations;
 mod ops;
 mod path;
 mod response;
+mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub cds: CdsTrust,
     /// The client for outgoing calls (CDS Hooks data from a client's FHIR server).
     pub client: ember_platform::http_client::HttpClient,
+    /// Subscriptions: this instance's WebSocket clients.
+    pub subscriptions: ember_subscriptions::Subscriptions,
 }
 
 /// The complete HTTP application, ready to serve: [`router`], with a trailing slash
@@ -152,6 +155,7 @@ fn fhir_routes(state: &AppState) -> Router<AppState> {
         .merge(export::routes())
         .merge(reindex::routes())
         .merge(submit_measurement::routes())
+        .merge(websocket::routes())
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(
             state.settings.max_body_bytes,

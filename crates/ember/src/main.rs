@@ -298,7 +298,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         missing_check: (config.missing_check_seconds > 0)
             .then(|| Duration::from_secs(config.missing_check_seconds)),
     };
+    let metrics: Arc<ember_platform::metrics::Metrics> = Default::default();
     let repo = ember_telemed::install(Repo::new(store, limits), telemonitoring);
+    let (repo, subscriptions) =
+        ember_subscriptions::install(repo, client.clone(), Arc::clone(&metrics));
     // Run-time SearchParameters are searchable from the first request on.
     let loaded = repo
         .load_search_params()
@@ -306,6 +309,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("cannot load the stored SearchParameters")?;
     tracing::info!(search_params = loaded, "run-time search parameters loaded");
     let background = repo.start_background();
+    let active = subscriptions
+        .start(&repo)
+        .await
+        .context("cannot load the active Subscriptions")?;
+    tracing::info!(subscriptions = active, "active subscriptions loaded");
     let audit = match config.audit.as_str() {
         "log" => ember_api::Audit::Log,
         "fhir" => ember_api::Audit::Fhir(ember_repo::audit::AuditSink::start(repo.clone())),
@@ -314,7 +322,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let state = AppState {
         repo,
         lifecycle: lifecycle.clone(),
-        metrics: Default::default(),
+        metrics,
         spans: config
             .opentelemetry_collector_url
             .as_deref()
@@ -342,6 +350,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         audit,
         cds,
         client,
+        subscriptions,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

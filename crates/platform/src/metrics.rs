@@ -39,6 +39,12 @@ struct CardLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    channel: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FeedbackLabels {
     service: &'static str,
     card: &'static str,
@@ -63,6 +69,7 @@ pub struct Metrics {
     cache: Family<CacheLabels, Counter>,
     cards: Family<CardLabels, Counter>,
     feedback: Family<FeedbackLabels, Counter>,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -113,6 +120,12 @@ impl Metrics {
             "CDS Hooks card outcomes (accepted, overridden) recorded, by service and card type",
             feedback.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "subscription_notifications",
+            "Subscription notifications by channel and outcome (delivered, retried, failed)",
+            notifications.clone(),
+        );
         Self {
             registry,
             requests,
@@ -121,6 +134,7 @@ impl Metrics {
             cache,
             cards,
             feedback,
+            notifications,
         }
     }
 
@@ -179,6 +193,14 @@ impl Metrics {
             .inc();
     }
 
+    /// Records one attempt of a Subscription notification on `channel`: `delivered`,
+    /// `retried` (it failed and will be tried again) or `failed` (for good).
+    pub fn subscription_notification(&self, channel: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels { channel, outcome })
+            .inc();
+    }
+
     /// The metrics in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -204,7 +226,14 @@ mod tests {
             waiting: 0,
         });
         m.cache_lookup("search-parameters", true);
+        m.subscription_notification("rest-hook", "retried");
         let text = m.render();
+        assert!(
+            text.contains(
+                r#"ember_subscription_notifications_total{channel="rest-hook",outcome="retried"} 1"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"ember_http_requests_total{method="GET",route="/fhir/{type}/{id}",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"ember_http_requests_total{method="GET",route="/fhir/{type}/{id}",status="404"} 1"#), "{text}");
         assert!(text.contains(r#"ember_http_request_duration_seconds_count{method="GET",route="/fhir/{type}/{id}"} 3"#), "{text}");

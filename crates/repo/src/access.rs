@@ -78,6 +78,19 @@ pub(crate) fn current() -> Option<Arc<dyn Access>> {
     ACCESS.try_with(Arc::clone).ok()
 }
 
+/// The grants of the request being served (`None` outside one, or on an open
+/// server), for work that outlives the request, such as a WebSocket, and must run
+/// [`with_access`] them.
+pub fn current_access() -> Option<Arc<dyn Access>> {
+    current()
+}
+
+/// How much of `res_type` the request being served may reach for `need`
+/// ([`Reach::All`] without grants).
+pub fn reach(res_type: &str, need: Need) -> Reach {
+    current().map_or(Reach::All, |access| access.reach(res_type, need))
+}
+
 /// Refuses `need` on `res_type` when the caller may reach none of it.
 pub(crate) fn check(res_type: &str, need: Need) -> Result<(), RepoError> {
     match current().map(|access| access.reach(res_type, need)) {

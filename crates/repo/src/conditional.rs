@@ -71,16 +71,17 @@ const NOT_IN_CONDITIONS: &[&str] = &[
     crate::search::CURSOR,
 ];
 
-/// Parses the criteria of a conditional interaction on `res_type`, strictly: an unknown
-/// or unsupported parameter is a 400 (ignoring it would widen the match), and so are
-/// result parameters (`_count`, `_sort`, `_include`…) and empty criteria. `_format` and
-/// `_pretty` are ignored. The query returns at most `limit` matches.
-pub(crate) fn condition(
+/// Decoded query parameters.
+type Pairs = Vec<(String, String)>;
+
+/// The filters of criteria on `res_type` (and the pairs they came from), checked as
+/// [`condition`] describes; `what` names whose criteria they are in errors.
+fn criteria(
     res_type: &str,
     pairs: &[(String, String)],
-    limit: u32,
     params: &Snapshot,
-) -> Result<Condition> {
+    what: &str,
+) -> Result<(Vec<ember_store::Filter>, Pairs)> {
     check_type(res_type)?;
     crate::check_controls(pairs)?;
     let mut accepted: Vec<(String, String)> = Vec::new();
@@ -92,22 +93,36 @@ pub(crate) fn condition(
         let base_name = name.split(':').next().unwrap_or_default();
         if NOT_IN_CONDITIONS.contains(&base_name) {
             return Err(RepoError::Invalid(format!(
-                "{name} is not allowed in the criteria of a conditional interaction"
+                "{name} is not allowed in the criteria of {what}"
             )));
         }
         let f = filter::filter_for(res_type, name, value, params).map_err(|p| match p {
-            Problem::Invalid(m) | Problem::Unsupported(m) => RepoError::Invalid(format!(
-                "the criteria of a conditional interaction: {name}: {m}"
-            )),
+            Problem::Invalid(m) | Problem::Unsupported(m) => {
+                RepoError::Invalid(format!("the criteria of {what}: {name}: {m}"))
+            }
         })?;
         filters.push(f);
         accepted.push((name.clone(), value.clone()));
     }
     if filters.is_empty() {
-        return Err(RepoError::Invalid(
-            "a conditional interaction needs search criteria (e.g. identifier=system|value)".into(),
-        ));
+        return Err(RepoError::Invalid(format!(
+            "{what} needs search criteria (e.g. identifier=system|value)"
+        )));
     }
+    Ok((filters, accepted))
+}
+
+/// Parses the criteria of a conditional interaction on `res_type`, strictly: an unknown
+/// or unsupported parameter is a 400 (ignoring it would widen the match), and so are
+/// result parameters (`_count`, `_sort`, `_include`…) and empty criteria. `_format` and
+/// `_pretty` are ignored. The query returns at most `limit` matches.
+pub(crate) fn condition(
+    res_type: &str,
+    pairs: &[(String, String)],
+    limit: u32,
+    params: &Snapshot,
+) -> Result<Condition> {
+    let (filters, mut accepted) = criteria(res_type, pairs, params, "a conditional interaction")?;
     accepted.sort();
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (n, v) in &accepted {
@@ -127,6 +142,20 @@ pub(crate) fn condition(
         canonical,
         lock,
     })
+}
+
+impl Repo {
+    /// Checks search criteria of `res_type` as a conditional interaction would (strictly,
+    /// result parameters refused), without running them; no criteria at all is accepted
+    /// and matches every resource of the type. For components that store criteria
+    /// to run later, such as Subscriptions.
+    pub fn check_criteria(&self, res_type: &str, pairs: &[(String, String)]) -> Result<()> {
+        check_type(res_type)?;
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        criteria(res_type, pairs, &self.params.snapshot(), "a Subscription").map(|_| ())
+    }
 }
 
 impl Condition {

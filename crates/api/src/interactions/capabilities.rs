@@ -199,6 +199,16 @@ static REVINCLUDES: std::sync::LazyLock<std::collections::HashMap<&'static str, 
         by_target
     });
 
+/// The WebSocket endpoint of Subscriptions: the base URL with `ws`/`wss`.
+fn websocket_url(base: &str) -> String {
+    let socket = match base.split_once("://") {
+        Some(("https", rest)) => format!("wss://{rest}"),
+        Some((_, rest)) => format!("ws://{rest}"),
+        None => base.to_owned(),
+    };
+    format!("{socket}{}", crate::websocket::PATH)
+}
+
 /// The CapabilityStatement of this instance, with `base` as its implementation URL.
 fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value {
     // R4 has no conditionalPatch element (R5 added it); conditional patch is served all
@@ -264,6 +274,11 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
         "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [{
             "mode": "server",
+            // Subscriptions with a websocket channel bind here (see `websocket`).
+            "extension": [{
+                "url": "http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket",
+                "valueUri": websocket_url(base),
+            }],
             "resource": resources,
             "interaction": interactions(SYSTEM_INTERACTIONS),
             "operation": [{

@@ -19,6 +19,7 @@ both_stores!(
     granular_scopes_narrow_by_their_criteria,
     audit_events_record_every_access,
     opaque_tokens_are_introspected,
+    subscriptions_need_the_whole_criteria_type,
 );
 
 struct Secured {
@@ -848,4 +849,81 @@ async fn the_smoke_test_takes_a_bearer_token() {
             .iter()
             .any(|s| matches!(s.outcome, Outcome::Fail(_)))
     );
+}
+
+/// Notifications go out without the subscriber's token, so a Subscription needs a grant
+/// on every resource its criteria could match; its WebSocket is bound under the
+/// grants of the token that opened it.
+async fn subscriptions_need_the_whole_criteria_type(s: &TestServer) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let t = secured(s).await;
+    let sub = json!({"resourceType": "Subscription", "status": "active", "reason": "r",
+        "criteria": "Observation?code=http://loinc.org|8867-4", "channel": {"type": "websocket"}});
+    let patient = t.issuer.token(
+        "system/Subscription.cruds patient/Observation.rs",
+        Some("p1"),
+    );
+    let refused = t.call(&patient, "POST", "Subscription", Some(&sub)).await;
+    assert_eq!(
+        refused.status.as_u16(),
+        403,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(
+        refused.outcome().contains("every Observation"),
+        "{}",
+        refused.outcome()
+    );
+    let created = t
+        .expect(
+            "system/Subscription.cruds system/Observation.rs",
+            "POST",
+            "Subscription",
+            Some(&sub),
+            201,
+        )
+        .await;
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let count = t
+        .expect(
+            "system/Subscription.rs",
+            "GET",
+            "Subscription?_summary=count",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(count.json()["total"], 1, "the refused one was stored");
+    let url = format!("ws://{}/fhir/websocket", t.server.addr);
+    // No token: the upgrade is refused.
+    assert!(
+        tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .is_err()
+    );
+    for (scope, answer) in [
+        ("system/Subscription.rs", format!("bound {id}")),
+        ("system/Observation.rs", "error ".to_owned()),
+    ] {
+        let mut request = url.as_str().into_client_request().unwrap();
+        let bearer = format!("Bearer {}", t.issuer.token(scope, None));
+        request
+            .headers_mut()
+            .insert("authorization", bearer.parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        socket
+            .send(Message::text(format!("bind {id}")))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer")
+            .unwrap()
+            .unwrap();
+        let reply = reply.into_text().unwrap();
+        assert!(reply.as_str().starts_with(&answer), "{scope}: {reply}");
+    }
 }

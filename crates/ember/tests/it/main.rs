@@ -21,4 +21,5 @@ mod platform;
 mod reindex;
 mod rest;
 mod search;
+mod subscriptions;
 mod telemonitoring;

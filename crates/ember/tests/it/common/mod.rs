@@ -251,7 +251,17 @@ impl TestServer {
             ember_repo::Repo::new(store, settings.limits),
             settings.telemed,
         );
+        let metrics: Arc<ember_platform::metrics::Metrics> = Default::default();
+        let (repo, subscriptions) = ember_subscriptions::install(
+            repo,
+            ember_platform::http_client::HttpClient::new("ember-test", Duration::from_secs(5)),
+            Arc::clone(&metrics),
+        );
         let background = repo.start_background();
+        subscriptions
+            .start(&repo)
+            .await
+            .expect("load the subscriptions");
         let lifecycle = ember_platform::Lifecycle::new();
         lifecycle.set_database_ok(true);
         lifecycle.mark_started();
@@ -263,7 +273,7 @@ impl TestServer {
         let state = ember_api::AppState {
             repo: repo.clone(),
             lifecycle,
-            metrics: Default::default(),
+            metrics,
             spans: None,
             settings: Arc::new(ember_api::ApiSettings {
                 base_path: "/fhir".into(),
@@ -303,6 +313,7 @@ impl TestServer {
                 "ember-test",
                 Duration::from_secs(5),
             ),
+            subscriptions,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -8,6 +8,7 @@
 
 mod conditional;
 mod lifecycle;
+mod subscriptions;
 mod token_counts;
 mod transaction;
 mod update;

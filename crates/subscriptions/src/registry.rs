@@ -1,0 +1,83 @@
+//! The active subscriptions of this instance, by resource type: loaded at start-up,
+//! reloaded after every commit that writes a Subscription (before the commit
+//! returns), and on every other instance through the store's bus.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use ember_repo::Repo;
+
+use crate::model::{Status, Subscription};
+
+/// The bus message that makes every instance reload its subscriptions.
+pub(crate) const MESSAGE: &str = "subscriptions";
+
+/// Subscriptions loaded per page.
+const PAGE: &str = "500";
+
+/// The active subscriptions at one moment.
+#[derive(Debug, Default)]
+pub(crate) struct Active {
+    by_type: HashMap<String, Vec<Arc<Subscription>>>,
+}
+
+impl Active {
+    pub fn of_type(&self, res_type: &str) -> &[Arc<Subscription>] {
+        self.by_type.get(res_type).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_type.values().map(Vec::len).sum()
+    }
+}
+
+/// The registry of one repository. Clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    current: Arc<RwLock<Arc<Active>>>,
+    /// Serializes reloads, so an older load never replaces a newer one.
+    reload: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Registry {
+    pub fn snapshot(&self) -> Arc<Active> {
+        self.current
+            .read()
+            .map(|a| Arc::clone(&a))
+            .unwrap_or_default()
+    }
+
+    /// Reads every active Subscription from the store; returns how many there are. A
+    /// stored one Ember cannot serve (it was stored before a rule changed) is skipped.
+    pub async fn reload(&self, repo: &Repo) -> ember_repo::Result<usize> {
+        let _serial = self.reload.lock().await;
+        let query = [
+            ("status".to_owned(), "active".to_owned()),
+            ("_count".to_owned(), PAGE.to_owned()),
+        ];
+        let mut pages = repo.pages("Subscription", &query)?;
+        let mut active = Active::default();
+        while let Some(page) = pages.next().await? {
+            for resource in page {
+                match Subscription::parse(&resource) {
+                    Ok(s) if s.status == Status::Active => active
+                        .by_type
+                        .entry(s.res_type.clone())
+                        .or_default()
+                        .push(Arc::new(s)),
+                    Ok(_) => {}
+                    Err(reason) => tracing::warn!(
+                        subscription = resource["id"].as_str().unwrap_or_default(),
+                        reason,
+                        "a stored Subscription cannot be served; skipped"
+                    ),
+                }
+            }
+        }
+        let n = active.len();
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(active);
+        }
+        Ok(n)
+    }
+}
