@@ -22,6 +22,8 @@ use ember_fhir::{IssueType, OperationOutcome, Severity, id, instant};
 use ember_store::{Commit, Committed, Guard, Hit, StoreError};
 use serde_json::{Value, json};
 
+mod together;
+
 use crate::conditional::Condition;
 use crate::conditional::{at_most_one, multiple, parse_condition, stored_of};
 use crate::prefer::{Prefer, status_line};
@@ -29,7 +31,6 @@ use crate::search::{Handling, SearchScope};
 
 use crate::write::{
     PatchDocument, Plan, Stored, check_body, check_if_match, parse_etag, plan_delete, plan_patch,
-    plan_put,
 };
 use crate::{Repo, RepoError, Result, check_id, check_type};
 
@@ -169,7 +170,12 @@ impl Repo {
 
     async fn batch(&self, entries: Vec<Result<Entry>>, base: &str) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
-        let mut order: Vec<usize> = (0..entries.len()).collect();
+        for (i, outcome) in self.write_together(&entries).await {
+            outcomes[i] = Some(outcome);
+        }
+        let mut order: Vec<usize> = (0..entries.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
         order.sort_by_key(|&i| entries[i].as_ref().map_or(0, |e| e.method.rank()));
         for i in order {
             let outcome = match &entries[i] {
@@ -531,15 +537,7 @@ impl Repo {
                         "the resource id must be {id:?}, as in the request URL"
                     )));
                 }
-                plan_put(
-                    &e.res_type,
-                    id,
-                    body,
-                    current.as_ref(),
-                    ember_store::Change::Update,
-                    &self.limits,
-                    &self.params,
-                )?
+                self.plan_update(&e.res_type, id, body, current.as_ref())?
             }
             Method::Patch => {
                 let patch = patch.ok_or_else(|| {

@@ -10,14 +10,14 @@
 //! meanwhile, the search runs again.
 
 use ember_fhir::id;
-use ember_store::{Change, Committed, Current, Guard, Hit, SearchQuery, StoreError, key};
+use ember_store::{Committed, Current, Guard, Hit, SearchQuery, StoreError, key};
 use serde_json::Value;
 
 use crate::registry::Snapshot;
 use crate::search::{Problem, filter};
 use crate::write::{
     PatchDocument, Plan, Stored, backoff, body_id, check_body, check_if_match, plan_delete,
-    plan_patch, plan_put,
+    plan_patch,
 };
 use crate::{Repo, RepoError, Result, check_type};
 
@@ -309,15 +309,7 @@ impl Repo {
                     let current = current_of(&hit);
                     check_if_match(res_type, &hit.id, if_match, Some(&current))?;
                     body["id"] = Value::String(hit.id.clone());
-                    let plan = plan_put(
-                        res_type,
-                        &hit.id,
-                        body.clone(),
-                        Some(&current),
-                        Change::Update,
-                        &self.limits,
-                        &self.params,
-                    )?;
+                    let plan = self.plan_update(res_type, &hit.id, body.clone(), Some(&current))?;
                     let stored = plan.stored.clone();
                     self.commit_writes(vec![plan.write])
                         .await
@@ -343,15 +335,7 @@ impl Repo {
                         )));
                     }
                     body["id"] = Value::String(id.clone());
-                    let plan = plan_put(
-                        res_type,
-                        &id,
-                        body.clone(),
-                        current.as_ref(),
-                        Change::Update,
-                        &self.limits,
-                        &self.params,
-                    )?;
+                    let plan = self.plan_update(res_type, &id, body.clone(), current.as_ref())?;
                     let stored = plan.stored.clone();
                     self.commit_guarded(vec![cond.guard()], vec![plan.write])
                         .await

@@ -91,34 +91,11 @@ impl Repo {
         body: Value,
         if_match: Option<i64>,
     ) -> Result<Stored> {
-        check_type(res_type)?;
-        check_id(id)?;
-        check_body(res_type, &body)?;
-        match body.get("id") {
-            Some(Value::String(body_id)) if body_id == id => {}
-            Some(Value::String(body_id)) => {
-                return Err(RepoError::Invalid(format!(
-                    "the resource id {body_id:?} does not match the id {id:?} in the URL"
-                )));
-            }
-            _ => {
-                return Err(RepoError::Invalid(
-                    "an update needs the resource id in the body".into(),
-                ));
-            }
-        }
+        check_put(res_type, id, &body)?;
         let plan = self
             .commit_retrying(res_type, id, if_match, |current| {
-                plan_put(
-                    res_type,
-                    id,
-                    body.clone(),
-                    current,
-                    Change::Update,
-                    &self.limits,
-                    &self.params,
-                )
-                .map(Some)
+                self.plan_update(res_type, id, body.clone(), current)
+                    .map(Some)
             })
             .await?;
         written(plan)
@@ -195,6 +172,26 @@ impl Repo {
         }
     }
 
+    /// Plans the next version of `res_type/id` (or its creation with the client's id,
+    /// when `current` is `None`) with `body`.
+    pub(crate) fn plan_update(
+        &self,
+        res_type: &str,
+        id: &str,
+        body: Value,
+        current: Option<&Current>,
+    ) -> Result<Plan> {
+        plan_put(
+            res_type,
+            id,
+            body,
+            current,
+            Change::Update,
+            &self.limits,
+            &self.params,
+        )
+    }
+
     pub(crate) fn plan_create(&self, res_type: &str, id: &str, body: Value) -> Result<Plan> {
         check_type(res_type)?;
         check_body(res_type, &body)?;
@@ -259,6 +256,22 @@ impl Repo {
 fn written(plan: Option<Plan>) -> Result<Stored> {
     plan.map(|p| p.stored)
         .ok_or_else(|| RepoError::Store(StoreError::Backend("a write planned nothing".into())))
+}
+
+/// Checks an update's type, id and body, and that the body's id is the URL's.
+pub(crate) fn check_put(res_type: &str, id: &str, body: &Value) -> Result<()> {
+    check_type(res_type)?;
+    check_id(id)?;
+    check_body(res_type, body)?;
+    match body.get("id") {
+        Some(Value::String(body_id)) if body_id == id => Ok(()),
+        Some(Value::String(body_id)) => Err(RepoError::Invalid(format!(
+            "the resource id {body_id:?} does not match the id {id:?} in the URL"
+        ))),
+        _ => Err(RepoError::Invalid(
+            "an update needs the resource id in the body".into(),
+        )),
+    }
 }
 
 /// A randomized pause before retrying a lost race: up to 1, 2, 4 … 64 ms, so writers

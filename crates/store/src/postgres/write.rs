@@ -2,6 +2,7 @@
 //! index rows together); guards, a held job's progress, reindexed rows and the
 //! outbox's jobs share the transaction when there are any.
 
+use std::collections::HashSet;
 use std::sync::{LazyLock, OnceLock};
 
 use deadpool_postgres::GenericClient;
@@ -31,6 +32,34 @@ fn write_new(parts: Parts) -> &'static str {
     })
 }
 
+/// Creates several new documents in one statement: the documents are bound as column
+/// arrays (`$1`–`$9`, see [`new_params`]), each numbered by its position (`ord`, from
+/// 1); a pointer that exists already is skipped, and so are its version and index rows.
+/// It returns the `ord` of each document it created. One statement instead of one per
+/// document matters because PostgreSQL's cost of a write statement is mostly its set-up
+/// per table, not its rows. Built once per combination of `parts`, like [`write_new`].
+fn write_new_many(parts: Parts) -> &'static str {
+    static BY_PARTS: [OnceLock<String>; 1 << PARTS] = [const { OnceLock::new() }; 1 << PARTS];
+    BY_PARTS[usize::from(parts.0)].get_or_init(|| {
+        let mut sql = String::from(
+            "WITH d AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[],
+            $5::bool[], $6::text[], $7::text[], $8::int8[], $9::int8[]) WITH ORDINALITY
+        AS d (res_type, res_id, version, last_updated, deleted, change, body, t_at, t_updated, ord)),
+    cur AS (INSERT INTO resources (res_type, res_id, version, last_updated, deleted, timeline_version)
+        SELECT res_type, res_id, version, last_updated, deleted, version FROM d ORDER BY res_type, res_id
+        ON CONFLICT (res_type, res_id) DO NOTHING
+        RETURNING rid, res_type, res_id),
+    docs AS (SELECT cur.rid, d.* FROM cur JOIN d USING (res_type, res_id)),
+    ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
+        SELECT res_type, res_id, version, last_updated, change, body FROM docs)",
+        );
+        index_ctes(&mut sql, 10, Rows::New(parts), Of::Many);
+        sql.push_str("
+SELECT ord FROM docs");
+        sql
+    })
+}
+
 /// Moves the current pointer only from the expected version ($8), adds the version
 /// row and replaces the index rows.
 static WRITE_NEXT: LazyLock<String> = LazyLock::new(|| {
@@ -53,7 +82,7 @@ fn write_statement(cur: &str, first: usize, rows: Rows) -> String {
     ver AS (INSERT INTO resource_versions (res_type, res_id, version, last_updated, change, body)
         SELECT $1::text, $2::text, $3::bigint, $4::bigint, $6::text, $7::text FROM cur)"
     );
-    index_ctes(&mut sql, first, rows);
+    index_ctes(&mut sql, first, rows, Of::One);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 }
@@ -92,6 +121,7 @@ const JOB_OF_KEY: &str = "SELECT id FROM jobs WHERE idempotency_key = $1";
 pub(super) fn statements() -> Vec<String> {
     vec![
         write_new(Parts::ALL).to_owned(),
+        write_new_many(Parts::ALL).to_owned(),
         WRITE_NEXT.clone(),
         REINDEX_TAKE.to_owned(),
         REINDEX_PUT_BACK.to_owned(),
@@ -143,12 +173,8 @@ pub(super) async fn commit(store: &PgStore, c: Commit) -> Result<Committed> {
     if let Some(p) = &c.progress {
         hold(&tx, p).await?;
     }
-    for (index, w) in c.writes.iter().enumerate() {
-        if !write_one(&tx, w).await? {
-            // Dropping the transaction rolls it back.
-            return Err(StoreError::Conflict { index });
-        }
-    }
+    // On a failure, dropping the transaction rolls it back.
+    write_all(&tx, &c.writes).await?;
     reindex(&tx, &c.reindexed).await?;
     let mut jobs = Vec::with_capacity(c.jobs.len());
     for job in &c.jobs {
@@ -233,12 +259,66 @@ async fn reindex<C: GenericClient>(tx: &C, docs: &[Reindexed]) -> Result<()> {
         .await
         .map_err(pg_err)?;
         let mut params: Vec<Param> = vec![Box::new(doc.rid)];
-        params.extend(index_params(&doc.index, Parts::ALL));
+        params.extend(index_params(&[&doc.index], Parts::ALL, Of::One));
         tx.query_one(&rows, &param_refs(&params))
             .await
             .map_err(pg_err)?;
     }
     Ok(())
+}
+
+/// Writes the versions of a commit. Several new documents, each written once, go in one
+/// statement ([`write_new_many`]) after the next versions; otherwise each version is
+/// one statement, in order.
+async fn write_all<C: GenericClient>(client: &C, writes: &[Write]) -> Result<()> {
+    let new: Vec<usize> = (0..writes.len())
+        .filter(|&i| writes[i].expected.is_none())
+        .collect();
+    let mut docs = HashSet::new();
+    let distinct = writes
+        .iter()
+        .all(|w| docs.insert((w.res_type.as_str(), w.id.as_str())));
+    let together = new.len() > 1 && distinct;
+    for (index, w) in writes.iter().enumerate() {
+        if together && w.expected.is_none() {
+            continue;
+        }
+        if !write_one(client, w).await? {
+            return Err(StoreError::Conflict { index });
+        }
+    }
+    if together {
+        let batch: Vec<&Write> = new.iter().map(|&i| &writes[i]).collect();
+        if let Some(k) = write_many(client, &batch).await? {
+            return Err(StoreError::Conflict { index: new[k] });
+        }
+    }
+    Ok(())
+}
+
+/// Creates the documents `writes` in one statement; `Some(k)` when `writes[k]` exists
+/// already (the statement then wrote the others, so the transaction must roll back).
+async fn write_many<C: GenericClient>(client: &C, writes: &[&Write]) -> Result<Option<usize>> {
+    let parts = writes
+        .iter()
+        .fold(Parts::NONE, |parts, w| parts.union(Parts::of(&w.index)));
+    let stmt = client
+        .prepare_cached(write_new_many(parts))
+        .await
+        .map_err(pg_err)?;
+    let params = new_params(writes, parts);
+    let rows = match client.query(&stmt, &param_refs(&params)).await {
+        Ok(rows) => rows,
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(Some(0)),
+        Err(e) => return Err(pg_err(e)),
+    };
+    if rows.len() == writes.len() {
+        return Ok(None);
+    }
+    let created: HashSet<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
+    Ok((1..)
+        .zip(0..writes.len())
+        .find_map(|(ord, k)| (!created.contains(&ord)).then_some(k)))
 }
 
 async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
@@ -263,7 +343,7 @@ async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
             (WRITE_NEXT.as_str(), Parts::ALL)
         }
     };
-    params.extend(index_params(&w.index, parts));
+    params.extend(index_params(&[&w.index], parts, Of::One));
     let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
     match client.query_one(&stmt, &param_refs(&params)).await {
         Ok(row) => Ok(row.get::<_, i64>(0) == 1),
@@ -276,7 +356,7 @@ async fn write_one<C: GenericClient>(client: &C, w: &Write) -> Result<bool> {
 /// after its pointer row is held.
 static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
     let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
-    index_ctes(&mut sql, 2, Rows::Replace);
+    index_ctes(&mut sql, 2, Rows::Replace, Of::One);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 });
@@ -285,7 +365,7 @@ static REINDEX_ROWS: LazyLock<String> = LazyLock::new(|| {
 /// taken after its pointer row is held.
 pub(super) static TIMELINE_ROWS: LazyLock<String> = LazyLock::new(|| {
     let mut sql = String::from("WITH cur AS (SELECT $1::bigint AS rid)");
-    timeline_ctes(&mut sql, 2, Rows::Replace);
+    timeline_ctes(&mut sql, 2, Rows::Replace, Of::One);
     sql.push_str("\nSELECT count(*) FROM cur");
     sql
 });
@@ -321,6 +401,11 @@ const TIMELINE: usize = INDEX_COLUMNS.len() + 1;
 
 impl Parts {
     const ALL: Parts = Parts((1 << PARTS) - 1);
+    const NONE: Parts = Parts(0);
+
+    fn union(self, other: Parts) -> Parts {
+        Parts(self.0 | other.0)
+    }
 
     /// The parts `rows` has rows for.
     fn of(rows: &IndexRows) -> Parts {
@@ -349,16 +434,60 @@ impl Parts {
     }
 }
 
-/// Appends the CTEs that remove the index rows of the document in `cur` (unless it is
+/// Which documents a statement's index CTEs write rows for.
+#[derive(Clone, Copy, PartialEq)]
+enum Of {
+    /// The one document in `cur`; the rows are bound as plain column arrays.
+    One,
+    /// The documents in `docs`; each row array is preceded by an array of the `ord` of
+    /// the row's document.
+    Many,
+}
+
+impl Of {
+    /// The `FROM` clause that pairs the rows `u (cols)`, bound from parameter `n` on
+    /// with element types `types`, with their document, and the document's `rid`.
+    fn rows(self, n: &mut usize, cols: &[&str], types: &[&str]) -> (String, &'static str) {
+        let mut arrays = Vec::new();
+        if self == Of::Many {
+            arrays.push(format!("${n}::int8[]"));
+            *n += 1;
+        }
+        for ty in types {
+            arrays.push(format!("${n}::{ty}[]"));
+            *n += 1;
+        }
+        let arrays = arrays.join(", ");
+        let cols = cols.join(", ");
+        match self {
+            Of::One => (format!("cur, unnest({arrays}) AS u ({cols})"), "cur.rid"),
+            Of::Many => (
+                format!("docs JOIN unnest({arrays}) AS u (ord, {cols}) USING (ord)"),
+                "docs.rid",
+            ),
+        }
+    }
+
+    /// The table that holds the statement's documents.
+    fn table(self) -> &'static str {
+        match self {
+            Of::One => "cur",
+            Of::Many => "docs",
+        }
+    }
+}
+
+/// Appends the CTEs that remove the index rows of the documents `of` (unless they are
 /// new) and insert the new ones, bound as arrays from parameter `first` on (see
 /// [`index_params`]).
-fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
+fn index_ctes(sql: &mut String, first: usize, rows: Rows, of: Of) {
     let parts = rows.parts();
     let mut n = first;
+    let docs = of.table();
     let remove = |sql: &mut String, table: &str| {
         if rows == Rows::Replace {
             sql.push_str(&format!(
-                ",\n    d_{table} AS (DELETE FROM {table} WHERE rid IN (SELECT rid FROM cur))"
+                ",\n    d_{table} AS (DELETE FROM {table} WHERE rid IN (SELECT rid FROM {docs}))"
             ));
         }
     };
@@ -368,53 +497,51 @@ fn index_ctes(sql: &mut String, first: usize, rows: Rows) {
             continue;
         }
         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
-        let arrays: Vec<String> = cols
-            .iter()
-            .map(|(_, ty)| {
-                let a = format!("${n}::{ty}[]");
-                n += 1;
-                a
-            })
-            .collect();
+        let types: Vec<&str> = cols.iter().map(|(_, ty)| *ty).collect();
+        let (from, rid) = of.rows(&mut n, &names, &types);
+        let values: Vec<String> = names.iter().map(|c| format!("u.{c}")).collect();
         sql.push_str(&format!(
-            ",\n    i_{table} AS (INSERT INTO {table} (rid, {names}) SELECT cur.rid, u.* FROM cur, unnest({arrays}) AS u)",
+            ",\n    i_{table} AS (INSERT INTO {table} (rid, {names}) SELECT {rid}, {values} FROM {from})",
             names = names.join(", "),
-            arrays = arrays.join(", "),
+            values = values.join(", "),
         ));
     }
     remove(sql, "idx_text");
     if parts.has(TEXT) {
+        let (from, rid) = of.rows(&mut n, &["kind", "doc"], &["int2", "text"]);
         sql.push_str(&format!(
             ",\n    i_idx_text AS (INSERT INTO idx_text (rid, kind, tsv)
-        SELECT cur.rid, u.kind, to_tsvector('simple', u.doc)
-        FROM cur, unnest(${n}::int2[], ${}::text[]) AS u (kind, doc))",
-            n + 1
+        SELECT {rid}, u.kind, to_tsvector('simple', u.doc) FROM {from})"
         ));
-        n += 2;
     }
     if parts.has(TIMELINE) {
-        timeline_ctes(sql, n, rows);
+        timeline_ctes(sql, n, rows, of);
     }
 }
 
-/// Appends the CTEs that replace the timeline entries of the document in `cur` (add
-/// them, when it is new), bound from parameter `n` on as [`timeline_params`] orders
-/// them.
-fn timeline_ctes(sql: &mut String, n: usize, rows: Rows) {
+/// Appends the CTEs that replace the timeline entries of the documents `of` (add them,
+/// when they are new), bound from parameter `n` on as [`timeline_params`] orders them.
+/// The entries' sort values follow them for one document, and are the columns `t_at`
+/// and `t_updated` of `docs` for several.
+fn timeline_ctes(sql: &mut String, mut n: usize, rows: Rows, of: Of) {
     if rows == Rows::Replace {
-        sql.push_str(
-            ",\n    d_idx_timeline AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM cur))",
-        );
+        sql.push_str(&format!(
+            ",\n    d_idx_timeline AS (DELETE FROM idx_timeline WHERE rid IN (SELECT rid FROM {}))",
+            of.table()
+        ));
     }
+    let (from, rid) = of.rows(
+        &mut n,
+        &["cmp", "p", "system", "code"],
+        &["int8", "int8", "text", "text"],
+    );
+    let (at, updated) = match of {
+        Of::One => (format!("${n}::int8"), format!("${}::int8", n + 1)),
+        Of::Many => ("docs.t_at".to_owned(), "docs.t_updated".to_owned()),
+    };
     sql.push_str(&format!(
         ",\n    i_idx_timeline AS (INSERT INTO idx_timeline (rid, cmp, p, system, code, at, updated)
-        SELECT cur.rid, u.cmp, u.p, u.system, u.code, ${}::int8, ${}::int8
-        FROM cur, unnest(${n}::int8[], ${}::int8[], ${}::text[], ${}::text[]) AS u (cmp, p, system, code))",
-        n + 4,
-        n + 5,
-        n + 1,
-        n + 2,
-        n + 3,
+        SELECT {rid}, u.cmp, u.p, u.system, u.code, {at}, {updated} FROM {from})"
     ));
 }
 
@@ -478,52 +605,87 @@ const INDEX_COLUMNS: [(&str, &[(&str, &str)]); 7] = [
     ),
 ];
 
-/// The index rows of `parts` as column arrays: the tables of [`INDEX_COLUMNS`] in their
-/// order, then the full text, then the timeline.
-fn index_params(rows: &IndexRows, parts: Parts) -> Vec<Param> {
-    fn slots<T>(rows: &[T], slot: impl Fn(&T) -> Slot) -> [Param; 2] {
-        [
-            Box::new(rows.iter().map(|r| slot(r).p).collect::<Vec<i64>>()),
-            Box::new(rows.iter().map(|r| slot(r).grp).collect::<Vec<i32>>()),
-        ]
+/// The index rows of `parts` of the documents `docs` as column arrays: the tables of
+/// [`INDEX_COLUMNS`] in their order, then the full text, then the timeline. With
+/// [`Of::Many`], each table's arrays are preceded by the `ord` (from 1) of each row's
+/// document, and the timeline's sort values are left to [`new_params`].
+fn index_params(docs: &[&IndexRows], parts: Parts, of: Of) -> Vec<Param> {
+    /// The columns of one table: the `ord` array when `of` asks for it, then one array
+    /// per column, each gathering one value per row of every document.
+    struct Table<'a, T> {
+        docs: &'a [&'a IndexRows],
+        rows: fn(&IndexRows) -> &[T],
+        group: Vec<Param>,
     }
-    fn col<T, V: ToSql + Sync + Send + 'static>(rows: &[T], f: impl Fn(&T) -> V) -> Param {
-        Box::new(rows.iter().map(f).collect::<Vec<V>>())
+    impl<'a, T> Table<'a, T> {
+        fn new(docs: &'a [&'a IndexRows], of: Of, rows: fn(&IndexRows) -> &[T]) -> Self {
+            let mut group: Vec<Param> = Vec::new();
+            if of == Of::Many {
+                let ords: Vec<i64> = docs
+                    .iter()
+                    .zip(1i64..)
+                    .flat_map(|(d, ord)| std::iter::repeat_n(ord, rows(d).len()))
+                    .collect();
+                group.push(Box::new(ords));
+            }
+            Table { docs, rows, group }
+        }
+        fn col<V: ToSql + Sync + Send + 'static>(mut self, f: impl Fn(&T) -> V) -> Self {
+            let values: Vec<V> = self
+                .docs
+                .iter()
+                .flat_map(|d| (self.rows)(d).iter().map(&f))
+                .collect();
+            self.group.push(Box::new(values));
+            self
+        }
+        fn slot(self, slot: impl Fn(&T) -> Slot) -> Self {
+            self.col(|r| slot(r).p).col(|r| slot(r).grp)
+        }
     }
-    let mut groups: [Vec<Param>; PARTS] = Default::default();
-    let r = &rows.strings;
-    groups[0].extend(slots(r, |r| r.slot));
-    groups[0].push(col(r, |r| r.norm.clone()));
-    groups[0].push(col(r, |r| r.exact.clone()));
-    let r = &rows.tokens;
-    groups[1].extend(slots(r, |r| r.slot));
-    groups[1].push(col(r, |r| r.system.clone()));
-    groups[1].push(col(r, |r| r.code.clone()));
-    groups[1].push(col(r, |r| r.text.clone()));
-    let r = &rows.dates;
-    groups[2].extend(slots(r, |r| r.slot));
-    groups[2].push(col(r, |r| r.lo));
-    groups[2].push(col(r, |r| r.hi));
-    let r = &rows.numbers;
-    groups[3].extend(slots(r, |r| r.slot));
-    groups[3].push(col(r, |r| r.v));
-    let r = &rows.quantities;
-    groups[4].extend(slots(r, |r| r.slot));
-    groups[4].push(col(r, |r| r.system.clone()));
-    groups[4].push(col(r, |r| r.code.clone()));
-    groups[4].push(col(r, |r| r.v));
-    let r = &rows.references;
-    groups[5].extend(slots(r, |r| r.slot));
-    groups[5].push(col(r, |r| r.target_type.clone()));
-    groups[5].push(col(r, |r| r.target_id.clone()));
-    groups[5].push(col(r, |r| r.url.clone()));
-    let r = &rows.uris;
-    groups[6].extend(slots(r, |r| r.slot));
-    groups[6].push(col(r, |r| r.uri.clone()));
-    let r = &rows.texts;
-    groups[TEXT].push(col(r, |r| r.kind as i16));
-    groups[TEXT].push(col(r, |r| r.doc.clone()));
-    groups[TIMELINE].extend(timeline_params(rows));
+    let groups: [Vec<Param>; PARTS] = [
+        Table::new(docs, of, |d| &d.strings)
+            .slot(|r| r.slot)
+            .col(|r| r.norm.clone())
+            .col(|r| r.exact.clone())
+            .group,
+        Table::new(docs, of, |d| &d.tokens)
+            .slot(|r| r.slot)
+            .col(|r| r.system.clone())
+            .col(|r| r.code.clone())
+            .col(|r| r.text.clone())
+            .group,
+        Table::new(docs, of, |d| &d.dates)
+            .slot(|r| r.slot)
+            .col(|r| r.lo)
+            .col(|r| r.hi)
+            .group,
+        Table::new(docs, of, |d| &d.numbers)
+            .slot(|r| r.slot)
+            .col(|r| r.v)
+            .group,
+        Table::new(docs, of, |d| &d.quantities)
+            .slot(|r| r.slot)
+            .col(|r| r.system.clone())
+            .col(|r| r.code.clone())
+            .col(|r| r.v)
+            .group,
+        Table::new(docs, of, |d| &d.references)
+            .slot(|r| r.slot)
+            .col(|r| r.target_type.clone())
+            .col(|r| r.target_id.clone())
+            .col(|r| r.url.clone())
+            .group,
+        Table::new(docs, of, |d| &d.uris)
+            .slot(|r| r.slot)
+            .col(|r| r.uri.clone())
+            .group,
+        Table::new(docs, of, |d| &d.texts)
+            .col(|r| r.kind as i16)
+            .col(|r| r.doc.clone())
+            .group,
+        timeline_columns(docs, of),
+    ];
     groups
         .into_iter()
         .enumerate()
@@ -532,16 +694,74 @@ fn index_params(rows: &IndexRows, parts: Parts) -> Vec<Param> {
         .collect()
 }
 
+/// The timeline entries of `docs` as column arrays (each entry's `ord` first with
+/// [`Of::Many`]); with [`Of::One`], the document's sort values follow.
+fn timeline_columns(docs: &[&IndexRows], of: Of) -> Vec<Param> {
+    let entries: Vec<(i64, &crate::TimelineEntry)> = docs
+        .iter()
+        .zip(1i64..)
+        .flat_map(|(d, ord)| {
+            d.timeline
+                .unique_entries()
+                .into_iter()
+                .map(move |e| (ord, e))
+        })
+        .collect();
+    let mut cols: Vec<Param> = Vec::new();
+    if of == Of::Many {
+        cols.push(Box::new(
+            entries.iter().map(|(o, _)| *o).collect::<Vec<i64>>(),
+        ));
+    }
+    cols.push(Box::new(
+        entries.iter().map(|(_, e)| e.cmp).collect::<Vec<i64>>(),
+    ));
+    cols.push(Box::new(
+        entries.iter().map(|(_, e)| e.p).collect::<Vec<i64>>(),
+    ));
+    cols.push(Box::new(
+        entries
+            .iter()
+            .map(|(_, e)| e.system.clone())
+            .collect::<Vec<_>>(),
+    ));
+    cols.push(Box::new(
+        entries
+            .iter()
+            .map(|(_, e)| e.code.clone())
+            .collect::<Vec<_>>(),
+    ));
+    if let ([doc], Of::One) = (docs, of) {
+        let (at, updated) = doc.timeline.sort_values(doc);
+        cols.push(Box::new(at));
+        cols.push(Box::new(updated));
+    }
+    cols
+}
+
 /// The timeline entries of `rows` as column arrays, then their sort values.
-pub(super) fn timeline_params(rows: &IndexRows) -> [Param; 6] {
-    let entries = rows.timeline.unique_entries();
-    let (at, updated) = rows.timeline.sort_values(rows);
-    [
-        Box::new(entries.iter().map(|e| e.cmp).collect::<Vec<i64>>()),
-        Box::new(entries.iter().map(|e| e.p).collect::<Vec<i64>>()),
-        Box::new(entries.iter().map(|e| e.system.clone()).collect::<Vec<_>>()),
-        Box::new(entries.iter().map(|e| e.code.clone()).collect::<Vec<_>>()),
-        Box::new(at),
-        Box::new(updated),
-    ]
+pub(super) fn timeline_params(rows: &IndexRows) -> Vec<Param> {
+    timeline_columns(&[rows], Of::One)
+}
+
+/// The parameters of [`write_new_many`]: the documents' columns, then their index rows.
+fn new_params(writes: &[&Write], parts: Parts) -> Vec<Param> {
+    fn col<V: ToSql + Sync + Send + 'static>(writes: &[&Write], f: impl Fn(&Write) -> V) -> Param {
+        Box::new(writes.iter().map(|w| f(w)).collect::<Vec<V>>())
+    }
+    let sort = |w: &Write| w.index.timeline.sort_values(&w.index);
+    let mut params = vec![
+        col(writes, |w| w.res_type.clone()),
+        col(writes, |w| w.id.clone()),
+        col(writes, |w| w.version),
+        col(writes, |w| w.last_updated),
+        col(writes, |w| w.body.is_none()),
+        col(writes, |w| w.change.as_str().to_owned()),
+        col(writes, |w| w.body.clone()),
+        col(writes, |w| sort(w).0),
+        col(writes, |w| sort(w).1),
+    ];
+    let docs: Vec<&IndexRows> = writes.iter().map(|w| &w.index).collect();
+    params.extend(index_params(&docs, parts, Of::Many));
+    params
 }

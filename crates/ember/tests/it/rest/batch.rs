@@ -10,6 +10,7 @@ use crate::common::{self, TestServer, expect, expect_outcome};
 both_stores!(
     batch_mixed_entries,
     batch_entries_fail_independently,
+    batch_writes_together_answer_as_alone,
     bundle_of_other_type_is_400,
     searches_in_a_batch_answer_as_the_search_itself,
     searches_in_a_transaction_see_its_writes,
@@ -134,6 +135,80 @@ async fn batch_entries_fail_independently(s: &TestServer) {
     let read = s.get("Patient/bx").await;
     assert_eq!(read.header("etag"), Some("W/\"2\""));
     assert_eq!(read.json()["gender"], "female");
+}
+
+/// A batch's plain creates and updates share one commit; what they store and answer is
+/// what each would alone, and when one of them is refused at commit the others still
+/// succeed on their own.
+async fn batch_writes_together_answer_as_alone(s: &TestServer) {
+    expect(
+        &put(s, "Patient", "bq", json!({"gender": "male"})).await,
+        201,
+    );
+    let obs = |code: &str| {
+        json!({"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": "Patient/bp"}},
+         "request": {"method": "POST", "url": "Observation"}})
+    };
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        obs("1-1"), obs("1-1"), obs("2-2"),
+        {"resource": {"resourceType": "Patient", "id": "bp"},
+         "request": {"method": "PUT", "url": "Patient/bp"}},
+        {"resource": {"resourceType": "Patient", "id": "bq", "gender": "female"},
+         "request": {"method": "PUT", "url": "Patient/bq"}},
+    ]});
+    let resp = s.post(&s.base, &bundle).await;
+    expect(&resp, 200);
+    let st = statuses(&resp.json());
+    assert_eq!(
+        st,
+        [
+            "201 Created",
+            "201 Created",
+            "201 Created",
+            "201 Created",
+            "200 OK"
+        ]
+    );
+    let found = s
+        .get("Observation?subject=Patient/bp&code=http://loinc.org|1-1")
+        .await;
+    expect(&found, 200);
+    assert_eq!(found.json()["entry"].as_array().map(Vec::len), Some(2));
+    let counted = s
+        .get("Observation?code=http://loinc.org|1-1&_summary=count")
+        .await;
+    assert_eq!(counted.json()["total"], 2);
+    let bq = s.get("Patient/bq").await;
+    assert_eq!(bq.header("etag"), Some("W/\"2\""));
+    assert_eq!(bq.json()["gender"], "female");
+    expect(&s.get("Patient/bp").await, 200);
+
+    // Only $submit-measurement may set this tag: the rule refuses it at commit, which
+    // fails the shared commit; the other entries then run, and succeed, on their own.
+    let tagged = json!({"resource": {"resourceType": "Observation", "status": "final",
+            "meta": {"tag": [{"system": "http://ember.dev/fhir/CodeSystem/telemonitoring",
+                              "code": "submitted"}]},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "3-3"}]}},
+         "request": {"method": "POST", "url": "Observation"}});
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        obs("4-4"),
+        tagged,
+        {"resource": {"resourceType": "Patient", "id": "bz"},
+         "request": {"method": "PUT", "url": "Patient/bz"}},
+    ]});
+    let resp = s.post(&s.base, &bundle).await;
+    expect(&resp, 200);
+    let st = statuses(&resp.json());
+    assert_eq!(st[0], "201 Created");
+    assert!(st[1].starts_with("422"), "{st:?}");
+    assert_eq!(st[2], "201 Created");
+    let refused = s.get("Observation?code=http://loinc.org|3-3").await;
+    assert_eq!(refused.json()["entry"].as_array().map(Vec::len), None);
+    let kept = s.get("Observation?code=http://loinc.org|4-4").await;
+    assert_eq!(kept.json()["entry"].as_array().map(Vec::len), Some(1));
+    expect(&s.get("Patient/bz").await, 200);
 }
 
 /// The ids of a searchset's `match` entries, and its `total`.

@@ -1,0 +1,84 @@
+//! A batch's plain writes in one commit.
+//!
+//! A batch answers as if each entry ran on its own. Its plain creates and updates (no
+//! condition, each of a resource no other entry names) do not depend on one another,
+//! so they can share one commit: each is planned on its own against the current
+//! version, exactly as it would be alone, and the commit stores all of them or none.
+//! One commit instead of one per entry is what makes loading data with batches fast
+//! (one storage transaction, and on PostgreSQL one statement for all new documents).
+//! When the shared commit fails (a concurrent write, a write a rule or the caller's
+//! grants refuse), nothing of it stays, and each of those entries runs on its own.
+
+use std::collections::HashMap;
+
+use ember_fhir::id;
+use ember_store::{Commit, Committed};
+
+use super::{Entry, Method, Outcome};
+use crate::write::{Plan, check_if_match, check_put};
+use crate::{Repo, Result};
+
+/// Types whose writes change how later writes are indexed; their entries run alone.
+const RUN_ALONE: [&str; 1] = ["SearchParameter"];
+
+impl Repo {
+    /// Writes the plain creates and updates among `entries` in one commit, when there
+    /// are at least two; returns the outcome of each entry it handled (a failure to plan
+    /// one is its outcome, as it would be alone). Returns nothing when the commit
+    /// fails: those entries are then run one by one.
+    pub(super) async fn write_together(&self, entries: &[Result<Entry>]) -> Vec<(usize, Outcome)> {
+        let mut named: HashMap<(&str, &str), usize> = HashMap::new();
+        for e in entries.iter().flatten() {
+            if let Some(id) = &e.id {
+                *named.entry((e.res_type.as_str(), id.as_str())).or_default() += 1;
+            }
+        }
+        let mut plans: Vec<(usize, Plan)> = Vec::new();
+        let mut failed: Vec<(usize, Outcome)> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let Ok(e) = e else { continue };
+            if e.condition.is_some() || RUN_ALONE.contains(&e.res_type.as_str()) {
+                continue;
+            }
+            let planned = match (e.method, &e.id) {
+                (Method::Post, _) => self.plan_create(
+                    &e.res_type,
+                    &id::new_id(),
+                    e.resource.clone().unwrap_or_default(),
+                ),
+                (Method::Put, Some(id)) if named[&(e.res_type.as_str(), id.as_str())] == 1 => {
+                    self.plan_update_entry(e, id).await
+                }
+                _ => continue,
+            };
+            match planned {
+                Ok(plan) => plans.push((i, plan)),
+                Err(err) => failed.push((i, Outcome::Failed(err))),
+            }
+        }
+        if plans.len() < 2 {
+            return Vec::new();
+        }
+        let commit = Commit {
+            writes: plans.iter().map(|(_, p)| p.write.clone()).collect(),
+            ..Default::default()
+        };
+        match self.commit(commit).await {
+            Ok(Committed::Stored { .. }) => plans
+                .into_iter()
+                .map(|(i, p)| (i, Outcome::Written(p.stored)))
+                .chain(failed)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Plans an update entry as [`Repo::update`] would, against the current version.
+    async fn plan_update_entry(&self, e: &Entry, id: &str) -> Result<Plan> {
+        let body = e.resource.clone().unwrap_or_default();
+        check_put(&e.res_type, id, &body)?;
+        let current = self.store.read(&e.res_type, id).await?;
+        check_if_match(&e.res_type, id, e.if_match, current.as_ref())?;
+        self.plan_update(&e.res_type, id, body, current.as_ref())
+    }
+}
