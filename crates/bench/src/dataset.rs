@@ -51,7 +51,7 @@ pub const MAX_DEEP: u64 = 1_000_000;
 #[derive(clap::Args, Debug, Clone)]
 pub struct DatasetArgs {
     /// FHIR base URL of the server to load, e.g. `http://127.0.0.1:8080/fhir`.
-    #[arg(long, env = "EMBER_DATASET_URL", required_unless_present = "dry_run")]
+    #[arg(long, env = "EMBER_DATASET_URL", required_unless_present_any = ["dry_run", "out"])]
     pub url: Option<String>,
     /// Number of (ordinary) patients.
     #[arg(long, env = "EMBER_DATASET_PATIENTS", default_value_t = 100)]
@@ -79,6 +79,16 @@ pub struct DatasetArgs {
     /// Print the counts per resource type that would be written, without contacting a server.
     #[arg(long, env = "EMBER_DATASET_DRY_RUN")]
     pub dry_run: bool,
+    /// Write the resources to NDJSON files in this folder (`<Type>.ndjson`, one resource
+    /// a line, references between them as `Type/id`) instead of loading them into a
+    /// server; `ember import` loads the folder.
+    #[arg(
+        long,
+        env = "EMBER_DATASET_OUT",
+        value_name = "DIR",
+        conflicts_with = "url"
+    )]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// The deep patients of `--deep`: their Observation counts, ascending and distinct.
@@ -1331,6 +1341,9 @@ pub async fn run(args: DatasetArgs) -> Result<()> {
         println!("total {total}");
         return Ok(());
     }
+    if let Some(dir) = &args.out {
+        return write_files(&g, dir, &counts);
+    }
     let url = args
         .url
         .clone()
@@ -1376,6 +1389,89 @@ pub async fn run(args: DatasetArgs) -> Result<()> {
         bail!("{} of {} Bundles failed", t.errors, t.bundles);
     }
     Ok(())
+}
+
+/// Writes the data set as NDJSON files in `dir` (which must be new or empty), one per
+/// resource type, and prints the counts.
+fn write_files(
+    g: &Generator,
+    dir: &std::path::Path,
+    counts: &BTreeMap<&'static str, u64>,
+) -> Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} is not empty", dir.display());
+    }
+    let started = Instant::now();
+    let mut files: BTreeMap<&'static str, std::io::BufWriter<std::fs::File>> = BTreeMap::new();
+    let mut written = 0u64;
+    let groups = g
+        .practitioner_items()
+        .map(|p| vec![p])
+        .chain(g.patient_keys().map(|k| g.patient_group(k)))
+        .chain(g.patient_keys().map(|k| g.history(k).collect()));
+    for group in groups {
+        for resource in resolved(group) {
+            let (res_type, line) = resource;
+            let file = match files.entry(res_type) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let path = dir.join(format!("{res_type}.ndjson"));
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    e.insert(std::io::BufWriter::new(file))
+                }
+            };
+            writeln!(file, "{line}")?;
+            written += 1;
+        }
+    }
+    for file in files.values_mut() {
+        file.flush()?;
+    }
+    println!("Ember dataset  {}", dir.display());
+    print!("{}", render_counts(counts));
+    println!("resources written  {written}");
+    println!(
+        "elapsed            {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The items of a group as NDJSON lines, each with its type, references to another
+/// item's `urn:uuid:` fullUrl replaced by `Type/id`.
+fn resolved(items: Vec<Item>) -> Vec<(&'static str, String)> {
+    fn rewrite(value: &mut Value, ids: &BTreeMap<String, String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match v {
+                        Value::String(r) if key == "reference" => {
+                            if let Some(to) = ids.get(r.as_str()) {
+                                *r = to.clone();
+                            }
+                        }
+                        _ => rewrite(v, ids),
+                    }
+                }
+            }
+            Value::Array(values) => values.iter_mut().for_each(|v| rewrite(v, ids)),
+            _ => {}
+        }
+    }
+    let ids: BTreeMap<String, String> = items
+        .iter()
+        .map(|i| (i.full_url.clone(), format!("{}/{}", i.res_type, i.id)))
+        .collect();
+    items
+        .into_iter()
+        .map(|mut i| {
+            rewrite(&mut i.resource, &ids);
+            (i.res_type, i.resource.to_string())
+        })
+        .collect()
 }
 
 fn render_counts(counts: &BTreeMap<&'static str, u64>) -> String {

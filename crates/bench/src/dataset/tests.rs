@@ -583,3 +583,37 @@ fn dates() {
     assert_eq!(date_time(59, 3600 * 7 + 61), "2024-02-29T07:01:01Z");
     assert_eq!(date_time(0, 86_399), "2024-01-01T23:59:59Z");
 }
+
+#[test]
+fn files_carry_references_between_items_as_ids() {
+    let item = |res_type: &'static str, id: &str, resource: Value| Item {
+        res_type,
+        id: id.to_owned(),
+        full_url: format!("urn:uuid:{id}"),
+        resource,
+    };
+    let lines = resolved(vec![
+        item(
+            "Patient",
+            "p",
+            json!({"resourceType": "Patient", "id": "p"}),
+        ),
+        item(
+            "CarePlan",
+            "c",
+            json!({"resourceType": "CarePlan", "id": "c",
+                "subject": {"reference": "urn:uuid:p"},
+                "activity": [{"reference": {"reference": "urn:uuid:p"}}],
+                "author": {"reference": "Practitioner/x"},
+                "note": [{"text": "urn:uuid:p"}]}),
+        ),
+    ]);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1].0, "CarePlan");
+    let plan: Value = serde_json::from_str(&lines[1].1).unwrap();
+    assert_eq!(plan["subject"]["reference"], "Patient/p");
+    assert_eq!(plan["activity"][0]["reference"]["reference"], "Patient/p");
+    assert_eq!(plan["author"]["reference"], "Practitioner/x");
+    // Only `reference` elements are references.
+    assert_eq!(plan["note"][0]["text"], "urn:uuid:p");
+}

@@ -209,3 +209,84 @@ async fn sqlite() {
 async fn postgres() {
     dataset_loads_and_reruns_idempotently(Backend::Postgres).await;
 }
+
+/// `ember dataset --out DIR` writes the same population as NDJSON files, with the
+/// references between a patient's resources as `Type/id`; `ember import DIR` loads it
+/// into a server where it reads back as the direct load does.
+async fn files_import_as_the_direct_load(backend: Backend) {
+    let direct_db = TestDb::new(backend).await;
+    let direct = Process::spawn(&direct_db.url, &[]);
+    run_dataset(&direct.http.base).await;
+    let files_db = TestDb::new(backend).await;
+    let from_files = Process::spawn(&files_db.url, &[]);
+    let dir = common::TempDir::new("ember-dataset-out");
+    let out = dir.0.join("data");
+    let mut args = vec!["dataset", "--out", out.to_str().unwrap()];
+    args.extend(ARGS);
+    let text = common::run_ember_ok(&args).await;
+    let mut dry = vec!["dataset", "--dry-run"];
+    dry.extend(ARGS);
+    let expected = reported(&common::run_ember_ok(&dry).await, "total ");
+    assert_eq!(reported(&text, "resources written"), expected, "{text}");
+    let lines: usize = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|f| {
+            std::fs::read_to_string(f.unwrap().path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(lines as u64, expected);
+    let imported = common::run_ember_ok(&[
+        "import",
+        "--url",
+        &from_files.http.base,
+        out.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!imported.is_empty());
+    for res_type in [
+        "Practitioner",
+        "Patient",
+        "CareTeam",
+        "CarePlan",
+        "ServiceRequest",
+        "Condition",
+        "Encounter",
+        "Observation",
+    ] {
+        let query = format!("{res_type}?_summary=count");
+        let want = direct.http.get(&query).await.json()["total"].clone();
+        let got = from_files.http.get(&query).await.json()["total"].clone();
+        assert!(want.as_u64().is_some_and(|n| n > 0), "{res_type}: {want}");
+        assert_eq!(got, want, "{res_type}");
+    }
+    for path in [
+        "ServiceRequest/dataset-42-sr-0-spo2",
+        "CarePlan/dataset-42-cp-0",
+        "CareTeam/dataset-42-ct-deep-200",
+        "Observation/dataset-42-obs-2-0",
+    ] {
+        let a = without_meta(direct.http.get(path).await.json());
+        let b = without_meta(from_files.http.get(path).await.json());
+        assert_eq!(a, b, "{path}");
+    }
+    // The urn:uuid references were written as ids.
+    let sr = from_files
+        .http
+        .get("ServiceRequest/dataset-42-sr-0-spo2")
+        .await
+        .json();
+    assert_eq!(sr["basedOn"][0]["reference"], "CarePlan/dataset-42-cp-0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_sqlite() {
+    files_import_as_the_direct_load(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_postgres() {
+    files_import_as_the_direct_load(Backend::Postgres).await;
+}
