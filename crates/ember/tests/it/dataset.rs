@@ -238,14 +238,18 @@ async fn files_import_as_the_direct_load(backend: Backend) {
         })
         .sum();
     assert_eq!(lines as u64, expected);
-    let imported = common::run_ember_ok(&[
-        "import",
-        "--url",
-        &from_files.http.base,
-        out.to_str().unwrap(),
-    ])
+    // Run in the temporary folder, where the checkpoint and rejects files go.
+    let (code, imported, err) = common::run_ember(
+        &dir.0,
+        &[
+            "import",
+            "--url",
+            &from_files.http.base,
+            out.to_str().unwrap(),
+        ],
+    )
     .await;
-    assert!(!imported.is_empty());
+    assert_eq!(code, 0, "{imported}\n{err}");
     for res_type in [
         "Practitioner",
         "Patient",
