@@ -35,7 +35,9 @@ use ember_repo::Repo;
 use interactions::{
     bundle, capabilities, conditional, create, delete, history, patch, read, search, update,
 };
-use operations::{everything, export, reindex, submit_measurement, validate};
+use operations::{
+    everything, expand, export, lookup, reindex, submit_measurement, validate, validate_code,
+};
 use tower_http::normalize_path::NormalizePath;
 
 pub use audit::Audit;
@@ -152,6 +154,9 @@ fn fhir_routes(state: &AppState) -> Router<AppState> {
         .merge(search::routes())
         .merge(validate::routes())
         .merge(everything::routes())
+        .merge(expand::routes())
+        .merge(lookup::routes())
+        .merge(validate_code::routes())
         .merge(export::routes())
         .merge(reindex::routes())
         .merge(submit_measurement::routes())

@@ -59,7 +59,7 @@ pub(crate) fn unknown_operation(op: &str) -> ApiError {
 }
 
 impl TypePath {
-    fn check(res_type: String) -> Result<Self> {
+    pub(crate) fn check(res_type: String) -> Result<Self> {
         no_operation(&[&res_type])?;
         check_type(&res_type)?;
         Ok(TypePath { res_type })
@@ -67,7 +67,7 @@ impl TypePath {
 }
 
 impl ResourcePath {
-    fn check((res_type, id): (String, String)) -> Result<Self> {
+    pub(crate) fn check((res_type, id): (String, String)) -> Result<Self> {
         no_operation(&[&res_type, &id])?;
         check_type(&res_type)?;
         check_id(&id)?;

@@ -271,6 +271,8 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         max_bundle_entries: config.max_bundle_entries,
         max_count: config.max_count,
         max_conditional_delete: config.max_conditional_delete,
+        max_expansion: config.max_expansion as usize,
+        max_search_codes: (config.max_expansion as usize / 10).max(100),
         job_lease: Duration::from_secs(config.job_lease_seconds),
         job_max_attempts: config.job_max_attempts,
         job_retry_base: Duration::from_millis(config.job_retry_base_ms),

@@ -136,6 +136,12 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_MAX_CONDITIONAL_DELETE", default_value_t = 100)]
     pub max_conditional_delete: u32,
 
+    /// Most codes one value set expansion may have (`$expand`, `$validate-code`); a
+    /// larger one is a 422. Searches with `:in`, `:not-in`, `:below` and `:above` take
+    /// at most a tenth of it (at least 100) codes, so their SQL stays bounded.
+    #[arg(long, env = "EMBER_MAX_EXPANSION", default_value_t = 10000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_expansion: u32,
+
     /// How long a worker holds a background job (such as `$reindex`) without recording
     /// progress, in seconds; after that another instance resumes the job from its last
     /// recorded progress.

@@ -1,7 +1,8 @@
 //! The work each instance does beside requests, started and stopped explicitly by
 //! whoever runs the repository ([`Repo::start_background`], [`Background::stop`]):
 //! - the bus subscription: SearchParameter changes of other instances reload the
-//!   run-time parameters, and new jobs wake the idle job worker;
+//!   run-time parameters, new jobs wake the idle job worker, and cache invalidations
+//!   (terminology) empty this instance's caches;
 //! - the job worker ([`crate::jobs`]);
 //! - every few seconds, folding the appended token-count deltas
 //!   ([`Repo::compact_counts`]) and putting documents an earlier release wrote into the
@@ -168,6 +169,8 @@ impl Repo {
             if resync || message == crate::jobs::WAKE {
                 repo.wake.notify_one();
             }
+            // Cache invalidations (and, after a resync, all of them).
+            repo.caches.on_message(if resync { "*" } else { message });
         }));
     }
 }

@@ -289,6 +289,7 @@ impl Repo {
             if let Some(search) = &e.search {
                 let (scope, _) = search_scope(&e.res_type, search, base);
                 self.check_search(scope, &search.pairs, Handling::Lenient, base)
+                    .await
                     .map_err(|err| at_entry(i, err))?;
             }
         }
@@ -381,11 +382,13 @@ impl Repo {
         };
         let res_type = e.res_type.clone();
         if e.method == Method::Delete {
-            let cond = self.condition(&res_type, &criteria, self.delete_limit() + 1)?;
+            let cond = self
+                .condition(&res_type, &criteria, self.delete_limit() + 1)
+                .await?;
             let hits = self.matches(&cond).await?;
             return Ok(Resolved::Deletes(cond, hits));
         }
-        let cond = self.condition(&res_type, &criteria, 2)?;
+        let cond = self.condition(&res_type, &criteria, 2).await?;
         let what = match e.method {
             Method::Post => "conditional create",
             Method::Put => "conditional update",
@@ -455,7 +458,7 @@ impl Repo {
                 };
                 let resolve = async {
                     let pairs = parse_condition(query);
-                    let cond = self.condition(res_type, &pairs, 2)?;
+                    let cond = self.condition(res_type, &pairs, 2).await?;
                     let mut ids: Vec<String> = self
                         .matches(&cond)
                         .await?

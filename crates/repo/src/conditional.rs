@@ -13,8 +13,7 @@ use ember_fhir::id;
 use ember_store::{Committed, Current, Guard, Hit, SearchQuery, StoreError, key};
 use serde_json::Value;
 
-use crate::registry::Snapshot;
-use crate::search::{Problem, filter};
+use crate::search::{Cx, Problem, filter};
 use crate::write::{
     PatchDocument, Plan, Stored, backoff, body_id, check_body, check_if_match, plan_delete,
     plan_patch,
@@ -79,7 +78,7 @@ type Pairs = Vec<(String, String)>;
 fn criteria(
     res_type: &str,
     pairs: &[(String, String)],
-    params: &Snapshot,
+    cx: &Cx,
     what: &str,
 ) -> Result<(Vec<ember_store::Filter>, Pairs)> {
     check_type(res_type)?;
@@ -96,7 +95,7 @@ fn criteria(
                 "{name} is not allowed in the criteria of {what}"
             )));
         }
-        let f = filter::filter_for(res_type, name, value, params).map_err(|p| match p {
+        let f = filter::filter_for(res_type, name, value, cx).map_err(|p| match p {
             Problem::Invalid(m) | Problem::Unsupported(m) => {
                 RepoError::Invalid(format!("the criteria of {what}: {name}: {m}"))
             }
@@ -120,9 +119,9 @@ pub(crate) fn condition(
     res_type: &str,
     pairs: &[(String, String)],
     limit: u32,
-    params: &Snapshot,
+    cx: &Cx,
 ) -> Result<Condition> {
-    let (filters, mut accepted) = criteria(res_type, pairs, params, "a conditional interaction")?;
+    let (filters, mut accepted) = criteria(res_type, pairs, cx, "a conditional interaction")?;
     accepted.sort();
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (n, v) in &accepted {
@@ -149,12 +148,13 @@ impl Repo {
     /// result parameters refused), without running them; no criteria at all is accepted
     /// and matches every resource of the type. For components that store criteria
     /// to run later, such as Subscriptions.
-    pub fn check_criteria(&self, res_type: &str, pairs: &[(String, String)]) -> Result<()> {
+    pub async fn check_criteria(&self, res_type: &str, pairs: &[(String, String)]) -> Result<()> {
         check_type(res_type)?;
         if pairs.is_empty() {
             return Ok(());
         }
-        criteria(res_type, pairs, &self.params.snapshot(), "a Subscription").map(|_| ())
+        let (params, terms) = (self.params.snapshot(), self.resolve_terms(pairs).await?);
+        criteria(res_type, pairs, &self.cx(&params, &terms), "a Subscription").map(|_| ())
     }
 }
 
@@ -227,13 +227,14 @@ pub(crate) fn at_most_one(
 
 impl Repo {
     /// The criteria of a conditional interaction, returning at most `limit` matches.
-    pub(crate) fn condition(
+    pub(crate) async fn condition(
         &self,
         res_type: &str,
         criteria: &[(String, String)],
         limit: u32,
     ) -> Result<Condition> {
-        condition(res_type, criteria, limit, &self.params.snapshot())
+        let (params, terms) = (self.params.snapshot(), self.resolve_terms(criteria).await?);
+        condition(res_type, criteria, limit, &self.cx(&params, &terms))
     }
 
     /// The live documents that meet `cond` (at most its limit). A match the caller may
@@ -258,7 +259,7 @@ impl Repo {
         criteria: &[(String, String)],
     ) -> Result<Stored> {
         check_type(res_type)?;
-        let cond = self.condition(res_type, criteria, 2)?;
+        let cond = self.condition(res_type, criteria, 2).await?;
         check_body(res_type, &body)?;
         let what = "conditional create";
         if let Some(hit) = at_most_one(res_type, &cond, self.matches(&cond).await?, what)? {
@@ -290,7 +291,7 @@ impl Repo {
         if_match: Option<i64>,
     ) -> Result<Stored> {
         check_type(res_type)?;
-        let cond = self.condition(res_type, criteria, 2)?;
+        let cond = self.condition(res_type, criteria, 2).await?;
         check_body(res_type, &body)?;
         let body_id = body_id(&body)?;
         let what = "conditional update";
@@ -371,7 +372,7 @@ impl Repo {
         if_match: Option<i64>,
     ) -> Result<Stored> {
         check_type(res_type)?;
-        let cond = self.condition(res_type, criteria, 2)?;
+        let cond = self.condition(res_type, criteria, 2).await?;
         for attempt in 0..=self.limits.write_retries {
             let hits = self.matches(&cond).await?;
             let hit =
@@ -419,7 +420,7 @@ impl Repo {
     ) -> Result<ConditionalDeleted> {
         check_type(res_type)?;
         let max = self.delete_limit();
-        let cond = self.condition(res_type, criteria, max + 1)?;
+        let cond = self.condition(res_type, criteria, max + 1).await?;
         for attempt in 0..=self.limits.write_retries {
             let hits = self.matches(&cond).await?;
             let plans = self.plan_deletes(res_type, &cond, &hits)?;
@@ -504,38 +505,38 @@ mod tests {
         assert!(parse_condition("").is_empty());
     }
 
+    fn cx() -> Cx<'static> {
+        static PARAMS: std::sync::LazyLock<crate::registry::Snapshot> =
+            std::sync::LazyLock::new(Default::default);
+        static TERMS: std::sync::LazyLock<crate::terminology::terms::Terms> =
+            std::sync::LazyLock::new(Default::default);
+        Cx {
+            params: &PARAMS,
+            terms: &TERMS,
+            max_codes: 1000,
+        }
+    }
+
     #[test]
     fn criteria_are_strict_and_canonical() {
         let a = condition(
             "Patient",
             &pairs(&[("name", "x"), ("identifier", "s|1"), ("_format", "json")]),
             2,
-            &Snapshot::default(),
+            &cx(),
         )
         .unwrap();
         let b = condition(
             "Patient",
             &pairs(&[("identifier", "s|1"), ("name", "x")]),
             2,
-            &Snapshot::default(),
+            &cx(),
         )
         .unwrap();
         assert_eq!(a.canonical, "identifier=s%7C1&name=x");
         assert_eq!(a.lock, b.lock);
-        let c = condition(
-            "Observation",
-            &pairs(&[("identifier", "s|1")]),
-            2,
-            &Snapshot::default(),
-        )
-        .unwrap();
-        let d = condition(
-            "Patient",
-            &pairs(&[("identifier", "s|1")]),
-            2,
-            &Snapshot::default(),
-        )
-        .unwrap();
+        let c = condition("Observation", &pairs(&[("identifier", "s|1")]), 2, &cx()).unwrap();
+        let d = condition("Patient", &pairs(&[("identifier", "s|1")]), 2, &cx()).unwrap();
         assert_ne!(c.lock, d.lock);
         for bad in [
             pairs(&[]),
@@ -548,19 +549,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    condition("Patient", &bad, 2, &Snapshot::default()),
+                    condition("Patient", &bad, 2, &cx()),
                     Err(RepoError::Invalid(_))
                 ),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            condition(
-                "Nope",
-                &pairs(&[("identifier", "s|1")]),
-                2,
-                &Snapshot::default()
-            ),
+            condition("Nope", &pairs(&[("identifier", "s|1")]), 2, &cx()),
             Err(RepoError::UnknownType(_))
         ));
     }

@@ -174,7 +174,8 @@ impl Repo {
         // Every filter must parse (a 400 now rather than a failed job later).
         for (t, query) in &filters {
             let pairs = pairs_of(query);
-            self.check_search(SearchScope::Type(t), &pairs, Handling::Strict, "")?;
+            self.check_search(SearchScope::Type(t), &pairs, Handling::Strict, "")
+                .await?;
         }
         let payload = json!({
             "level": match &level {
@@ -337,7 +338,7 @@ impl Repo {
     }
 
     /// The store query of one type's part of an export.
-    fn export_query(
+    async fn export_query(
         &self,
         payload: &Value,
         res_type: &str,
@@ -376,7 +377,7 @@ impl Repo {
                 ));
             }
         }
-        self.raw_query(res_type, &pairs, extra)
+        self.raw_query(res_type, &pairs, extra).await
     }
 }
 
@@ -512,7 +513,9 @@ impl JobHandler for Export {
                 own.into_iter().map(Some).collect()
             };
             while at.filter_index < parts.len() {
-                let mut query = repo.export_query(&payload, res_type, parts[at.filter_index])?;
+                let mut query = repo
+                    .export_query(&payload, res_type, parts[at.filter_index])
+                    .await?;
                 loop {
                     if ctx.stopping() {
                         return Ok(Ran::Stopped);

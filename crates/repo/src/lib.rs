@@ -23,6 +23,7 @@ mod read;
 mod registry;
 mod reindex;
 mod search;
+mod terminology;
 mod timeline;
 mod write;
 
@@ -45,6 +46,7 @@ pub use prefer::Prefer;
 pub use read::subset_read;
 pub use registry::SearchParams;
 pub use search::{Handling, Pages, SearchScope};
+pub use terminology::{Coded, ExpandRequest, LookupRequest, ValidateCodeRequest, ValueSetRef};
 pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};
 
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;
@@ -82,6 +84,11 @@ pub struct Limits {
     pub export_expiry: Duration,
     /// Most resources in one `$export` NDJSON file.
     pub export_file_resources: u64,
+    /// Most codes in one value set expansion (`$expand`, `$validate-code`).
+    pub max_expansion: usize,
+    /// Most codes one search modifier (`:in`, `:not-in`, `:below`, `:above`) may
+    /// stand for, so that its SQL stays bounded.
+    pub max_search_codes: usize,
 }
 
 impl Default for Limits {
@@ -101,6 +108,8 @@ impl Default for Limits {
             reindex_batch: 500,
             export_expiry: Duration::from_secs(24 * 3600),
             export_file_resources: 10_000,
+            max_expansion: 10_000,
+            max_search_codes: 1_000,
         }
     }
 }
@@ -126,6 +135,10 @@ pub struct Repo {
     operation: Option<&'static str>,
     /// Job kinds enqueued on a schedule (see [`Repo::with_schedule`]).
     schedules: Arc<Vec<jobs::Schedule>>,
+    /// This instance's terminology caches.
+    terminology: Arc<terminology::cache::Caches>,
+    /// Routes the bus's invalidations to this instance's caches.
+    caches: ember_platform::cache::CacheHub,
 }
 
 impl Repo {
@@ -136,11 +149,17 @@ impl Repo {
         let mut participants = commit::Participants::default();
         participants.hooks.push(Arc::new(registry::Reload));
         participants.hooks.push(Arc::new(jobs::Wake));
+        participants
+            .hooks
+            .push(Arc::new(terminology::cache::Invalidation));
         let mut handlers = jobs::Handlers::default();
         handlers.add(Arc::new(reindex::Reindex));
         handlers.add(Arc::new(export::Export));
         handlers.add(Arc::new(audit::AuditWriter));
         handlers.add(Arc::new(jobs::Noop));
+        let terminology = Arc::new(terminology::cache::Caches::default());
+        let caches = ember_platform::cache::CacheHub::new();
+        caches.register(terminology.clone());
         Self {
             store,
             limits: Arc::new(limits),
@@ -153,6 +172,8 @@ impl Repo {
             origin: ember_fhir::id::new_id().into(),
             operation: None,
             schedules: Arc::default(),
+            terminology: terminology.clone(),
+            caches,
         }
     }
 

@@ -271,9 +271,10 @@ fn rank(f: &Filter) -> Option<u8> {
                     Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
                     Cond::Any(cs) | Cond::All(cs) => cs.iter().any(|c| match c {
                         Cond::Cmp(c, crate::query::Op::Eq, _) => *c == col,
-                        Cond::All(cs) => cs.iter().any(
-                            |c| matches!(c, Cond::Cmp(c, crate::query::Op::Eq, _) if *c == col),
-                        ),
+                        // A code list (`:in`, `:below`) is as selective as one code.
+                        Cond::All(cs) => cs.iter().any(|c| {
+                            matches!(c, Cond::Cmp(c, crate::query::Op::Eq, _) | Cond::In(c, _) if *c == col)
+                        }),
                         _ => false,
                     }),
                     _ => false,

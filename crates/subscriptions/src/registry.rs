@@ -55,7 +55,7 @@ impl Registry {
             ("status".to_owned(), "active".to_owned()),
             ("_count".to_owned(), PAGE.to_owned()),
         ];
-        let mut pages = repo.pages("Subscription", &query)?;
+        let mut pages = repo.pages("Subscription", &query).await?;
         let mut active = Active::default();
         while let Some(page) = pages.next().await? {
             for resource in page {

@@ -35,6 +35,7 @@ impl WriteRule for Valid {
             .map_err(|e| RepoError::Unprocessable(format!("Subscription: {e}")))?;
         let s = Subscription::parse(&resource).map_err(RepoError::Unprocessable)?;
         repo.check_criteria(&s.res_type, &s.params)
+            .await
             .map_err(|e| RepoError::Unprocessable(format!("Subscription.criteria: {e}")))?;
         // Notifications are sent without the caller's grants, so the caller must be
         // able to search every resource the criteria could match.

@@ -49,7 +49,7 @@ impl JobHandler for Missing {
         ];
         let mut checked = 0u64;
         let mut reported = 0u64;
-        let mut pages = repo.pages("ServiceRequest", &query)?;
+        let mut pages = repo.pages("ServiceRequest", &query).await?;
         while let Some(page) = pages.next().await? {
             for sr in page {
                 let Some(gap) = gap(&sr, now) else { continue };

@@ -1,8 +1,8 @@
 //! `GET [base]/metadata`: the CapabilityStatement, generated from what this server
 //! really implements: the generated type list, the interactions of
 //! [`interactions`](super) and every searchable parameter. `?mode=terminology` gives
-//! the TerminologyCapabilities (Ember serves no terminology operations, so it lists
-//! none); `?mode=normative` is refused. With authentication on, `rest.security` names
+//! the TerminologyCapabilities: the stored CodeSystems with content, `$expand`'s
+//! parameters and `$validate-code`; `?mode=normative` is refused. With authentication on, `rest.security` names
 //! SMART on FHIR with the issuer's OAuth endpoints, and
 //! `/.well-known/smart-configuration` (at the root and under the base) describes them.
 
@@ -87,7 +87,10 @@ async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Result<Response>
             }
             body
         }
-        Some("terminology") => terminology(&fhir.base, backend),
+        Some("terminology") => {
+            let systems = state.repo.code_systems(CODE_SYSTEMS_LISTED).await?;
+            terminology(&fhir.base, backend, &systems)
+        }
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "mode={other} is not supported: ask for mode=full (the default) or mode=terminology"
@@ -97,17 +100,45 @@ async fn metadata(State(state): State<AppState>, fhir: Fhir) -> Result<Response>
     Ok(json_response(&fhir, StatusCode::OK, &body))
 }
 
-/// The TerminologyCapabilities: who answers, and no code systems, expansions or
-/// translations, as Ember serves none of the terminology operations.
-fn terminology(base: &str, backend: Backend) -> Value {
-    json!({
+/// Most stored CodeSystems the TerminologyCapabilities lists.
+const CODE_SYSTEMS_LISTED: u32 = 100;
+
+/// The TerminologyCapabilities: who answers, the stored code systems (`(url,
+/// version)`), `$expand` with its parameters (`operations::expand`) and
+/// `$validate-code`; no translations or closures.
+fn terminology(base: &str, backend: Backend, systems: &[(String, Option<String>)]) -> Value {
+    let mut tc = json!({
         "resourceType": "TerminologyCapabilities",
         "status": "active",
         "date": RELEASE_DATE,
         "kind": "instance",
         "software": software(),
         "implementation": implementation(base, backend),
-    })
+        "expansion": {
+            "hierarchical": false,
+            "paging": true,
+            "incomplete": false,
+            "parameter": [
+                {"name": "filter"},
+                {"name": "count"},
+                {"name": "offset"},
+                {"name": "activeOnly"},
+            ],
+            "textFilter": "Codes whose display or code contains the text, ignoring case.",
+        },
+        "validateCode": {"translations": false},
+    });
+    let systems: Vec<Value> = systems
+        .iter()
+        .map(|(url, version)| match version {
+            Some(v) => json!({"uri": url, "version": [{"code": v}]}),
+            None => json!({"uri": url}),
+        })
+        .collect();
+    if !systems.is_empty() {
+        tc["codeSystem"] = Value::Array(systems);
+    }
+    tc
 }
 
 fn software() -> Value {
@@ -137,7 +168,7 @@ const TYPE_INTERACTIONS: &[&str] = &[
 ];
 
 /// When the content of this statement last changed; bump it with the interactions.
-const RELEASE_DATE: &str = "2026-11-22";
+const RELEASE_DATE: &str = "2026-12-06";
 
 /// Interactions on the whole system.
 const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system", "search-system"];
@@ -249,6 +280,18 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
                 "Group" => Some("group-export"),
                 _ => None,
             };
+            // The terminology operations (see `operations::{expand, lookup, validate_code}`).
+            let terminology: &[&str] = match *t {
+                "ValueSet" => &["expand", "validate-code"],
+                "CodeSystem" => &["lookup"],
+                _ => &[],
+            };
+            for op in terminology {
+                operations.push(json!({
+                    "name": op,
+                    "definition": format!("http://hl7.org/fhir/OperationDefinition/{t}-{op}"),
+                }));
+            }
             if let Some(export) = export {
                 operations.push(json!({
                     "name": "export",

@@ -23,3 +23,4 @@ mod rest;
 mod search;
 mod subscriptions;
 mod telemonitoring;
+mod terminology;

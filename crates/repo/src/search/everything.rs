@@ -10,7 +10,6 @@ use ember_store::{Col, Cond, Filter, Hit, Op, Rows, Table, Val, key};
 
 use super::filter::{self, Problem};
 use super::{Include, Request};
-use crate::registry::Snapshot;
 use crate::{Repo, RepoError, Result, check_id, check_type};
 
 /// Sets up `req` for the `$everything` of `compartment` (one resource, or all of them):
@@ -125,7 +124,7 @@ pub(super) fn param(
     req: &mut Request,
     name: &str,
     value: &str,
-    params: &Snapshot,
+    cx: &super::Cx,
 ) -> std::result::Result<bool, Problem> {
     match name {
         "_since" => {
@@ -134,7 +133,7 @@ pub(super) fn param(
                     "_since: {value:?} is not an instant"
                 )));
             }
-            let f = filter::filter(&req.types, "_lastUpdated", &format!("ge{value}"), params)?;
+            let f = filter::filter(&req.types, "_lastUpdated", &format!("ge{value}"), cx)?;
             req.filters.push(f);
             req.since = instant::parse_range(value).map(|(from, _)| from);
             Ok(true)

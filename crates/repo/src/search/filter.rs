@@ -10,6 +10,17 @@ use crate::indexer::{
     canonical_key, component_key, identifier_key, of_type_key, stored_names, words,
 };
 use crate::registry::{RuntimeParam, Snapshot};
+use crate::terminology::terms::Terms;
+
+/// What parsing a parameter needs besides the parameter: the run-time parameters and
+/// the code sets of the terminology modifiers, resolved beforehand.
+#[derive(Clone, Copy)]
+pub(crate) struct Cx<'a> {
+    pub params: &'a Snapshot,
+    pub terms: &'a Terms,
+    /// Most codes one terminology modifier may stand for.
+    pub max_codes: usize,
+}
 
 /// Why a parameter gives no filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,19 +102,14 @@ pub(crate) fn table(kind: SearchParamType) -> Option<Table> {
 
 /// The filter of `name=value` on documents of any of `types` (several for a
 /// system-level search).
-pub(crate) fn filter(
-    types: &[String],
-    name: &str,
-    value: &str,
-    params: &Snapshot,
-) -> Result<Filter> {
+pub(crate) fn filter(types: &[String], name: &str, value: &str, cx: &Cx) -> Result<Filter> {
     if let [ty] = types {
-        return filter_for(ty, name, value, params);
+        return filter_for(ty, name, value, cx);
     }
     let mut any = Vec::new();
     let mut last = None;
     for ty in types {
-        match filter_for(ty, name, value, params) {
+        match filter_for(ty, name, value, cx) {
             Ok(f) => any.push(f),
             Err(p @ Problem::Invalid(_)) => return Err(p),
             Err(p) => last = Some(p),
@@ -121,12 +127,13 @@ fn unsupported(msg: String) -> Problem {
 }
 
 /// The filter of `name=value` on documents of `ty`.
-pub(crate) fn filter_for(ty: &str, name: &str, value: &str, params: &Snapshot) -> Result<Filter> {
+pub(crate) fn filter_for(ty: &str, name: &str, value: &str, cx: &Cx) -> Result<Filter> {
+    let params = cx.params;
     if let Some(rest) = name.strip_prefix("_has:") {
-        return reverse_chain(ty, rest, value, params);
+        return reverse_chain(ty, rest, value, cx);
     }
     if let Some((head, rest)) = name.split_once('.') {
-        return chain(ty, head, rest, value, params);
+        return chain(ty, head, rest, value, cx);
     }
     let (code, modifier) = match name.split_once(':') {
         Some((c, m)) => (c, Some(m)),
@@ -216,12 +223,12 @@ pub(crate) fn filter_for(ty: &str, name: &str, value: &str, params: &Snapshot) -
                         .map(|v| values::of_type(v))
                         .collect::<Result<_>>()?),
                 })),
-                Some(m @ ("in" | "not-in")) => {
-                    let f = has(Table::Token, any(value_set(&values)?));
-                    Ok(if m == "in" {
-                        f
-                    } else {
+                Some(m @ ("in" | "not-in" | "below" | "above")) => {
+                    let f = has(Table::Token, vec![code_set(m, &values, cx)?]);
+                    Ok(if m == "not-in" {
                         Filter::Not(Box::new(f))
+                    } else {
+                        f
                     })
                 }
                 _ => Err(bad_modifier()),
@@ -417,26 +424,75 @@ fn quantity_rows(ty: &str, names: &[&str], q: values::QuantityCond) -> Rows {
     }
 }
 
-/// The codes of the ValueSets named by `values` (`:in`, `:not-in`).
-fn value_set(values: &[String]) -> Result<Vec<Cond>> {
-    let mut conds = Vec::new();
-    for url in values {
-        let url = values::unescape(url);
-        let codes = definitions::value_set_codes(&url).ok_or_else(|| {
-            Problem::Invalid(format!("the ValueSet {url:?} is not known to this server"))
-        })?;
-        conds.extend(codes.iter().map(|(system, code)| {
-            Cond::All(vec![
-                Cond::Cmp(Col::System, Op::Eq, Val::Text((*system).to_owned())),
-                Cond::Cmp(Col::Code, Op::Eq, Val::Text((*code).to_owned())),
-            ])
-        }));
+/// The codes `:modifier=values` stands for (`:in`, `:not-in`: value sets; `:below`,
+/// `:above`: `system|code` in a stored CodeSystem's hierarchy), as one condition that
+/// compares each system once with the list of its codes. Sets come from `cx.terms`; a
+/// search parsed without them (a token's scope criteria) finds the R4 value sets only.
+fn code_set(modifier: &str, values: &[String], cx: &Cx) -> Result<Cond> {
+    let mut by_system: Vec<(String, Vec<Val>)> = Vec::new();
+    let mut n = 0;
+    for raw in values {
+        let resolved;
+        let codes: &[(String, String)] = match cx.terms.get(modifier, raw) {
+            Some(Ok(set)) => set,
+            Some(Err(why)) => return Err(Problem::Invalid(format!(":{modifier}: {why}"))),
+            None if matches!(modifier, "in" | "not-in") => {
+                let url = values::unescape(raw);
+                resolved = definitions::value_set_codes(&url)
+                    .ok_or_else(|| {
+                        Problem::Invalid(format!(
+                            ":{modifier}: the ValueSet {url:?} is not known to this server"
+                        ))
+                    })?
+                    .iter()
+                    .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+                    .collect::<Vec<_>>();
+                &resolved
+            }
+            None => {
+                return Err(Problem::Unsupported(format!(
+                    ":{modifier} is not supported here"
+                )));
+            }
+        };
+        n += codes.len();
+        for (system, code) in codes {
+            let code = Val::Text(code.clone());
+            match by_system.iter_mut().find(|(s, _)| s == system) {
+                Some((_, list)) => list.push(code),
+                None => by_system.push((system.clone(), vec![code])),
+            }
+        }
     }
-    Ok(conds)
+    if n > cx.max_codes {
+        return Err(Problem::Invalid(format!(
+            ":{modifier} stands for {n} codes; a search takes at most {}",
+            cx.max_codes
+        )));
+    }
+    Ok(Cond::Any(
+        by_system
+            .into_iter()
+            .map(|(system, mut codes)| {
+                // A code without a system (an element of type `code`, whose system is
+                // its binding's) matches by its code.
+                let system = Cond::Any(vec![
+                    Cond::Cmp(Col::System, Op::Eq, Val::Text(system)),
+                    Cond::IsNull(Col::System),
+                ]);
+                let code = match codes.len() {
+                    1 => Cond::Cmp(Col::Code, Op::Eq, codes.remove(0)),
+                    _ => Cond::In(Col::Code, codes),
+                };
+                Cond::All(vec![system, code])
+            })
+            .collect(),
+    ))
 }
 
 /// `reference[:Type].rest=value`: a referenced document matches `rest=value`.
-fn chain(ty: &str, head: &str, rest: &str, value: &str, params: &Snapshot) -> Result<Filter> {
+fn chain(ty: &str, head: &str, rest: &str, value: &str, cx: &Cx) -> Result<Filter> {
+    let params = cx.params;
     let (code, modifier) = match head.split_once(':') {
         Some((c, m)) => (c, Some(m)),
         None => (head, None),
@@ -455,7 +511,7 @@ fn chain(ty: &str, head: &str, rest: &str, value: &str, params: &Snapshot) -> Re
     };
     let mut chains = Vec::new();
     for target in targets {
-        match filter_for(target, rest, value, params) {
+        match filter_for(target, rest, value, cx) {
             Ok(f) => chains.push(Filter::Chain {
                 refs: Rows {
                     table: Table::Reference,
@@ -479,7 +535,8 @@ fn chain(ty: &str, head: &str, rest: &str, value: &str, params: &Snapshot) -> Re
 
 /// `_has:Type:reference:rest=value`: a document of `Type` that references this one
 /// through `reference` matches `rest=value`.
-fn reverse_chain(ty: &str, spec: &str, value: &str, params: &Snapshot) -> Result<Filter> {
+fn reverse_chain(ty: &str, spec: &str, value: &str, cx: &Cx) -> Result<Filter> {
+    let params = cx.params;
     let mut parts = spec.splitn(3, ':');
     let (Some(source), Some(code), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(Problem::Invalid(format!(
@@ -500,7 +557,7 @@ fn reverse_chain(ty: &str, spec: &str, value: &str, params: &Snapshot) -> Result
             "{source}.{code} cannot refer to a {ty}"
         )));
     }
-    let inner = filter_for(source, rest, value, params)?;
+    let inner = filter_for(source, rest, value, cx)?;
     Ok(Filter::Reverse {
         refs: Rows {
             table: Table::Reference,

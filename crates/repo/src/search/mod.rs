@@ -8,7 +8,7 @@
 
 pub(crate) mod everything;
 pub(crate) mod filter;
-mod values;
+pub(crate) mod values;
 
 use std::collections::HashSet;
 
@@ -22,7 +22,9 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::registry::Snapshot;
+use crate::terminology::terms::Terms;
 use crate::{Repo, RepoError, Result, check_id, check_type};
+pub(crate) use filter::Cx;
 pub(crate) use filter::Problem;
 
 /// What a search covers.
@@ -118,7 +120,8 @@ impl Repo {
         base: &str,
         endpoint: &str,
     ) -> Result<String> {
-        let (req, query) = self.request(scope, pairs, handling, base)?;
+        let terms = self.resolve_terms(pairs).await?;
+        let (req, query) = self.request(scope, pairs, handling, base, &terms)?;
         let own = self.everything_own(&req).await?;
         let total = if req.total || req.summary == Some(Summary::Count) || req.count == 0 {
             let estimated = match req.estimate && req.summary != Some(Summary::Count) {
@@ -155,7 +158,7 @@ impl Repo {
     /// components that read through the repository: the first page only (`_count`
     /// sets its size), no includes.
     pub async fn find(&self, res_type: &str, pairs: &[(String, String)]) -> Result<Vec<Value>> {
-        let (_, query) = self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        let query = self.strict_query(res_type, pairs).await?;
         let page = self.store.search(&query).await?;
         page.hits.iter().map(parse_hit).collect()
     }
@@ -163,8 +166,8 @@ impl Repo {
     /// Every match of a search of `res_type` under strict handling, page by page
     /// (`_count` sets the page size; see [`Pages::next`]), so a component can go
     /// through all of them in bounded memory.
-    pub fn pages(&self, res_type: &str, pairs: &[(String, String)]) -> Result<Pages> {
-        let (_, query) = self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+    pub async fn pages(&self, res_type: &str, pairs: &[(String, String)]) -> Result<Pages> {
+        let query = self.strict_query(res_type, pairs).await?;
         Ok(Pages {
             repo: self.clone(),
             query,
@@ -174,21 +177,20 @@ impl Repo {
 
     /// The store query of a search of `res_type` under strict handling, with `extra`
     /// filters, for components of this crate that page through the store themselves.
-    pub(crate) fn raw_query(
+    pub(crate) async fn raw_query(
         &self,
         res_type: &str,
         pairs: &[(String, String)],
         extra: Vec<Filter>,
     ) -> Result<SearchQuery> {
-        let (_, mut query) =
-            self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        let mut query = self.strict_query(res_type, pairs).await?;
         query.filters.extend(extra);
         Ok(query)
     }
 
     /// How many resources of `res_type` a search matches, under strict handling.
     pub async fn count_matches(&self, res_type: &str, pairs: &[(String, String)]) -> Result<u64> {
-        let (_, query) = self.request(SearchScope::Type(res_type), pairs, Handling::Strict, "")?;
+        let query = self.strict_query(res_type, pairs).await?;
         Ok(self.store.count(&query).await?)
     }
 
@@ -201,19 +203,21 @@ impl Repo {
         handling: Handling,
         base: &str,
     ) -> Result<String> {
-        let (_, query) = self.request(scope, pairs, handling, base)?;
+        let terms = self.resolve_terms(pairs).await?;
+        let (_, query) = self.request(scope, pairs, handling, base, &terms)?;
         Ok(self.store.explain(&query).await?)
     }
 
     /// Checks that a search can run (its parameters parse) without running it.
-    pub(crate) fn check_search(
+    pub(crate) async fn check_search(
         &self,
         scope: SearchScope<'_>,
         pairs: &[(String, String)],
         handling: Handling,
         base: &str,
     ) -> Result<()> {
-        self.request(scope, pairs, handling, base).map(drop)
+        let terms = self.resolve_terms(pairs).await?;
+        self.request(scope, pairs, handling, base, &terms).map(drop)
     }
 
     /// Applies the caller's grants to a search: each type must be searchable, and is
@@ -221,6 +225,8 @@ impl Repo {
     /// differently cannot share one query, so such a search is refused.
     fn narrow(&self, req: &mut Request, access: &dyn crate::access::Access) -> Result<()> {
         let params = self.params.snapshot();
+        let terms = Terms::default();
+        let params = self.cx(&params, &terms);
         let mut narrowed = Vec::new();
         let all_types = req.types.len() == ember_fhir::resource_types().len();
         let mut searchable = Vec::new();
@@ -283,6 +289,27 @@ impl Repo {
         Ok(())
     }
 
+    /// The store query of a type search under strict handling (no base URL).
+    async fn strict_query(
+        &self,
+        res_type: &str,
+        pairs: &[(String, String)],
+    ) -> Result<SearchQuery> {
+        let terms = self.resolve_terms(pairs).await?;
+        let scope = SearchScope::Type(res_type);
+        let (_, query) = self.request(scope, pairs, Handling::Strict, "", &terms)?;
+        Ok(query)
+    }
+
+    /// The parsing context of a search over `params` with the code sets `terms`.
+    pub(crate) fn cx<'a>(&self, params: &'a Snapshot, terms: &'a Terms) -> Cx<'a> {
+        Cx {
+            params,
+            terms,
+            max_codes: self.limits().max_search_codes,
+        }
+    }
+
     /// The parsed request and the store query of a search.
     fn request(
         &self,
@@ -290,6 +317,7 @@ impl Repo {
         pairs: &[(String, String)],
         handling: Handling,
         base: &str,
+        terms: &Terms,
     ) -> Result<(Request, SearchQuery)> {
         crate::check_controls(pairs)?;
         // References to this server's own base URL are local references.
@@ -301,7 +329,7 @@ impl Repo {
                 _ => (n.clone(), v.replace(&own, "")),
             })
             .collect();
-        let mut req = self.parse(scope, &pairs, handling)?;
+        let mut req = self.parse(scope, &pairs, handling, terms)?;
         if let Some(access) = crate::access::current() {
             self.narrow(&mut req, access.as_ref())?;
         }
@@ -321,8 +349,10 @@ impl Repo {
         scope: SearchScope<'_>,
         pairs: &[(String, String)],
         handling: Handling,
+        terms: &Terms,
     ) -> Result<Request> {
         let params = self.params.snapshot();
+        let cx = self.cx(&params, terms);
         let limits = self.limits();
         let mut req = Request {
             types: Vec::new(),
@@ -387,8 +417,8 @@ impl Repo {
                 "_count" | "_format" | "_pretty" | "_type" | CURSOR
             );
             let outcome = match req.everything {
-                Some(_) if !own => everything::param(&mut req, name, value, &params),
-                _ => self.parse_pair(&mut req, name, value, &params),
+                Some(_) if !own => everything::param(&mut req, name, value, &cx),
+                _ => self.parse_pair(&mut req, name, value, &cx),
             };
             match outcome {
                 Ok(true) => req.accepted.push((name.clone(), value.clone())),
@@ -408,8 +438,9 @@ impl Repo {
         req: &mut Request,
         name: &str,
         value: &str,
-        params: &Snapshot,
+        cx: &Cx,
     ) -> Result<bool, Problem> {
+        let params = cx.params;
         let invalid = |m: String| Problem::Invalid(m);
         match name {
             "_format" | "_pretty" | "_type" | CURSOR => {
@@ -478,7 +509,7 @@ impl Repo {
                 Ok(true)
             }
             _ => {
-                let f = filter::filter(&req.types, name, value, params)?;
+                let f = filter::filter(&req.types, name, value, cx)?;
                 req.filters.push(f);
                 Ok(true)
             }
@@ -612,7 +643,7 @@ pub(crate) fn compartment_filter(compartment: &str, id: &str, res_type: &str) ->
 fn criteria_filters(
     t: &str,
     narrowing: &crate::access::Narrowing,
-    params: &Snapshot,
+    params: &Cx,
 ) -> Result<Vec<Filter>> {
     if narrowing.criteria.is_empty() {
         return Ok(Vec::new());
@@ -1144,7 +1175,13 @@ mod tests {
                     desc,
                 });
             } else {
-                filters.push(filter::filter(&types, name, value, &Default::default()).unwrap());
+                let (params, terms) = (Default::default(), Default::default());
+                let cx = Cx {
+                    params: &params,
+                    terms: &terms,
+                    max_codes: 1000,
+                };
+                filters.push(filter::filter(&types, name, value, &cx).unwrap());
             }
         }
         crate::timeline::path(&types, &filters, &sort)

@@ -196,6 +196,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.maxCount | quote }}
 - name: EMBER_MAX_CONDITIONAL_DELETE
   value: {{ $c.maxConditionalDelete | int64 | quote }}
+- name: EMBER_MAX_EXPANSION
+  value: {{ $c.maxExpansion | int64 | quote }}
 - name: EMBER_JOB_LEASE_SECONDS
   value: {{ $c.jobLeaseSeconds | int64 | quote }}
 - name: EMBER_JOB_MAX_ATTEMPTS

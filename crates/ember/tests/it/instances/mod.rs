@@ -9,6 +9,7 @@
 mod conditional;
 mod lifecycle;
 mod subscriptions;
+mod terminology;
 mod token_counts;
 mod transaction;
 mod update;

@@ -14,7 +14,63 @@ both_stores!(
     metadata_conditional_read_matches_behaviour,
     search_is_advertised_and_answers,
     metadata_modes,
+    metadata_operations_all_answer,
 );
+
+/// Every operation the statement declares on a type answers there (ValueSet's and
+/// CodeSystem's terminology operations, Patient's and Encounter's `$everything`,
+/// Patient's and Group's `$export`).
+async fn metadata_operations_all_answer(s: &TestServer) {
+    let cs = capability(s).await;
+    expect(&put(s, "Patient", "op", json!({})).await, 201);
+    expect(
+        &put(s, "Group", "op", json!({"type": "person", "actual": true})).await,
+        201,
+    );
+    let code_system = json!({"resourceType": "CodeSystem", "url": "http://example.org/ops",
+        "status": "active", "content": "complete", "concept": [{"code": "a", "display": "A"}]});
+    expect(&put(s, "CodeSystem", "ops", code_system).await, 201);
+    let value_set = json!({"resourceType": "ValueSet", "url": "http://example.org/ops-vs",
+        "status": "active", "compose": {"include": [{"system": "http://example.org/ops"}]}});
+    expect(&put(s, "ValueSet", "ops", value_set).await, 201);
+    let mut declared = Vec::new();
+    for r in cs["rest"][0]["resource"].as_array().unwrap() {
+        for op in r["operation"].as_array().into_iter().flatten() {
+            declared.push((
+                r["type"].as_str().unwrap().to_owned(),
+                op["name"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert!(declared.len() >= 7, "{declared:?}");
+    for (t, name) in &declared {
+        let path = match (t.as_str(), name.as_str()) {
+            ("ValueSet", "expand") => "ValueSet/$expand?url=http://example.org/ops-vs".to_owned(),
+            ("ValueSet", "validate-code") => {
+                "ValueSet/ops/$validate-code?system=http://example.org/ops&code=a".to_owned()
+            }
+            ("CodeSystem", "lookup") => {
+                "CodeSystem/$lookup?system=http://example.org/ops&code=a".to_owned()
+            }
+            (_, "everything") => format!("{t}/$everything"),
+            (_, "export") => format!("{t}/op/$export"),
+            other => panic!("no probe for the declared operation {other:?}"),
+        };
+        let path = match (t.as_str(), name.as_str()) {
+            ("Patient", "export") => "Patient/$export".to_owned(),
+            _ => path,
+        };
+        let resp = s
+            .send("GET", &path, &[("prefer", "respond-async")], None)
+            .await;
+        assert!(
+            resp.status.is_success(),
+            "{t} declares ${name} but {path} answered {}: {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        );
+    }
+}
 
 async fn metadata_modes(s: &TestServer) {
     let full = s.get("metadata?mode=full").await;
@@ -27,16 +83,42 @@ async fn metadata_modes(s: &TestServer) {
     assert_eq!(tc["kind"], "instance");
     assert_eq!(tc["software"]["name"], "Ember");
     assert_eq!(tc["implementation"]["url"], s.base.as_str());
-    // It claims no terminology service Ember does not give.
-    for absent in [
-        "codeSystem",
-        "expansion",
-        "validateCode",
-        "translation",
-        "closure",
-    ] {
+    // It claims the terminology services Ember gives, and no others.
+    for absent in ["codeSystem", "translation", "closure"] {
         assert!(tc.get(absent).is_none(), "{absent}: {tc}");
     }
+    let claimed: Vec<&str> = tc["expansion"]["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(claimed, ["filter", "count", "offset", "activeOnly"]);
+    assert_eq!(tc["expansion"]["paging"], true);
+    assert_eq!(tc["validateCode"]["translations"], false);
+    // Each expansion parameter is honoured (count and offset page, filter narrows,
+    // activeOnly is accepted).
+    let gender = "url=http://hl7.org/fhir/ValueSet/administrative-gender";
+    let resp = s
+        .get(&format!(
+            "ValueSet/$expand?{gender}&filter=e&count=1&offset=1&activeOnly=true"
+        ))
+        .await;
+    expect(&resp, 200);
+    let e = &resp.json()["expansion"];
+    // female, male and other contain an "e"; the second of them.
+    assert_eq!(e["total"], 3, "{e}");
+    assert_eq!(e["contains"][0]["code"], "male", "{e}");
+    assert_eq!(e["contains"].as_array().unwrap().len(), 1, "{e}");
+    // A stored CodeSystem with content is listed.
+    let cs = json!({"resourceType": "CodeSystem", "url": "http://example.org/cs", "version": "2",
+        "status": "active", "content": "complete", "concept": [{"code": "a"}]});
+    expect(&put(s, "CodeSystem", "cs", cs).await, 201);
+    let tc = s.get("metadata?mode=terminology").await.json();
+    assert_eq!(
+        tc["codeSystem"],
+        json!([{"uri": "http://example.org/cs", "version": [{"code": "2"}]}])
+    );
     // And it is a valid R4 resource.
     let checked = s.post("TerminologyCapabilities/$validate", &tc).await;
     expect(&checked, 200);

@@ -33,6 +33,7 @@ mod sort;
 mod string;
 mod summary;
 mod system;
+mod terminology;
 mod text;
 mod token;
 mod uri;
