@@ -123,6 +123,10 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         audit::audit,
     ))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        negotiate::xml_responses,
+    ))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         error::panic_response,
     ))
