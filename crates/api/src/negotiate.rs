@@ -1,22 +1,26 @@
 //! Content negotiation and the request details every FHIR handler needs:
 //! `Accept`/`_format`, `_pretty`, `Prefer`, `Content-Type` and the base URL.
 //!
-//! Handlers always answer in JSON. When a request asks for XML, [`xml_responses`] (a
+//! Handlers always answer in JSON. When a request asks for XML, [`XmlResponses`] (a
 //! layer) converts the FHIR JSON of the answer, errors included, with
 //! `ember_fhir::xml`; an XML request body is converted to JSON by the body extractors.
 //! A JSON request never reaches the conversion.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use ember_fhir::{IssueType, OperationOutcome};
 use ember_repo::{Handling, Prefer};
+use futures_util::future::{BoxFuture, Either};
 use http_body_util::BodyExt;
+use tower::{Layer, Service};
 
 use crate::{ApiError, AppState};
 
@@ -52,7 +56,7 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct Fhir {
     /// The `Content-Type` of the JSON the handler answers with (FHIR JSON when XML was
-    /// asked for: [`xml_responses`] converts it).
+    /// asked for: [`XmlResponses`] converts it).
     pub content_type: &'static str,
     /// `_pretty=true` (for JSON; XML is indented by the conversion).
     pub pretty: bool,
@@ -177,24 +181,67 @@ fn xml_asked(headers: &HeaderMap, query: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// The layer that answers in XML the FHIR requests that ask for it: the FHIR JSON of
-/// the response (any status) becomes FHIR XML, indented on `_pretty=true`. Content XML
-/// cannot carry as it is (an element the definitions do not know) is a 406 rather than
-/// a lossy answer.
-pub(crate) async fn xml_responses(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(content_type) = xml_asked(request.headers(), request.uri().query())
-        .filter(|_| request.uri().path().starts_with(&state.settings.base_path))
-    else {
-        return next.run(request).await;
-    };
-    let pretty = request.uri().query().is_some_and(|q| {
-        form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "_pretty" && v == "true")
-    });
-    let response = next.run(request).await;
+/// The layer that answers in XML the FHIR requests (under `base_path`) that ask for it:
+/// the FHIR JSON of the response, whatever its status, becomes FHIR XML, indented on
+/// `_pretty=true`. Other requests go straight to the inner service, with no allocation
+/// and no extra future.
+#[derive(Clone)]
+pub(crate) struct XmlResponses {
+    pub base_path: Arc<str>,
+}
+
+impl<S> Layer<S> for XmlResponses {
+    type Service = XmlService<S>;
+
+    fn layer(&self, inner: S) -> XmlService<S> {
+        XmlService {
+            inner,
+            base_path: self.base_path.clone(),
+        }
+    }
+}
+
+/// The service of [`XmlResponses`].
+#[derive(Clone)]
+pub(crate) struct XmlService<S> {
+    inner: S,
+    base_path: Arc<str>,
+}
+
+impl<S> Service<Request> for XmlService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let uri = request.uri();
+        let Some(content_type) = xml_asked(request.headers(), uri.query())
+            .filter(|_| uri.path().starts_with(&*self.base_path))
+        else {
+            return Either::Left(self.inner.call(request));
+        };
+        let pretty = uri.query().is_some_and(|q| {
+            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "_pretty" && v == "true")
+        });
+        let response = self.inner.call(request);
+        Either::Right(Box::pin(async move {
+            let response = response.await?;
+            Ok(xml_response(response, content_type, pretty).await)
+        }))
+    }
+}
+
+/// A response whose body is FHIR JSON, as FHIR XML. Content XML cannot carry as it is
+/// (an element the definitions do not know) is a 406 rather than a lossy answer.
+async fn xml_response(response: Response, content_type: &'static str, pretty: bool) -> Response {
     let is_fhir_json = response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -6,7 +6,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use serde_json::{Map, Number, Value};
 
-use super::write::checked_div;
+use super::write::{checked_div, is_xml_char};
 use super::{FHIR_NS, JsonKind, Shape, XHTML_NS, XmlError, is_number, shape};
 use crate::definitions::{self, ElementDef};
 
@@ -192,6 +192,12 @@ impl<'i> Parser<'i> {
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map_err(|e| self.error(format!("malformed attribute value: {e}"), path))?
                 .into_owned();
+            if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
+                return Err(self.error(
+                    format!("U+{:04X} is not allowed in XML", u32::from(c)),
+                    path,
+                ));
+            }
             match local.as_ref() {
                 b"value" => attrs.value = Some(value),
                 b"id" => attrs.id = Some(value),

@@ -264,6 +264,10 @@ fn bad_documents_are_refused_with_their_location() {
     let e =
         refused(r#"<Patient xmlns="http://hl7.org/fhir"><name><id value="x"/></name></Patient>"#);
     assert!(e.message.contains("attribute here"), "{e}");
+    let e = refused(
+        r#"<Patient xmlns="http://hl7.org/fhir"><name><text value="a&#1;"/></name></Patient>"#,
+    );
+    assert!(e.message.contains("U+0001"), "{e}");
     let e = refused(r#"<Patient xmlns="http://hl7.org/fhir"><active value="&nbsp;"/></Patient>"#);
     assert!(e.message.contains("attribute value"), "{e}");
     let e = refused(
@@ -336,6 +340,22 @@ fn json_that_xml_cannot_carry_is_refused() {
         (
             json!({"resourceType": "Patient", "_active": {"foo": 1}}),
             "id and extension only",
+        ),
+        (
+            json!({"resourceType": "Patient", "active": true, "_active": {}}),
+            "_active is empty",
+        ),
+        (
+            json!({"resourceType": "Patient", "name": [{"given": ["a"], "_given": [null]}]}),
+            "_given holds only nulls",
+        ),
+        (
+            json!({"resourceType": "Patient", "name": [{"given": [null], "_given": [{"id": "x"}]}]}),
+            "given holds only nulls",
+        ),
+        (
+            json!({"resourceType": "Patient", "multipleBirthInteger": 1.5}),
+            "not an integer",
         ),
     ];
     for (json, expected) in cases {

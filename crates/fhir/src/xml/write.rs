@@ -142,6 +142,16 @@ impl Writer {
             (None, Some(c)) => c.len(),
             (None, None) => 0,
         };
+        // XML has no element for an item that is null in both arrays, nor a way to say
+        // that every item of one array is null: refuse what would not read back the same.
+        for (items, name) in [
+            (values, e.key.to_owned()),
+            (companions, format!("_{}", e.key)),
+        ] {
+            if items.is_some_and(|a| a.iter().all(Value::is_null)) {
+                return Err(XmlError::new(format!("{name} holds only nulls"), &path));
+            }
+        }
         for i in 0..n {
             let value = values.and_then(|a| a.get(i)).filter(|v| !v.is_null());
             let companion = companions.and_then(|a| a.get(i)).filter(|v| !v.is_null());
@@ -211,6 +221,9 @@ impl Writer {
     ) -> Result<(), XmlError> {
         let (id, extensions) = match companion {
             None => (None, None),
+            Some(Value::Object(c)) if c.is_empty() => {
+                return Err(XmlError::new(format!("_{tag} is empty"), path));
+            }
             Some(Value::Object(c)) => {
                 if let Some(k) = c.keys().find(|k| *k != "id" && *k != "extension") {
                     return Err(XmlError::new(
@@ -256,8 +269,12 @@ impl Writer {
                     r#" value="false""#
                 }),
                 (JsonKind::Decimal | JsonKind::Integer, Value::Number(n)) => {
+                    let text = n.to_string();
+                    if kind == JsonKind::Integer && !super::is_number(&text, true) {
+                        return Err(XmlError::new(format!("{text} is not an integer"), path));
+                    }
                     self.out.push_str(r#" value=""#);
-                    self.out.push_str(&n.to_string());
+                    self.out.push_str(&text);
                     self.out.push('"');
                 }
                 (JsonKind::String, Value::String(s)) => self.attribute("value", s, path)?,
