@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::error::{ApiError, Result};
 use crate::negotiate::{BodyKind, body_kind};
 
-/// A FHIR JSON resource.
+/// A FHIR resource, sent as JSON or as XML (converted to JSON here).
 pub(crate) struct Resource(pub Value);
 
 /// The body of a PATCH: a JSON Patch, or a FHIRPath Patch `Parameters` resource.
@@ -33,14 +33,20 @@ impl FromRequest<AppState> for Resource {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self> {
-        if body_kind(request.headers())? != BodyKind::FhirJson {
+        let kind = body_kind(request.headers())?;
+        if kind == BodyKind::JsonPatch {
             return Err(ApiError::UnsupportedMediaType(
-                "this interaction takes a FHIR resource (application/fhir+json)".into(),
+                "this interaction takes a FHIR resource (application/fhir+json or application/fhir+xml)".into(),
             ));
         }
         let bytes = body_bytes(request, state).await?;
-        let resource = ember_fhir::json::parse_resource(&bytes, state.repo.limits().max_json_depth)
-            .map_err(RepoError::Body)?;
+        let max_depth = state.repo.limits().max_json_depth;
+        let resource = match kind {
+            BodyKind::FhirXml => {
+                ember_fhir::xml::from_xml(&bytes, max_depth).map_err(ApiError::Xml)?
+            }
+            _ => ember_fhir::json::parse_resource(&bytes, max_depth).map_err(RepoError::Body)?,
+        };
         Ok(Resource(resource))
     }
 }
@@ -51,14 +57,19 @@ impl FromRequest<AppState> for Patch {
     async fn from_request(request: Request, state: &AppState) -> Result<Self> {
         let kind = body_kind(request.headers())?;
         let bytes = body_bytes(request, state).await?;
-        let document = ember_fhir::json::parse_json(&bytes, state.repo.limits().max_json_depth)
-            .map_err(RepoError::Body)?;
+        let max_depth = state.repo.limits().max_json_depth;
+        let document = match kind {
+            BodyKind::FhirXml => {
+                ember_fhir::xml::from_xml(&bytes, max_depth).map_err(ApiError::Xml)?
+            }
+            _ => ember_fhir::json::parse_json(&bytes, max_depth).map_err(RepoError::Body)?,
+        };
         Ok(Patch(match kind {
             BodyKind::JsonPatch => PatchDocument::Json(document),
-            BodyKind::FhirJson => {
+            BodyKind::FhirJson | BodyKind::FhirXml => {
                 if document.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
                     return Err(ApiError::BadRequest(
-                        "PATCH with FHIR JSON takes a Parameters resource (FHIRPath Patch); send a JSON Patch as application/json-patch+json".into(),
+                        "PATCH with a FHIR resource takes a Parameters resource (FHIRPath Patch); send a JSON Patch as application/json-patch+json".into(),
                     ));
                 }
                 PatchDocument::FhirPath(document)

@@ -18,6 +18,8 @@ pub(crate) type Result<T, E = ApiError> = std::result::Result<T, E>;
 pub enum ApiError {
     /// A domain error; its status and outcome come from the domain.
     Repo(RepoError),
+    /// An XML request body that is not FHIR XML (400, with the element's location).
+    Xml(ember_fhir::xml::XmlError),
     BadRequest(String),
     NotFound(String),
     /// The caller's token does not allow this.
@@ -47,6 +49,11 @@ impl ApiError {
                 let status =
                     StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return (status, e.outcome());
+            }
+            Xml(e) => {
+                let mut outcome = OperationOutcome::error(IssueType::Structure, e.to_string());
+                outcome.issues[0].expression.extend(e.path.clone());
+                return (StatusCode::BAD_REQUEST, outcome);
             }
             BadRequest(m) => (StatusCode::BAD_REQUEST, IssueType::Invalid, m.clone()),
             NotFound(m) => (StatusCode::NOT_FOUND, IssueType::NotFound, m.clone()),

@@ -125,6 +125,9 @@ pub fn router(state: AppState) -> Router {
         state.clone(),
         audit::audit,
     ))
+    .layer(negotiate::XmlResponses {
+        base_path: state.settings.base_path.as_str().into(),
+    })
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(
         error::panic_response,
     ))

@@ -1,8 +1,10 @@
-//! FHIRPath evaluation and search-index extraction on the R4 package examples
+//! FHIRPath evaluation, search-index extraction and FHIR XML conversion on the R4
+//! package examples
 //! (`$EMBER_FHIR_PACKAGE` or `../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz` next to the
 //! workspace).
 //!
 //! `cargo bench -p ember-fhir --bench fhirpath_index -- --warm-up-time 1 --measurement-time 3`
+//! (`-- xml` for the XML conversion alone)
 
 use std::hint::black_box;
 use std::io::Read;
@@ -111,6 +113,31 @@ fn benches(c: &mut Criterion) {
                 .sum::<usize>()
         })
     });
+    g.finish();
+
+    // What an XML answer adds to a read (the stored JSON text parsed, then written as
+    // XML) and what an XML body adds to a write (XML read as JSON), beside JSON's own
+    // parse; a JSON read sends the stored text as it is.
+    let mut g = c.benchmark_group("xml");
+    for name in ["Patient-example.json", "Bundle-bundle-example.json"] {
+        let resource = find(&all, name);
+        let json = resource.to_string();
+        let xml = ember_fhir::xml::to_xml(resource, false).expect("to_xml");
+        let label = name.trim_end_matches(".json");
+        g.throughput(Throughput::Bytes(json.len() as u64));
+        g.bench_function(format!("{label}/json-parse"), |b| {
+            b.iter(|| serde_json::from_str::<Value>(black_box(&json)).unwrap())
+        });
+        g.bench_function(format!("{label}/json-parse+to_xml"), |b| {
+            b.iter(|| {
+                let value: Value = serde_json::from_str(black_box(&json)).unwrap();
+                ember_fhir::xml::to_xml(&value, false).unwrap().len()
+            })
+        });
+        g.bench_function(format!("{label}/from_xml"), |b| {
+            b.iter(|| ember_fhir::xml::from_xml(black_box(xml.as_bytes()), 64).unwrap())
+        });
+    }
     g.finish();
 }
 

@@ -23,6 +23,7 @@ pub mod meta;
 pub mod outcome;
 pub mod patch;
 pub mod validate;
+pub mod xml;
 
 pub use outcome::{IssueType, OperationOutcome, Severity};
 

@@ -4,11 +4,11 @@
 //! extract without a problem.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 
 use ember_fhir::index::{IndexValue, extract};
 use serde_json::{Value, json};
+
+mod common;
 
 const UCUM: &str = "http://unitsofmeasure.org";
 const LOINC: &str = "http://loinc.org";
@@ -321,51 +321,9 @@ fn references_canonicals_and_numbers() {
     );
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn package_path() -> PathBuf {
-    match std::env::var_os("EMBER_FHIR_PACKAGE") {
-        Some(p) => PathBuf::from(p),
-        None => workspace().join("../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz"),
-    }
-}
-
-/// Every JSON resource of the package (not package.json, not .index.json), by file name.
-fn package_resources() -> Vec<(String, Value)> {
-    let path = package_path();
-    assert!(
-        path.exists(),
-        "{} is missing: the extraction test never skips",
-        path.display()
-    );
-    let file = std::fs::File::open(&path).expect("open package");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut out = Vec::new();
-    for entry in archive.entries().expect("read package") {
-        let mut entry = entry.expect("package entry");
-        let name = entry
-            .path()
-            .expect("entry path")
-            .to_string_lossy()
-            .into_owned();
-        let file_name = name.rsplit('/').next().unwrap_or(&name).to_string();
-        if !name.ends_with(".json") || name == "package/package.json" || file_name == ".index.json"
-        {
-            continue;
-        }
-        let mut text = String::new();
-        entry.read_to_string(&mut text).expect("read example");
-        let value: Value = serde_json::from_str(&text).expect("example JSON");
-        out.push((name, value));
-    }
-    out
-}
-
 #[test]
 fn every_package_example_extracts() {
-    let resources = package_resources();
+    let resources = common::examples();
     assert!(resources.len() > 2000, "{} resources", resources.len());
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     let mut composite_parts = 0;

@@ -4,20 +4,21 @@
 //! Inputs named `patient-example.xml` etc. are read as the JSON examples of the FHIR
 //! package (`Patient-example.json`, from `$EMBER_FHIR_PACKAGE` or
 //! `../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz` next to the workspace); inputs
-//! the package does not have are converted from the suite's XML here, using the
-//! R4 definitions to know arrays and primitive types. `*.json` inputs are read as
-//! they are.
+//! the package does not have are read from the suite's XML with `ember_fhir::xml`.
+//! `*.json` inputs are read as they are.
 //!
 //! Cases listed in `fhirpath-expected-failures.txt` must fail, all others must
 //! pass. `EMBER_FHIRPATH_BLESS=1` rewrites that file from the current results.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ember_fhir::definitions;
 use ember_fhir::fhirpath::{Env, Expression, Node};
 use serde_json::{Map, Value};
+
+mod common;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -27,13 +28,6 @@ fn suite_dir() -> PathBuf {
     match std::env::var_os("EMBER_FHIRPATH_TESTS") {
         Some(p) => PathBuf::from(p),
         None => workspace().join("../shared/fhir/fhirpath"),
-    }
-}
-
-fn package_path() -> PathBuf {
-    match std::env::var_os("EMBER_FHIR_PACKAGE") {
-        Some(p) => PathBuf::from(p),
-        None => workspace().join("../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz"),
     }
 }
 
@@ -52,25 +46,10 @@ fn require(path: &Path) {
 
 /// The package's JSON examples wanted by the suite, by file name.
 fn package_files(wanted: &[String]) -> HashMap<String, Value> {
-    let path = package_path();
-    require(&path);
-    let file = std::fs::File::open(&path).expect("open package");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut out = HashMap::new();
-    for entry in archive.entries().expect("read package") {
-        let mut entry = entry.expect("package entry");
-        let name = entry
-            .path()
-            .ok()
-            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
-        let Some(name) = name else { continue };
-        if wanted.contains(&name) {
-            let mut text = String::new();
-            entry.read_to_string(&mut text).expect("read example");
-            out.insert(name, serde_json::from_str(&text).expect("example JSON"));
-        }
-    }
-    out
+    require(&common::package_path());
+    common::package_files(|name| wanted.iter().any(|w| w == name))
+        .into_iter()
+        .collect()
 }
 
 /// `patient-example.xml` → `Patient-example.json`.
@@ -86,116 +65,9 @@ fn package_name(input: &str) -> Option<String> {
 
 // ------------------------------------------------------------------ XML → JSON
 
-fn is_primitive(ty: &str) -> bool {
-    ty.starts_with(|c: char| c.is_ascii_lowercase()) || ty.starts_with("System.")
-}
-
-fn primitive_json(ty: &str, text: &str) -> Value {
-    match ty {
-        "boolean" => Value::Bool(text == "true"),
-        "integer" | "positiveInt" | "unsignedInt" | "decimal" => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()))
-        }
-        _ => Value::String(text.into()),
-    }
-}
-
-fn fhir_children<'d>(
-    node: roxmltree::Node<'d, 'd>,
-) -> impl Iterator<Item = roxmltree::Node<'d, 'd>> {
-    node.children().filter(|c| c.is_element())
-}
-
-/// Converts an element whose children are listed under `path`.
-fn convert_object(node: roxmltree::Node<'_, '_>, path: &str, src: &str) -> Map<String, Value> {
-    let mut obj = Map::new();
-    if let Some(id) = node.attribute("id") {
-        obj.insert("id".into(), Value::String(id.into()));
-    }
-    if let Some(url) = node.attribute("url") {
-        obj.insert("url".into(), Value::String(url.into()));
-    }
-    for child in fhir_children(node) {
-        let name = child.tag_name().name();
-        let Some((def, ty)) = definitions::member(path, name) else {
-            panic!("unknown element {name} under {path}");
-        };
-        let array = def.is_array();
-        if ty == "xhtml" {
-            let text = &src[child.range()];
-            obj.insert(name.into(), Value::String(text.into()));
-            continue;
-        }
-        let (value, ext) = if ty == "Resource" {
-            let inner = fhir_children(child).next().expect("contained resource");
-            (Some(Value::Object(convert_resource(inner, src))), None)
-        } else if is_primitive(ty) {
-            let value = child.attribute("value").map(|v| primitive_json(ty, v));
-            let ext = convert_object(child, "Element", src);
-            (value, (!ext.is_empty()).then_some(Value::Object(ext)))
-        } else {
-            let child_path = definitions::child_parent(def, ty);
-            (
-                Some(Value::Object(convert_object(child, child_path, src))),
-                None,
-            )
-        };
-        let under = format!("_{name}");
-        if array {
-            let n = obj
-                .get(name)
-                .and_then(Value::as_array)
-                .map(Vec::len)
-                .or_else(|| obj.get(&under).and_then(Value::as_array).map(Vec::len))
-                .unwrap_or(0);
-            push_array(&mut obj, name, value, n);
-            if ext.is_some() || obj.contains_key(&under) {
-                push_array(&mut obj, &under, ext, n);
-            }
-        } else {
-            if let Some(v) = value {
-                obj.insert(name.into(), v);
-            }
-            if let Some(e) = ext {
-                obj.insert(under, e);
-            }
-        }
-    }
-    obj
-}
-
-/// Appends at index `n`, padding with nulls (for `_name` arrays).
-fn push_array(obj: &mut Map<String, Value>, key: &str, v: Option<Value>, n: usize) {
-    let arr = obj
-        .entry(key.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()));
-    let Value::Array(a) = arr else { return };
-    while a.len() < n {
-        a.push(Value::Null);
-    }
-    a.push(v.unwrap_or(Value::Null));
-}
-
-fn convert_resource(node: roxmltree::Node<'_, '_>, src: &str) -> Map<String, Value> {
-    let ty = node.tag_name().name();
-    let mut obj = Map::new();
-    obj.insert("resourceType".into(), Value::String(ty.into()));
-    obj.extend(convert_object(node, ty, src));
-    // Arrays of primitives with no value anywhere keep only their `_name` twin.
-    obj.retain(|_, v| !v.as_array().is_some_and(|a| a.iter().all(Value::is_null)));
-    obj
-}
-
+/// A suite input in XML, read by Ember's own FHIR XML reader.
 fn xml_to_json(text: &str) -> Value {
-    let doc = roxmltree::Document::parse_with_options(
-        text,
-        roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..Default::default()
-        },
-    )
-    .expect("input XML");
-    Value::Object(convert_resource(doc.root_element(), text))
+    ember_fhir::xml::from_xml(text.as_bytes(), 64).expect("input XML")
 }
 
 /// JSON equality with numbers compared by their text (as `arbitrary_precision`
@@ -223,8 +95,8 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 
 #[test]
 fn xml_conversion_reproduces_the_package_examples() {
-    // The converter is trusted for inputs the package lacks because it gives the
-    // package's JSON for those it has.
+    // The reader is trusted for inputs the package lacks because it gives the
+    // package's JSON for one it has (the suite's other inputs are edited copies).
     let dir = suite_dir();
     let path = dir.join("patient-example.xml");
     require(&path);

@@ -10,24 +10,15 @@
 //! Then hand-made invalid resources, one or more per rule, with the exact issue expected.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::examples;
 use std::time::Instant;
 
 use ember_fhir::validate::{Mode, has_errors, validate};
 use ember_fhir::{IssueType, OperationOutcome, Severity};
 use serde_json::{Value, json};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn package_path() -> PathBuf {
-    match std::env::var_os("EMBER_FHIR_PACKAGE") {
-        Some(p) => PathBuf::from(p),
-        None => workspace().join("../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz"),
-    }
-}
 
 const EXPECTED: &str = "validation-expected-failures.txt";
 
@@ -35,32 +26,6 @@ fn expected_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(EXPECTED)
-}
-
-/// Every resource of the package, by file name.
-fn examples() -> Vec<(String, Value)> {
-    let path = package_path();
-    assert!(path.exists(), "{} is missing", path.display());
-    let file = std::fs::File::open(&path).expect("open package");
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut out = Vec::new();
-    for entry in archive.entries().expect("read package") {
-        let mut entry = entry.expect("package entry");
-        let name = entry
-            .path()
-            .ok()
-            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
-        let Some(name) = name else { continue };
-        if !name.ends_with(".json") || name == "package.json" || name == ".index.json" {
-            continue;
-        }
-        let mut text = String::new();
-        entry.read_to_string(&mut text).expect("read example");
-        let value: Value = serde_json::from_str(&text).expect("example JSON");
-        out.push((name, value));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 /// `name  # reason` lines.

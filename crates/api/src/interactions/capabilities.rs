@@ -313,8 +313,8 @@ fn statement(base: &str, backend: Backend, limits: &ember_repo::Limits) -> Value
         "software": software(),
         "implementation": implementation(base, backend),
         "fhirVersion": "4.0.1",
-        "format": ["json", "application/fhir+json"],
-        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
+        "format": ["json", "application/fhir+json", "xml", "application/fhir+xml"],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json", "application/fhir+xml"],
         "rest": [{
             "mode": "server",
             // Subscriptions with a websocket channel bind here (see `websocket`).

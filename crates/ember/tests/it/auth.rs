@@ -163,6 +163,12 @@ async fn token_faults_are_401(s: &TestServer) {
     // No token, or another scheme.
     let resp = t.server.get("Patient/p1").await;
     assert_eq!(resp.status.as_u16(), 401);
+    // Asked for XML, the refusal is an XML OperationOutcome with its challenge.
+    let resp = t.server.get("Patient/p1?_format=xml").await;
+    assert_eq!(resp.status.as_u16(), 401);
+    assert!(resp.header("www-authenticate").is_some());
+    let outcome = ember_fhir::xml::from_xml(&resp.body, 64).expect("an XML OperationOutcome");
+    assert_eq!(outcome["issue"][0]["code"], "login", "{outcome}");
     let resp = t
         .server
         .send(

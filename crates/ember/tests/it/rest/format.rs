@@ -7,7 +7,7 @@ use crate::common::{TestServer, expect, expect_outcome};
 
 both_stores!(
     pretty_and_format_json,
-    xml_is_not_acceptable,
+    other_formats_are_not_acceptable,
     accept_plain_json,
     unsupported_content_types_are_415,
 );
@@ -53,16 +53,12 @@ async fn pretty_and_format_json(s: &TestServer) {
     expect(&resp, 200);
 }
 
-async fn xml_is_not_acceptable(s: &TestServer) {
+async fn other_formats_are_not_acceptable(s: &TestServer) {
     expect(&put(s, "Patient", "f", json!({})).await, 201);
-    for path in [
-        "Patient/f?_format=xml",
-        "Patient/f?_format=application/fhir%2Bxml",
-        "metadata?_format=xml",
-    ] {
+    for path in ["Patient/f?_format=turtle", "metadata?_format=text/html"] {
         expect_outcome(&s.get(path).await, 406);
     }
-    for accept in ["application/fhir+xml", "application/xml", "text/plain"] {
+    for accept in ["text/plain", "application/fhir+json;q=0, text/html"] {
         let resp = s
             .send("GET", "Patient/f", &[("accept", accept)], None)
             .await;
@@ -104,7 +100,7 @@ async fn accept_plain_json(s: &TestServer) {
 
 async fn unsupported_content_types_are_415(s: &TestServer) {
     let body = json!({"resourceType": "Patient"}).to_string();
-    for content_type in ["application/fhir+xml", "application/xml", "text/plain"] {
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
         let resp = s
             .send(
                 "POST",

@@ -20,6 +20,7 @@ mod read;
 mod transaction;
 mod update;
 mod validate;
+mod xml;
 
 use serde_json::{Value, json};
 
