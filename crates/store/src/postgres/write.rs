@@ -309,6 +309,8 @@ async fn write_many<C: GenericClient>(client: &C, writes: &[&Write]) -> Result<O
     let params = new_params(writes, parts);
     let rows = match client.query(&stmt, &param_refs(&params)).await {
         Ok(rows) => rows,
+        // A version row that exists already (a concurrent writer got there first):
+        // the statement does not say whose, so the first document stands for all.
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(Some(0)),
         Err(e) => return Err(pg_err(e)),
     };
