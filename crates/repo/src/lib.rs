@@ -25,6 +25,7 @@ mod reindex;
 mod search;
 mod terminology;
 mod timeline;
+mod turns;
 mod write;
 
 use std::sync::Arc;
@@ -139,6 +140,8 @@ pub struct Repo {
     terminology: Arc<terminology::cache::Caches>,
     /// Routes the bus's invalidations to this instance's caches.
     caches: ember_platform::cache::CacheHub,
+    /// Queues this instance's writers of one resource (see [`turns`]).
+    turns: Arc<turns::Turns>,
 }
 
 impl Repo {
@@ -174,6 +177,7 @@ impl Repo {
             schedules: Arc::default(),
             terminology: terminology.clone(),
             caches,
+            turns: Arc::default(),
         }
     }
 

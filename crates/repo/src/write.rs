@@ -214,6 +214,7 @@ impl Repo {
 
     /// Reads the current version, plans a write with `plan` and commits it, retrying
     /// when another writer got there first (unless `If-Match` pinned the version).
+    /// Writers of one resource on this instance take turns, so only instances race.
     async fn commit_retrying<F>(
         &self,
         res_type: &str,
@@ -224,6 +225,7 @@ impl Repo {
     where
         F: Fn(Option<&Current>) -> Result<Option<Plan>>,
     {
+        let _turn = self.turns.take(res_type, id).await;
         for attempt in 0..=self.limits.write_retries {
             let current = self.store.read(res_type, id).await?;
             check_if_match(res_type, id, if_match, current.as_ref())?;
