@@ -201,4 +201,8 @@ impl Access for Grants {
         let decision = self.0.decide(res_type, action(need));
         self.fits(&decision, resource)
     }
+
+    fn expires_at(&self) -> Option<u64> {
+        Some(self.0.expires).filter(|&at| at > 0)
+    }
 }

@@ -63,6 +63,11 @@ pub trait Access: Send + Sync {
     fn may_read(&self, res_type: &str, resource: &Value) -> bool;
     /// Whether the caller may create, change or delete (`need`) `resource`.
     fn may_write(&self, res_type: &str, need: Need, resource: &Value) -> bool;
+    /// When the grants end (seconds since the epoch), for work that outlives the
+    /// request that brought them; `None` when they do not.
+    fn expires_at(&self) -> Option<u64> {
+        None
+    }
 }
 
 tokio::task_local! {

@@ -860,7 +860,7 @@ async fn the_smoke_test_takes_a_bearer_token() {
 
 /// Notifications go out without the subscriber's token, so a Subscription needs a grant
 /// on every resource its criteria could match; its WebSocket is bound under the
-/// grants of the token that opened it.
+/// grants of the token that opened it, and closed when that token expires.
 async fn subscriptions_need_the_whole_criteria_type(s: &TestServer) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
@@ -933,4 +933,33 @@ async fn subscriptions_need_the_whole_criteria_type(s: &TestServer) {
         let reply = reply.into_text().unwrap();
         assert!(reply.as_str().starts_with(&answer), "{scope}: {reply}");
     }
+    // A bound socket ends with its token: closed as a policy violation once `exp` passes.
+    let mut claims = t.issuer.claims("system/Subscription.rs", None);
+    claims["exp"] = json!(now() + 2);
+    let mut request = url.as_str().into_client_request().unwrap();
+    let bearer = format!("Bearer {}", t.issuer.sign(&claims));
+    request
+        .headers_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(format!("bind {id}")))
+        .await
+        .unwrap();
+    let mut heard = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while let Some(Ok(message)) = socket.next().await {
+            match message {
+                Message::Close(frame) => return frame,
+                other => heard.push(other.into_text().unwrap().as_str().to_owned()),
+            }
+        }
+        None
+    })
+    .await
+    .expect("the socket must be closed when its token expires")
+    .expect("a close frame");
+    assert_eq!(heard, [format!("bound {id}")]);
+    assert_eq!(u16::from(closed.code), 1008, "{closed:?}");
+    assert!(closed.reason.contains("expired"), "{closed:?}");
 }
