@@ -2,8 +2,8 @@
 //! version, at least once.
 //!
 //! - `rest-hook`: with an empty payload a `POST` to the endpoint without a body; with
-//!   `application/fhir+json` a `PUT` of the version to `[endpoint]/[type]/[id]` (R4:
-//!   the endpoint is then a service base). Each carries the channel's headers and
+//!   `application/fhir+json` or `application/fhir+xml` a `PUT` of the version in that
+//!   format to `[endpoint]/[type]/[id]` (R4: the endpoint is then a service base). Each carries the channel's headers and
 //!   [`EVENT_HEADER`], the event id, the same on every retry, so a receiver can drop
 //!   repeats. Sent with the platform's client, in the trace context of the write that
 //!   caused it. A failure (no answer, or not 2xx) is retried by the job queue with
@@ -28,7 +28,7 @@ use http_body_util::Full;
 use serde_json::{Value, json};
 
 use crate::matching::{payload, set_error};
-use crate::model::{Channel, FHIR_JSON, Subscription};
+use crate::model::{Channel, FHIR_JSON, FHIR_XML, Payload, Subscription};
 use crate::{NOTIFY_JOB, SUBSCRIPTION, hub};
 
 /// The header that carries a notification's event id.
@@ -70,7 +70,7 @@ impl JobHandler for Notify {
             )));
         };
         let channel = subscription.channel.name();
-        let (endpoint, full, headers) = match subscription.channel {
+        let (endpoint, carries, headers) = match subscription.channel {
             Channel::Websocket => {
                 hub::publish(repo.store().as_ref(), &sid, &event).await?;
                 self.metrics.subscription_notification(channel, "delivered");
@@ -78,23 +78,24 @@ impl JobHandler for Notify {
             }
             Channel::RestHook {
                 endpoint,
-                full,
+                payload,
                 headers,
-            } => (endpoint, full, headers),
+            } => (endpoint, payload, headers),
         };
-        let mut request = if full {
-            let stored = repo.vread(&res_type, &id, &version.to_string()).await?;
-            let url = format!("{}/{res_type}/{id}", endpoint.trim_end_matches('/'));
-            Request::builder()
-                .method(Method::PUT)
-                .uri(url)
-                .header(header::CONTENT_TYPE, FHIR_JSON)
-                .body(Full::new(Bytes::from(stored.body)))
-        } else {
+        let mut request = if carries == Payload::Empty {
             Request::builder()
                 .method(Method::POST)
                 .uri(endpoint.as_str())
                 .body(Full::new(Bytes::new()))
+        } else {
+            let stored = repo.vread(&res_type, &id, &version.to_string()).await?;
+            let (mime, body) = content(carries, stored.body)?;
+            let url = format!("{}/{res_type}/{id}", endpoint.trim_end_matches('/'));
+            Request::builder()
+                .method(Method::PUT)
+                .uri(url)
+                .header(header::CONTENT_TYPE, mime)
+                .body(Full::new(Bytes::from(body)))
         }
         .map_err(|e| JobError::Failed(format!("the endpoint is not a valid URL: {e}")))?;
         let sent = request.headers_mut();
@@ -127,4 +128,16 @@ impl JobHandler for Notify {
         set_error(repo, &sid, &reason).await?;
         Ok(Ran::Done(Some(json!({"error": reason}))))
     }
+}
+
+/// The MIME type and body of a full payload of the stored JSON `body`.
+fn content(payload: Payload, body: String) -> Result<(&'static str, String), JobError> {
+    if payload != Payload::Xml {
+        return Ok((FHIR_JSON, body));
+    }
+    let resource: Value = serde_json::from_str(&body)
+        .map_err(|e| JobError::Failed(format!("the stored version is not JSON: {e}")))?;
+    let xml = ember_fhir::xml::to_xml(&resource, false)
+        .map_err(|e| JobError::Failed(format!("the version cannot be written as XML: {e}")))?;
+    Ok((FHIR_XML, xml))
 }

@@ -4,8 +4,39 @@
 use ember_fhir::instant::{self, Micros};
 use serde_json::Value;
 
-/// The MIME type of a full-resource payload.
+/// The MIME type of a full-resource payload in JSON.
 pub const FHIR_JSON: &str = "application/fhir+json";
+/// The MIME type of a full-resource payload in XML.
+pub const FHIR_XML: &str = "application/fhir+xml";
+
+/// What a rest-hook notification carries (`Subscription.channel.payload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// Nothing: the notification only says that something matched.
+    Empty,
+    /// The resource as `application/fhir+json`.
+    Json,
+    /// The resource as `application/fhir+xml`.
+    Xml,
+}
+
+impl Payload {
+    /// Reads `channel.payload`: empty, or a FHIR JSON or XML MIME type (with or
+    /// without `fhir+`, parameters such as `charset` ignored).
+    fn parse(mime: Option<&str>) -> Result<Self, String> {
+        let Some(mime) = mime.map(str::trim).filter(|m| !m.is_empty()) else {
+            return Ok(Self::Empty);
+        };
+        let essence = mime.split(';').next().unwrap_or_default().trim();
+        match essence.to_ascii_lowercase().as_str() {
+            "application/fhir+json" | "application/json" => Ok(Self::Json),
+            "application/fhir+xml" | "application/xml" => Ok(Self::Xml),
+            _ => Err(format!(
+                "Subscription.channel.payload must be empty (a notification without content), {FHIR_JSON} or {FHIR_XML}, not {mime:?}"
+            )),
+        }
+    }
+}
 
 /// `Subscription.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +62,12 @@ impl Status {
 /// Where and how notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
-    /// `rest-hook`: a `POST` to `endpoint` without a body, or with `full` payload a
-    /// `PUT` of the resource to `[endpoint]/[type]/[id]`; `headers` are sent with each.
+    /// `rest-hook`: a `POST` to `endpoint` without a body, or with a JSON or XML
+    /// payload a `PUT` of the resource to `[endpoint]/[type]/[id]`; `headers` are
+    /// sent with each.
     RestHook {
         endpoint: String,
-        full: bool,
+        payload: Payload,
         headers: Vec<(String, String)>,
     },
     /// `websocket`: `ping [id]` to the clients bound to the subscription.
@@ -139,15 +171,7 @@ fn channel_of(channel: &Value) -> Result<Channel, String> {
                     "Subscription.channel.endpoint must be an https URL (http only to a loopback host): {endpoint:?}"
                 ));
             }
-            let full = match channel["payload"].as_str().map(str::trim) {
-                None | Some("") => false,
-                Some(FHIR_JSON) => true,
-                Some(other) => {
-                    return Err(format!(
-                        "Subscription.channel.payload must be empty (a notification without content) or {FHIR_JSON}, not {other:?}"
-                    ));
-                }
-            };
+            let payload = Payload::parse(channel["payload"].as_str())?;
             let headers = channel["header"]
                 .as_array()
                 .map(|h| h.iter().map(header_of).collect::<Result<Vec<_>, _>>())
@@ -155,7 +179,7 @@ fn channel_of(channel: &Value) -> Result<Channel, String> {
                 .unwrap_or_default();
             Ok(Channel::RestHook {
                 endpoint,
-                full,
+                payload,
                 headers,
             })
         }
@@ -212,12 +236,27 @@ mod tests {
             s.channel,
             Channel::RestHook {
                 endpoint: "https://example.org/hook".into(),
-                full: true,
+                payload: Payload::Json,
                 headers: vec![("Authorization".into(), "Bearer abc".into())],
             }
         );
         assert_eq!(s.status, Status::Requested);
         assert!(!s.is_live(0));
+    }
+
+    #[test]
+    fn reads_the_payload_types() {
+        for (mime, payload) in [
+            (None, Payload::Empty),
+            (Some(" "), Payload::Empty),
+            (Some("application/fhir+json"), Payload::Json),
+            (Some("application/json; charset=utf-8"), Payload::Json),
+            (Some("application/fhir+xml"), Payload::Xml),
+            (Some("Application/XML"), Payload::Xml),
+        ] {
+            assert_eq!(Payload::parse(mime), Ok(payload), "{mime:?}");
+        }
+        assert!(Payload::parse(Some("text/csv")).is_err());
     }
 
     #[test]

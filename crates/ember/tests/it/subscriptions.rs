@@ -191,7 +191,7 @@ async fn bad_subscriptions_are_refused_and_nothing_is_stored(s: &TestServer) {
         (
             subscription(
                 "Task?priority=asap",
-                json!({"type": "rest-hook", "endpoint": "https://example.org/h", "payload": "application/xml"}),
+                json!({"type": "rest-hook", "endpoint": "https://example.org/h", "payload": "text/csv"}),
             ),
             "payload",
         ),
@@ -335,6 +335,16 @@ async fn full_payload_is_put_and_retried_with_the_same_event_id(s: &TestServer) 
         ),
     )
     .await;
+    let mut xml_hook = receiver(0).await;
+    subscribe(
+        s,
+        &subscription(
+            TRIAGE,
+            json!({"type": "rest-hook", "endpoint": xml_hook.url.clone(),
+                "payload": "application/fhir+xml"}),
+        ),
+    )
+    .await;
     expect(
         &s.put("Task/t1", &task("t1", "asap", "CareTeam/team")).await,
         201,
@@ -350,6 +360,16 @@ async fn full_payload_is_put_and_retried_with_the_same_event_id(s: &TestServer) 
         assert_eq!(body["id"], "t1");
         assert_eq!(body["meta"]["versionId"], "1");
     }
+    // The same version in XML to the subscription that asked for it.
+    let in_xml = xml_hook.next().await;
+    assert_eq!(
+        (in_xml.method.as_str(), in_xml.path.as_str()),
+        ("PUT", "/hook/Task/t1")
+    );
+    assert_eq!(in_xml.header("content-type"), "application/fhir+xml");
+    let body = ember_fhir::xml::from_xml(in_xml.body.as_bytes(), 64).expect("FHIR XML");
+    assert_eq!(body["resourceType"], "Task");
+    assert_eq!(body["meta"]["versionId"], "1");
     let event = failed.header("x-ember-event-id");
     assert!(!event.is_empty());
     assert_eq!(
