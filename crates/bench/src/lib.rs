@@ -59,6 +59,9 @@ const SETUP_PRACTITIONERS: usize = 5;
 pub enum Op {
     Create,
     Read,
+    /// Reads by id asking for FHIR XML (`Accept: application/fhir+xml`); an answer that
+    /// is not XML counts as an error
+    ReadXml,
     Update,
     Delete,
     /// Ember's job queue (not in the default list): noop jobs inserted into the `jobs`
@@ -81,6 +84,7 @@ impl Op {
         match self {
             Op::Create => "create",
             Op::Read => "read",
+            Op::ReadXml => "read-xml",
             Op::Update => "update",
             Op::Delete => "delete",
             Op::Queue => "queue",
@@ -90,7 +94,7 @@ impl Op {
     }
 
     /// The phases that drive the FHIR API.
-    const CRUD: [Op; 4] = [Op::Create, Op::Read, Op::Update, Op::Delete];
+    const CRUD: [Op; 5] = [Op::Create, Op::Read, Op::ReadXml, Op::Update, Op::Delete];
 }
 
 /// Arguments of `ember bench`.
@@ -116,8 +120,8 @@ pub struct BenchArgs {
     #[arg(long, env = "EMBER_BENCH_SEED", default_value_t = 42)]
     pub seed: u64,
 
-    /// Phases to run (always executed in the order create, read, update, delete,
-    /// queue, submit, cds). `queue`, `submit` and `cds` are not in the default list:
+    /// Phases to run (always executed in the order create, read, read-xml, update,
+    /// delete, queue, submit, cds). `queue`, `submit` and `cds` are not in the default list:
     /// `queue` needs --db to be the PostgreSQL database the Ember instances use and
     /// measures how fast they run noop jobs enqueued there; `submit` posts measurements
     /// to Ember's $submit-measurement and measures their triage (it leaves its patients
@@ -130,7 +134,7 @@ pub struct BenchArgs {
         env = "EMBER_BENCH_OPS",
         value_enum,
         value_delimiter = ',',
-        default_value = "create,read,update,delete"
+        default_value = "create,read,read-xml,update,delete"
     )]
     pub ops: Vec<Op>,
 
@@ -287,7 +291,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         let mut ctx = PhaseCtx::new(target.clone(), refs.clone(), args.seed);
         let work = match op {
             Op::Create => Work::Create,
-            Op::Read | Op::Update => {
+            Op::Read | Op::ReadXml | Op::Update => {
                 if pool.is_empty() {
                     notes.push(format!(
                         "{}: no resources from a create phase, using the {} setup resources",
@@ -298,10 +302,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 } else {
                     ctx.pool = Arc::new(pool.clone());
                 }
-                if op == Op::Read {
-                    Work::Read
-                } else {
-                    Work::Update
+                match op {
+                    Op::Read => Work::Read,
+                    Op::ReadXml => Work::ReadXml,
+                    _ => Work::Update,
                 }
             }
             Op::Delete => {

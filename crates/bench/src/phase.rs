@@ -8,7 +8,9 @@ use bytes::Bytes;
 use http::Method;
 use tokio::task::JoinSet;
 
-use crate::http::{Conn, Reply, Target, created_id};
+use crate::http::{Conn, REQUEST_TIMEOUT, Reply, Target, created_id};
+
+const FHIR_XML: &str = "application/fhir+xml";
 use crate::rng::Rng;
 use crate::stats::{ErrorSamples, PhaseStats, truncate};
 use crate::workload::{Refs, ResourceType, generate_string};
@@ -21,6 +23,8 @@ pub type Entry = (ResourceType, String);
 pub enum Work {
     Create,
     Read,
+    /// A read asking for FHIR XML.
+    ReadXml,
     Update,
     Delete,
     /// GET against the HTTP-ceiling server.
@@ -35,6 +39,7 @@ impl Work {
             Work::Update => 3,
             Work::Delete => 4,
             Work::Ceiling => 5,
+            Work::ReadXml => 6,
         }
     }
 }
@@ -199,14 +204,14 @@ async fn http_worker(work: Work, ctx: Arc<PhaseCtx>, idx: usize, timing: Timing)
                     Some(rt),
                 )
             }
-            Work::Read | Work::Update => {
+            Work::Read | Work::ReadXml | Work::Update => {
                 if ctx.pool.is_empty() {
                     out.ended_early = true;
                     break;
                 }
                 let (rt, id) = &ctx.pool[rng.index(ctx.pool.len())];
                 let path = ctx.target.path(&format!("{}/{id}", rt.name()));
-                if work == Work::Read {
+                if work != Work::Update {
                     (Method::GET, path, None, None)
                 } else {
                     let body = generate_string(*rt, &mut rng, &ctx.refs, Some(id));
@@ -228,9 +233,25 @@ async fn http_worker(work: Work, ctx: Arc<PhaseCtx>, idx: usize, timing: Timing)
             Work::Ceiling => (Method::GET, ctx.target.path("Patient/ceiling"), None, None),
         };
         let started = Instant::now();
-        let result = conn.send(method.clone(), &path, body).await;
+        let result = if work == Work::ReadXml {
+            let accept = [("accept", FHIR_XML)];
+            conn.send_with(method.clone(), &path, &accept, body, REQUEST_TIMEOUT)
+                .await
+        } else {
+            conn.send(method.clone(), &path, body).await
+        };
         let mut transport_error = false;
         let ok = match result {
+            Ok(reply) if work == Work::ReadXml && !is_xml(&reply) => {
+                ctx.samples.push(|| {
+                    format!(
+                        "{method} {path} (Accept: {FHIR_XML}) -> {} with Content-Type {:?}",
+                        reply.status,
+                        reply.header("content-type")
+                    )
+                });
+                false
+            }
             Ok(reply) if reply.status.is_success() => match rtype {
                 Some(rt) => match created_id(&reply) {
                     Some(id) => {
@@ -270,6 +291,14 @@ async fn http_worker(work: Work, ctx: Arc<PhaseCtx>, idx: usize, timing: Timing)
     out
 }
 
+/// Whether `reply` is a successful FHIR XML answer.
+fn is_xml(reply: &Reply) -> bool {
+    reply.status.is_success()
+        && reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with(FHIR_XML))
+}
+
 /// Sequentially creates `count` resources of `rt` (setup step). Fails on the
 /// first error, with the server's answer in the message.
 pub async fn setup_create(
@@ -303,4 +332,27 @@ pub async fn setup_create(
         ids.push(id);
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, content_type: &str) -> Reply {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", content_type.parse().unwrap());
+        Reply {
+            status: http::StatusCode::from_u16(status).unwrap(),
+            location: None,
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_successful_fhir_xml_answer_is_an_xml_read() {
+        assert!(is_xml(&reply(200, "application/fhir+xml; charset=utf-8")));
+        assert!(!is_xml(&reply(200, "application/fhir+json; charset=utf-8")));
+        assert!(!is_xml(&reply(404, "application/fhir+xml")));
+    }
 }

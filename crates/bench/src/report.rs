@@ -87,6 +87,7 @@ impl Report {
         let submit = self.submit.as_ref().map(|s| &s.http);
         self.ratios = [
             ratio("read / http ceiling", find(ph, "read"), http),
+            ratio("read-xml / read", find(ph, "read-xml"), find(ph, "read")),
             ratio("create / storage insert", find(ph, "create"), ins),
             ratio("read / storage select", find(ph, "read"), sel),
             ratio("update / storage insert", find(ph, "update"), ins),

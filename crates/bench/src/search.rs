@@ -84,7 +84,7 @@ pub struct SearchBenchArgs {
         env = "EMBER_BENCH_SEARCH_QUERIES",
         value_enum,
         value_delimiter = ',',
-        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team,latest-code,window-code,latest-all,heavy-latest-code,heavy-window-code,heavy-latest-all,depth"
+        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team,latest-code,window-code,latest-all,heavy-latest-code,heavy-window-code,heavy-latest-all,depth,everything"
     )]
     pub queries: Vec<QueryKind>,
 
@@ -126,6 +126,10 @@ pub enum QueryKind {
     HeavyLatestAll,
     /// `latest-code` on each deep patient in turn: how latency grows with history depth.
     Depth,
+    /// `Patient/<id>/$everything?_count=1000` on the deep patient nearest to
+    /// [`EVERYTHING_SIZE`] Observations, every page followed: one request is the whole
+    /// walk.
+    Everything,
 }
 
 /// The shapes of the patient-depth queries.
@@ -159,7 +163,7 @@ const fn target(percentile: Pct, below_ms: f64) -> LatencyTarget {
 }
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 14] = [
+    pub const ALL: [QueryKind; 15] = [
         QueryKind::SubjectCodeDate,
         QueryKind::Name,
         QueryKind::Identifier,
@@ -174,6 +178,7 @@ impl QueryKind {
         QueryKind::HeavyWindowCode,
         QueryKind::HeavyLatestAll,
         QueryKind::Depth,
+        QueryKind::Everything,
     ];
 
     pub fn name(self) -> &'static str {
@@ -192,6 +197,7 @@ impl QueryKind {
             QueryKind::HeavyWindowCode => "heavy-window-code",
             QueryKind::HeavyLatestAll => "heavy-latest-all",
             QueryKind::Depth => "depth",
+            QueryKind::Everything => "everything",
         }
     }
 
@@ -203,6 +209,7 @@ impl QueryKind {
                 | QueryKind::HeavyWindowCode
                 | QueryKind::HeavyLatestAll
                 | QueryKind::Depth
+                | QueryKind::Everything
         )
     }
 
@@ -226,6 +233,7 @@ impl QueryKind {
         const JOIN: [LatencyTarget; 1] = [target(Pct::P99, 50.0)];
         const WINDOW: [LatencyTarget; 1] = [target(Pct::P99, 25.0)];
         const HEAVY: [LatencyTarget; 1] = [target(Pct::P99, 50.0)];
+        const EVERYTHING: [LatencyTarget; 1] = [target(Pct::P99, 500.0)];
         match self {
             QueryKind::SubjectCodeDate | QueryKind::LatestCode => &SUBJECT,
             QueryKind::Name | QueryKind::Identifier => &POINT,
@@ -237,6 +245,7 @@ impl QueryKind {
             }
             // Judged by the growth of its p50 over the depths instead (DEPTH_RATIO).
             QueryKind::Depth => &[],
+            QueryKind::Everything => &EVERYTHING,
         }
     }
 
@@ -253,6 +262,10 @@ const INCLUDE_PAGE: u64 = 20;
 const CARE_TEAM_PAGE: u64 = 50;
 /// Shortest and longest date window of `window-code`, in days.
 const WINDOW_DAYS: (u64, u64) = (7, 31);
+/// `everything` runs on the deep patient whose Observation count is nearest to this.
+pub const EVERYTHING_SIZE: u64 = 5_000;
+/// `_count` of the everything query (Ember's largest page by default).
+const EVERYTHING_PAGE: u64 = 1_000;
 /// `depth`: the p50 on the deepest patient is below this many times the p50 on the
 /// shallowest.
 pub const DEPTH_RATIO: f64 = 2.0;
@@ -314,6 +327,15 @@ impl Population {
         self.g.deep.last().map(|&c| PatientKey::Deep(c))
     }
 
+    /// The deep patient whose Observation count is nearest to `size`.
+    pub fn deep_nearest(&self, size: u64) -> Option<PatientKey> {
+        self.g
+            .deep
+            .iter()
+            .min_by_key(|&&c| c.abs_diff(size))
+            .map(|&c| PatientKey::Deep(c))
+    }
+
     /// The deep patients, smallest first.
     pub fn deep(&self) -> impl Iterator<Item = PatientKey> + '_ {
         self.g.deep.iter().map(|&c| PatientKey::Deep(c))
@@ -350,6 +372,9 @@ pub enum Expect {
         ids: Vec<String>,
         total: u64,
     },
+    /// `$everything` of one patient over all its pages: the Patient and each of its
+    /// `observations` exactly once, nothing twice.
+    Everything { patient: String, observations: u64 },
 }
 
 /// One concrete query.
@@ -377,6 +402,23 @@ fn enc(s: &str) -> String {
 /// The next query of `kind`, drawn with `rng` over `pop`. The heavy and depth kinds
 /// fall back to an ordinary patient when the data set has no deep patients.
 pub fn generate(kind: QueryKind, rng: &mut Rng, pop: &Population) -> Query {
+    if kind == QueryKind::Everything {
+        let key = pop
+            .deep_nearest(EVERYTHING_SIZE)
+            .unwrap_or_else(|| PatientKey::Ordinary(rng.below(pop.g.patients)));
+        let patient = pop.g.patient_id_of(key);
+        return Query {
+            kind,
+            path: format!(
+                "Patient/{}/$everything?_count={EVERYTHING_PAGE}",
+                enc(&patient)
+            ),
+            expect: Expect::Everything {
+                observations: pop.g.observation_count(key),
+                patient,
+            },
+        };
+    }
     if let Some(shape) = kind.shape() {
         let key = match (kind, pop.heavy()) {
             (
@@ -568,6 +610,24 @@ struct BundleDoc {
     total: Option<u64>,
     #[serde(default)]
     entry: Vec<EntryDoc>,
+    #[serde(default)]
+    link: Vec<LinkDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkDoc {
+    relation: String,
+    url: String,
+}
+
+impl BundleDoc {
+    /// The URL of the next page, if there is one.
+    fn next(&self) -> Option<&str> {
+        self.link
+            .iter()
+            .find(|l| l.relation == "next")
+            .map(|l| l.url.as_str())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -681,8 +741,8 @@ impl ResourceDoc {
     }
 }
 
-/// Checks one answer against what the data set says it must contain.
-pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), String> {
+/// Reads one answer as a `searchset` Bundle.
+fn searchset(status: StatusCode, body: &[u8]) -> Result<BundleDoc, String> {
     if status != StatusCode::OK {
         return Err(format!(
             "status {status}: {}",
@@ -707,6 +767,12 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
             bundle.bundle_type
         ));
     }
+    Ok(bundle)
+}
+
+/// Checks one answer against what the data set says it must contain.
+pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), String> {
+    let bundle = searchset(status, body)?;
     // Entries by search mode; an entry without a mode counts as a match, and
     // `outcome` entries (warnings) are ignored.
     let mut matches = Vec::new();
@@ -874,6 +940,47 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
                 return Err(format!("{} unexpected included entries", includes.len()));
             }
         }
+        Expect::Everything { .. } => {
+            return Err("$everything is checked over all its pages (check_everything)".into());
+        }
+    }
+    Ok(())
+}
+
+/// Checks the entries of every page of a `$everything` answer (`pages`, each a status
+/// and body) against the data set.
+fn check_everything(
+    patient: &str,
+    observations: u64,
+    pages: &[(StatusCode, Vec<u8>)],
+) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    let (mut found_patient, mut found_observations) = (false, 0u64);
+    for (status, body) in pages {
+        for e in searchset(*status, body)?.entry {
+            let r = e.resource.ok_or("an entry without a resource")?;
+            if !seen.insert(r.label()) {
+                return Err(format!("{} is on two pages", r.label()));
+            }
+            match r.resource_type.as_str() {
+                "Patient" if r.id.as_deref() == Some(patient) => found_patient = true,
+                "Patient" => return Err(format!("another patient: {}", r.label())),
+                "Observation" => {
+                    r.check_observation_of(patient)?;
+                    found_observations += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    if !found_patient {
+        return Err(format!("Patient/{patient} is not among the entries"));
+    }
+    if found_observations != observations {
+        return Err(format!(
+            "{found_observations} Observations over {} pages, the data set has {observations}",
+            pages.len()
+        ));
     }
     Ok(())
 }
@@ -1232,6 +1339,13 @@ struct Probe {
 
 /// Sends one query and checks the answer.
 async fn probe(conn: &mut Conn, target: &Target, q: &Query) -> Probe {
+    if let Expect::Everything {
+        patient,
+        observations,
+    } = &q.expect
+    {
+        return walk_everything(conn, target, &q.path, patient, *observations).await;
+    }
     let path = target.path(&q.path);
     let started = Instant::now();
     let reply = conn.send(Method::GET, &path, None).await;
@@ -1249,6 +1363,56 @@ async fn probe(conn: &mut Conn, target: &Target, q: &Query) -> Probe {
             status: None,
             error: Some(format!("GET {path}: transport error: {e:#}")),
         },
+    }
+}
+
+/// Fetches `path` and every next page, then checks them together: the time is the
+/// whole walk's.
+async fn walk_everything(
+    conn: &mut Conn,
+    target: &Target,
+    path: &str,
+    patient: &str,
+    observations: u64,
+) -> Probe {
+    let first = target.path(path);
+    let started = Instant::now();
+    let mut pages = Vec::new();
+    let mut next = Some(first.clone());
+    let failed = |status, error: String| Probe {
+        elapsed: started.elapsed(),
+        status,
+        error: Some(format!("GET {first}: {error}")),
+    };
+    while let Some(path) = next.take() {
+        let reply = match conn.send(Method::GET, &path, None).await {
+            Ok(reply) => reply,
+            Err(e) => return failed(None, format!("transport error: {e:#}")),
+        };
+        if reply.status != StatusCode::OK || pages.len() > 1_000 {
+            return failed(
+                Some(reply.status),
+                format!("page {} answered {}", pages.len() + 1, reply.status),
+            );
+        }
+        if let Some(url) = searchset(reply.status, &reply.body)
+            .ok()
+            .and_then(|b| b.next().map(str::to_owned))
+        {
+            match target.locate(&url) {
+                Ok((None, path)) => next = Some(path),
+                _ => return failed(Some(reply.status), format!("a next link elsewhere: {url}")),
+            }
+        }
+        pages.push((reply.status, reply.body.to_vec()));
+    }
+    let elapsed = started.elapsed();
+    Probe {
+        elapsed,
+        status: Some(StatusCode::OK),
+        error: check_everything(patient, observations, &pages)
+            .err()
+            .map(|e| format!("GET {first} and its next pages: {e}")),
     }
 }
 

@@ -339,6 +339,10 @@ async fn start_mock() -> std::net::SocketAddr {
                     let mock = mock.clone();
                     async move {
                         let method = req.method().clone();
+                        let xml = req
+                            .headers()
+                            .get("accept")
+                            .is_some_and(|a| a.as_bytes().ends_with(b"+xml"));
                         let path = req
                             .uri()
                             .path_and_query()
@@ -349,7 +353,15 @@ async fn start_mock() -> std::net::SocketAddr {
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        Ok::<_, Infallible>(mock.handle(&method, &path, body))
+                        let mut answer = mock.handle(&method, &path, body);
+                        if xml {
+                            // Only the Content-Type: the bench does not read the body.
+                            answer.headers_mut().insert(
+                                ::http::header::CONTENT_TYPE,
+                                ::http::HeaderValue::from_static("application/fhir+xml"),
+                            );
+                        }
+                        Ok::<_, Infallible>(answer)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -368,7 +380,7 @@ fn args(url: String) -> BenchArgs {
         duration: 1,
         warmup: 0,
         seed: 7,
-        ops: vec![Op::Create, Op::Read, Op::Update, Op::Delete],
+        ops: vec![Op::Create, Op::Read, Op::ReadXml, Op::Update, Op::Delete],
         db: None,
         no_http_baseline: false,
         pid: None,
@@ -396,7 +408,7 @@ async fn full_run_against_mock_server() {
         serde_json::from_slice(&std::fs::read(&json_path).expect("json written"))
             .expect("valid json");
     let phases = report["phases"].as_array().expect("phases");
-    assert_eq!(phases.len(), 4);
+    assert_eq!(phases.len(), 5);
     for p in phases {
         assert!(p["requests"].as_u64().unwrap_or(0) > 0, "{p}");
         assert_eq!(p["errors"], 0, "{p}");
@@ -404,7 +416,7 @@ async fn full_run_against_mock_server() {
     assert!(report["http_ceiling"]["requests"].as_u64().unwrap_or(0) > 0);
     assert_eq!(report["storage"]["backend"], "sqlite");
     assert_eq!(report["args"]["connections"], 2);
-    assert_eq!(report["ratios"].as_array().map(Vec::len), Some(4));
+    assert_eq!(report["ratios"].as_array().map(Vec::len), Some(5));
     assert!(report["rss"]["peak_mib"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(!dir.join("server.db.bench-baseline").exists());
     let _ = std::fs::remove_dir_all(&dir);
@@ -438,7 +450,10 @@ fn args_parse_with_defaults() {
     assert_eq!(cli.bench.ops, vec![Op::Read, Op::Create]);
     assert!(!cli.bench.no_http_baseline);
     let cli = Cli::try_parse_from(["ember", "--url", "http://h/fhir"]).expect("parse");
-    assert_eq!(cli.bench.ops.len(), 4);
+    assert_eq!(
+        cli.bench.ops,
+        [Op::Create, Op::Read, Op::ReadXml, Op::Update, Op::Delete]
+    );
 }
 
 #[test]

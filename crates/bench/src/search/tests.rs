@@ -40,7 +40,7 @@ fn generation_is_deterministic_and_seeded() {
     for kind in QueryKind::ALL {
         let a = queries(kind, 7, 3, 40);
         assert_eq!(a, queries(kind, 7, 3, 40), "{kind:?}");
-        if kind == QueryKind::HeavyLatestAll {
+        if matches!(kind, QueryKind::HeavyLatestAll | QueryKind::Everything) {
             // One patient, one query.
             assert!(a.iter().all(|q| q == &a[0]));
             continue;
@@ -350,6 +350,31 @@ impl Mock {
                 }
             }
             _ if self.flaw == Flaw::NoSearch => (501, json!({"resourceType": "OperationOutcome"})),
+            ["Patient", id, "$everything"] => {
+                let Some(key) = self.patient_key(id) else {
+                    return not_found;
+                };
+                let count: usize = param("_count").unwrap().parse().unwrap();
+                let page: usize = param("_page").map_or(0, |p| p.parse().unwrap());
+                let all: Vec<Value> = std::iter::once(self.patient(key))
+                    .chain(self.observations(key).iter().cloned())
+                    .collect();
+                let entries = all
+                    .iter()
+                    .skip(page * count)
+                    .take(count)
+                    .map(|r| entry(r, "match"))
+                    .collect();
+                let mut bundle = searchset(entries, None);
+                if (page + 1) * count < all.len() {
+                    let next = format!(
+                        "/fhir/Patient/{id}/$everything?_count={count}&_page={}",
+                        page + 1
+                    );
+                    bundle["link"] = json!([{"relation": "next", "url": next}]);
+                }
+                (200, bundle)
+            }
             ["Observation"] => {
                 let code = param("code").map(|c| c.split('|').nth(1).unwrap().to_owned());
                 if param("_summary") == Some("count") {
@@ -486,6 +511,9 @@ async fn start_mock(patients: u64, deep: &[u64], flaw: Flaw) -> String {
 fn correct_answers_pass_the_checks() {
     let mock = Mock::new(pop().g, Flaw::None);
     for kind in QueryKind::ALL {
+        if kind == QueryKind::Everything {
+            continue; // Over several pages: see everything_is_checked_over_its_pages.
+        }
         for q in queries(kind, 3, 0, 15) {
             let (path, query) = q.path.split_once('?').unwrap();
             let (status, body) = mock.handle(&format!("/fhir/{path}"), Some(query));
@@ -494,6 +522,55 @@ fn correct_answers_pass_the_checks() {
             assert_eq!(result, Ok(()), "{}", q.path);
         }
     }
+}
+
+/// Follows the mock's next links from `path`.
+fn everything_pages(mock: &Mock, path: &str) -> Vec<(StatusCode, Vec<u8>)> {
+    let mut pages = Vec::new();
+    let mut next = Some(format!("/fhir/{path}"));
+    while let Some(url) = next.take() {
+        let (path, query) = url.split_once('?').unwrap();
+        let (status, body) = mock.handle(path, Some(query));
+        next = body["link"][0]["url"].as_str().map(str::to_owned);
+        pages.push((
+            StatusCode::from_u16(status).unwrap(),
+            body.to_string().into_bytes(),
+        ));
+    }
+    pages
+}
+
+#[test]
+fn everything_is_checked_over_its_pages() {
+    let mock = Mock::new(pop().g, Flaw::None);
+    let q = &queries(QueryKind::Everything, 3, 0, 1)[0];
+    let Expect::Everything {
+        patient,
+        observations,
+    } = &q.expect
+    else {
+        panic!("{q:?}")
+    };
+    // The deep patient nearest to 5,000 Observations of this data set, over 2 pages.
+    assert_eq!(*observations, 1200);
+    let pages = everything_pages(&mock, &q.path);
+    assert_eq!(pages.len(), 2);
+    assert_eq!(check_everything(patient, *observations, &pages), Ok(()));
+    // A page missing, a page twice, another patient's data: each is wrong.
+    let first = &pages[..1];
+    assert!(
+        check_everything(patient, *observations, first)
+            .unwrap_err()
+            .contains("Observations over 1 pages")
+    );
+    let twice = [pages[0].clone(), pages[0].clone(), pages[1].clone()];
+    assert!(
+        check_everything(patient, *observations, &twice)
+            .unwrap_err()
+            .contains("on two pages")
+    );
+    let other = everything_pages(&mock, &q.path.replace("deep-1200", "deep-300"));
+    assert!(check_everything(patient, *observations, &other).is_err());
 }
 
 #[test]
@@ -759,6 +836,7 @@ async fn full_run_against_a_correct_server() {
             "heavy-latest-all",
             "depth-300",
             "depth-1200",
+            "everything",
         ]
     );
     for q in queries {
@@ -834,16 +912,16 @@ async fn errors_are_counted_and_fail_the_run() {
     let mut a = args(url, 25);
     a.json = Some(path.clone());
     let e = run(a).await.expect_err("must fail");
-    // 13 kinds and depth on two deep patients.
+    // 14 kinds and depth on two deep patients.
     assert!(
-        format!("{e:#}").contains("15 wrong or failed answers"),
+        format!("{e:#}").contains("16 wrong or failed answers"),
         "{e:#}"
     );
     let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&path);
     // Every latency target, and the depth ratio.
     let targets: usize = QueryKind::ALL.iter().map(|k| k.targets().len()).sum();
-    assert_eq!(targets, 15);
+    assert_eq!(targets, 16);
     assert_eq!(report["targets_not_judged"], targets + 1);
     assert!(
         report["queries"][0]["skipped"]
