@@ -17,8 +17,9 @@
 # 1,690,678; the deep patients add their own (71,000 by default).
 #
 # EMBER_BENCH_DEEP is the deep patients' Observation counts, passed as --deep to both
-# commands (default 1000,4000,16000,50000; `none` for none). The heavy-* and depth
-# queries run against them.
+# commands (default 1000,4000,16000,50000; `none` for none). The heavy-*, depth and
+# everything queries run against them. EMBER_BENCH_QUERIES (comma-separated kinds, e.g.
+# `everything`) runs only those kinds instead of all.
 #
 # PostgreSQL: uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
 # fresh database `ember_bench_search`, dropped at the end unless EMBER_BENCH_KEEP_DB=1.
@@ -31,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage="usage: [EMBER_BENCH_DEEP=1000,4000,...|none] scripts/bench-search.sh postgres|sqlite PATIENTS YEARS|DAYSd CONNECTIONS SECONDS"
+usage="usage: [EMBER_BENCH_DEEP=1000,4000,...|none] [EMBER_BENCH_QUERIES=kind,...] scripts/bench-search.sh postgres|sqlite PATIENTS YEARS|DAYSd CONNECTIONS SECONDS"
 store=${1:?$usage}
 patients=${2:?$usage}
 period=${3:?$usage}
@@ -49,6 +50,8 @@ port=${EMBER_BENCH_PORT:-18098}
 keep=${EMBER_BENCH_KEEP_DB:-0}
 reuse=${EMBER_BENCH_REUSE_DB:-0}
 deep=${EMBER_BENCH_DEEP-1000,4000,16000,50000}
+query_args=()
+[[ -n ${EMBER_BENCH_QUERIES:-} ]] && query_args=(--queries "$EMBER_BENCH_QUERIES")
 out=target/bench
 mkdir -p "$out"
 txt="$out/search-$store.txt"
@@ -59,7 +62,7 @@ bin=${CARGO_TARGET_DIR:-target}/release/ember
 # environment.
 # (An array, not a function: `$!` of a backgrounded command must be Ember's pid.)
 ember=(env -u EMBER_BENCH_KEEP_DB -u EMBER_BENCH_REUSE_DB -u EMBER_BENCH_PG -u EMBER_BENCH_PORT
-  -u EMBER_BENCH_DEEP)
+  -u EMBER_BENCH_DEEP -u EMBER_BENCH_QUERIES)
 
 pg=${EMBER_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 db=ember_bench_search
@@ -142,7 +145,8 @@ fi
 
 echo -e "\n== ember bench-search" | tee -a "$txt"
 "${ember[@]}" "$bin" bench-search --url "$fhir" --patients "$patients" "${period_args[@]}" \
-  --deep "$deep" --connections "$connections" --duration "$seconds" --json "$out/search-$store.json" 2>&1 \
+  --deep "$deep" "${query_args[@]}" --connections "$connections" --duration "$seconds" \
+  --json "$out/search-$store.json" 2>&1 \
   | tee -a "$txt" || status=$?
 
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
