@@ -248,3 +248,19 @@ fn a_blood_pressure_with_a_value_fails_the_closed_type_slicing() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn the_vital_sign_invariants_are_all_evaluated() {
+    let p = package();
+    let issues = check(
+        &p,
+        &p.examples["Observation-blood-pressure.json"],
+        &sd(&p, "bp"),
+    );
+    let info: Vec<&str> = issues
+        .iter()
+        .filter(|i| i.severity == Severity::Information)
+        .map(|i| i.diagnostics.as_str())
+        .collect();
+    assert!(info.iter().all(|d| !d.contains("vs-")), "{info:?}");
+}

@@ -12,7 +12,7 @@ use crate::fhirpath::{Env, Node, child_nodes};
 use crate::outcome::{Issue, IssueType, Severity};
 
 /// How deep type profiles may nest (a profile of a type whose element has a profile…).
-const MAX_DEPTH: usize = 12;
+const MAX_DEPTH: usize = 6;
 
 /// One value being checked: its JSON (and a primitive's `_name` sibling), the type
 /// its choice member names, its FHIRPath node (for invariants) and its location.
