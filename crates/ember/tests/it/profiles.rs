@@ -335,6 +335,30 @@ async fn a_profile_without_a_snapshot_is_refused(s: &TestServer) {
         .put("Observation/a", &small_observation("a", "final"))
         .await;
     assert!(expect_outcome(&resp, 422).contains("snapshot"));
+    expect(&s.get("Observation/a").await, 404);
+    // A snapshot whose first element is not the root cannot be used either.
+    let mut broken = small_profile("final", true);
+    broken["snapshot"]["element"]
+        .as_array_mut()
+        .unwrap()
+        .remove(0);
+    expect(&s.put("StructureDefinition/small", &broken).await, 200);
+    let resp = s
+        .put("Observation/a", &small_observation("a", "final"))
+        .await;
+    assert!(expect_outcome(&resp, 422).contains("root"));
+    // A profile parameter without a URL, or two profiles, are bad requests.
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": small_observation("a", "final")},
+        {"name": "profile", "valueBoolean": true}]});
+    expect_outcome(&s.post("Observation/$validate", &body).await, 400);
+    let resp = s
+        .post(
+            "Observation/$validate?profile=http://a.example/1&profile=http://a.example/2",
+            &small_observation("a", "final"),
+        )
+        .await;
+    expect_outcome(&resp, 400);
 }
 
 async fn a_changed_profile_is_used_at_once(s: &TestServer) {
