@@ -294,7 +294,7 @@ async fn writes_are_not_checked_when_it_is_off(s: &TestServer) {
     expect(&s.put("Observation/hr-off", &bad).await, 201);
 }
 
-fn small_profile(code: &str, snapshot: bool) -> Value {
+pub(crate) fn small_profile(code: &str, snapshot: bool) -> Value {
     let mut sd = json!({"resourceType": "StructureDefinition", "id": "small",
         "url": "http://example.org/StructureDefinition/small", "name": "Small",
         "status": "active", "kind": "resource", "abstract": false, "type": "Observation",
@@ -311,7 +311,7 @@ fn small_profile(code: &str, snapshot: bool) -> Value {
     sd
 }
 
-fn small_observation(id: &str, status: &str) -> Value {
+pub(crate) fn small_observation(id: &str, status: &str) -> Value {
     json!({"resourceType": "Observation", "id": id, "status": status,
         "meta": {"profile": ["http://example.org/StructureDefinition/small"]},
         "code": {"text": "x"}})
