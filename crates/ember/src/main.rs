@@ -282,6 +282,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             .validation
             .parse()
             .map_err(|e| anyhow::anyhow!("EMBER_VALIDATION: {e}"))?,
+        validate_profiles: config.validate_profiles,
         ..Limits::default()
     };
     lifecycle.set_database_ok(true);

@@ -22,6 +22,7 @@ pub mod json;
 pub mod meta;
 pub mod outcome;
 pub mod patch;
+pub mod profile;
 pub mod validate;
 pub mod xml;
 

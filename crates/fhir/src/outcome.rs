@@ -29,6 +29,10 @@ pub enum IssueType {
     Structure,
     Required,
     Value,
+    /// A constraint (`ElementDefinition.constraint`) does not hold.
+    Invariant,
+    /// A code is not in the value set it is bound to.
+    CodeInvalid,
     Processing,
     NotSupported,
     Duplicate,
@@ -55,6 +59,8 @@ impl IssueType {
             IssueType::Structure => "structure",
             IssueType::Required => "required",
             IssueType::Value => "value",
+            IssueType::Invariant => "invariant",
+            IssueType::CodeInvalid => "code-invalid",
             IssueType::Processing => "processing",
             IssueType::NotSupported => "not-supported",
             IssueType::Duplicate => "duplicate",

@@ -123,6 +123,12 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_VALIDATION", default_value = "strict", value_parser = ["strict", "lenient", "off"])]
     pub validation: String,
 
+    /// Check every resource written against the profiles its `meta.profile` names that
+    /// are stored on this server (a failing write is a 422); unknown profiles are not
+    /// checked. Off by default: claims that were accepted before are not refused.
+    #[arg(long, env = "EMBER_VALIDATE_PROFILES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub validate_profiles: bool,
+
     /// Most entries in a batch or transaction Bundle.
     #[arg(long, env = "EMBER_MAX_BUNDLE_ENTRIES", default_value_t = 10_000)]
     pub max_bundle_entries: usize,

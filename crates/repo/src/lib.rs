@@ -19,6 +19,7 @@ mod indexer;
 mod jobs;
 pub mod kv;
 mod prefer;
+mod profiles;
 mod read;
 mod registry;
 mod reindex;
@@ -90,6 +91,9 @@ pub struct Limits {
     /// Most codes one search modifier (`:in`, `:not-in`, `:below`, `:above`) may
     /// stand for, so that its SQL stays bounded.
     pub max_search_codes: usize,
+    /// Checks every resource written against the stored profiles its `meta.profile`
+    /// names (see `profiles`).
+    pub validate_profiles: bool,
 }
 
 impl Default for Limits {
@@ -111,6 +115,7 @@ impl Default for Limits {
             export_file_resources: 10_000,
             max_expansion: 10_000,
             max_search_codes: 1_000,
+            validate_profiles: false,
         }
     }
 }
@@ -136,6 +141,8 @@ pub struct Repo {
     operation: Option<&'static str>,
     /// Job kinds enqueued on a schedule (see [`Repo::with_schedule`]).
     schedules: Arc<Vec<jobs::Schedule>>,
+    /// This instance's compiled profiles.
+    profiles: Arc<profiles::Cache>,
     /// This instance's terminology caches.
     terminology: Arc<terminology::cache::Caches>,
     /// Routes the bus's invalidations to this instance's caches.
@@ -155,6 +162,8 @@ impl Repo {
         participants
             .hooks
             .push(Arc::new(terminology::cache::Invalidation));
+        participants.hooks.push(Arc::new(profiles::Invalidation));
+        participants.rules.push(Arc::new(profiles::Rule));
         let mut handlers = jobs::Handlers::default();
         handlers.add(Arc::new(reindex::Reindex));
         handlers.add(Arc::new(export::Export));
@@ -163,6 +172,8 @@ impl Repo {
         let terminology = Arc::new(terminology::cache::Caches::default());
         let caches = ember_platform::cache::CacheHub::new();
         caches.register(terminology.clone());
+        let profiles = Arc::new(profiles::Cache::default());
+        caches.register(profiles.clone());
         Self {
             store,
             limits: Arc::new(limits),
@@ -175,6 +186,7 @@ impl Repo {
             origin: ember_fhir::id::new_id().into(),
             operation: None,
             schedules: Arc::default(),
+            profiles,
             terminology: terminology.clone(),
             caches,
             turns: Arc::default(),

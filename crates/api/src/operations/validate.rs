@@ -1,8 +1,10 @@
 //! `$validate`: `POST [type]/$validate` and `POST [type]/[id]/$validate` check a
 //! resource (the body, or the `resource` parameter of a `Parameters` body) against the
-//! structural rules of its type, strictly, and answer with the OperationOutcome;
-//! `GET [type]/[id]/$validate` checks the stored current version (a read). Nothing is
-//! stored.
+//! structural rules of its type, strictly, against the `profile` parameter (query, or
+//! a parameter of a `Parameters` body) and against the stored profiles it claims in
+//! `meta.profile`, and answer with the OperationOutcome; an unknown `profile` is an
+//! error issue. `GET [type]/[id]/$validate` checks the stored current version (a read).
+//! Nothing is stored.
 
 use axum::Router;
 use axum::extract::State;
@@ -30,7 +32,7 @@ async fn for_type(
     TypePath { res_type }: TypePath,
     Resource(resource): Resource,
 ) -> Result<Response> {
-    validate(&state, &fhir, &res_type, None, resource)
+    validate(&state, &fhir, &res_type, None, resource).await
 }
 
 /// The instance form also requires the resource's id to be the one in the URL.
@@ -40,7 +42,7 @@ async fn instance(
     ResourcePath { res_type, id }: ResourcePath,
     Resource(resource): Resource,
 ) -> Result<Response> {
-    validate(&state, &fhir, &res_type, Some(&id), resource)
+    validate(&state, &fhir, &res_type, Some(&id), resource).await
 }
 
 /// `GET`: the operation changes nothing, so it may be called on what is stored.
@@ -53,10 +55,10 @@ async fn stored(
     let resource: Value = serde_json::from_str(&current.body).map_err(|e| {
         ember_repo::RepoError::Unprocessable(format!("the stored resource is not JSON: {e}"))
     })?;
-    validate(&state, &fhir, &res_type, Some(&id), resource)
+    validate(&state, &fhir, &res_type, Some(&id), resource).await
 }
 
-fn validate(
+async fn validate(
     state: &AppState,
     fhir: &Fhir,
     res_type: &str,
@@ -65,21 +67,33 @@ fn validate(
 ) -> Result<Response> {
     let parameters = resource.get("resourceType").and_then(Value::as_str) == Some("Parameters")
         && res_type != "Parameters";
-    // Profiles are not checked: naming one is refused rather than answered "All OK".
-    let in_body = parameters
-        && resource["parameter"]
-            .as_array()
-            .is_some_and(|ps| ps.iter().any(|p| p["name"] == "profile"));
-    let profile = fhir
+    let mut profiles: Vec<String> = fhir
         .query
         .iter()
-        .find(|(n, _)| n == "profile")
-        .map(|(_, v)| v.clone());
-    if in_body || profile.is_some() {
-        return Err(ApiError::NotImplemented(format!(
-            "$validate checks the structure of {res_type}; validation against a profile ({}) is not supported",
-            profile.as_deref().unwrap_or("the profile parameter")
-        )));
+        .filter(|(n, _)| n == "profile")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if parameters {
+        for p in resource["parameter"].as_array().into_iter().flatten() {
+            if p["name"] != "profile" {
+                continue;
+            }
+            let url = ["valueUri", "valueCanonical", "valueString"]
+                .iter()
+                .find_map(|k| p.get(*k).and_then(Value::as_str))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "$validate: the profile parameter must be a valueUri or valueCanonical"
+                            .into(),
+                    )
+                })?;
+            profiles.push(url.to_owned());
+        }
+    }
+    if profiles.len() > 1 || profiles.iter().any(|p| p.trim().is_empty()) {
+        return Err(ApiError::BadRequest(
+            "$validate takes at most one profile, a canonical URL".into(),
+        ));
     }
     if parameters {
         resource = resource["parameter"]
@@ -105,9 +119,9 @@ fn validate(
             )));
         }
     }
-    Ok(json_response(
-        fhir,
-        StatusCode::OK,
-        &state.repo.validate(&resource).to_json(),
-    ))
+    let outcome = state
+        .repo
+        .validate_with_profiles(&resource, profiles.first().map(String::as_str))
+        .await?;
+    Ok(json_response(fhir, StatusCode::OK, &outcome.to_json()))
 }

@@ -18,6 +18,7 @@ mod instances;
 mod jobs;
 mod kv;
 mod platform;
+mod profiles;
 mod reindex;
 mod rest;
 mod search;

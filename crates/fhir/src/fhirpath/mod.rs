@@ -110,6 +110,19 @@ impl Expression {
     }
 }
 
+/// The children called `name` of an element node (a choice element by its base name:
+/// `value` gives `valueQuantity`), typed as navigation types them; empty when `name`
+/// is the JSON name of a choice member.
+pub fn child_nodes<'a>(node: &Node<'a>, name: &str) -> Vec<Node<'a>> {
+    let env: Env<'a> = Env::new();
+    let ctx = eval::Ctx::new(&env, node.clone());
+    let mut out = Vec::new();
+    if ctx.child(node, name, &mut out).is_err() {
+        out.clear();
+    }
+    out
+}
+
 #[cfg(test)]
 mod send_sync {
     fn assert_send_sync<T: Send + Sync + Clone>() {}

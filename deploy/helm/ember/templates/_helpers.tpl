@@ -190,6 +190,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.maxJsonDepth | quote }}
 - name: EMBER_VALIDATION
   value: {{ $c.validation | quote }}
+- name: EMBER_VALIDATE_PROFILES
+  value: {{ $c.validateProfiles | ternary "true" "false" | quote }}
 - name: EMBER_MAX_BUNDLE_ENTRIES
   value: {{ $c.maxBundleEntries | int64 | quote }}
 - name: EMBER_MAX_COUNT

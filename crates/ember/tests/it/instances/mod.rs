@@ -8,6 +8,7 @@
 
 mod conditional;
 mod lifecycle;
+mod profiles;
 mod subscriptions;
 mod terminology;
 mod token_counts;

@@ -107,15 +107,22 @@ async fn validate_operation(s: &TestServer) {
     expect(&resp, 200);
     assert_eq!(resp.json()["issue"][0]["severity"], "information");
     expect_outcome(&s.get("Patient/nobody/$validate").await, 404);
-    // A profile is never checked, so naming one is refused, not answered "All OK".
-    let url = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
+    // A profile the server does not hold is an error issue, in either form (profiles
+    // themselves are in `profiles`).
+    let url = "http://example.org/StructureDefinition/nowhere";
     let named = s
         .post(&format!("Patient/$validate?profile={url}"), &good)
         .await;
-    assert!(expect_outcome(&named, 501).contains(url));
+    expect(&named, 200);
+    let issue = &named.json()["issue"][0];
+    assert_eq!(issue["severity"], "error", "{issue}");
+    assert_eq!(issue["code"], "not-found");
+    assert!(issue["diagnostics"].as_str().unwrap().contains(url));
     let in_body = json!({"resourceType": "Parameters", "parameter": [
         {"name": "resource", "resource": good}, {"name": "profile", "valueUri": url}]});
-    assert!(expect_outcome(&s.post("Patient/$validate", &in_body).await, 501).contains("profile"));
+    let resp = s.post("Patient/$validate", &in_body).await;
+    expect(&resp, 200);
+    assert_eq!(resp.json()["issue"][0]["code"], "not-found");
 }
 
 async fn lenient_validation_accepts_unknown_elements(s: &TestServer) {
