@@ -1,10 +1,10 @@
-//! FHIRPath evaluation, search-index extraction and FHIR XML conversion on the R4
-//! package examples
+//! FHIRPath evaluation, search-index extraction, FHIR XML conversion and profile
+//! validation on the R4 package examples
 //! (`$EMBER_FHIR_PACKAGE` or `../shared/fhir/hl7.fhir.r4.examples-4.0.1.tgz` next to the
 //! workspace).
 //!
 //! `cargo bench -p ember-fhir --bench fhirpath_index -- --warm-up-time 1 --measurement-time 3`
-//! (`-- xml` for the XML conversion alone)
+//! (`-- xml` for the XML conversion alone, `-- profile` for profile validation)
 
 use std::hint::black_box;
 use std::io::Read;
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ember_fhir::fhirpath::{Env, Expression};
 use ember_fhir::index::extract;
+use ember_fhir::profile::{self, Profile};
 use serde_json::Value;
 
 fn package_path() -> PathBuf {
@@ -138,6 +139,32 @@ fn benches(c: &mut Criterion) {
             b.iter(|| ember_fhir::xml::from_xml(black_box(xml.as_bytes()), 64).unwrap())
         });
     }
+    g.finish();
+
+    // Profile validation of the blood-pressure example against the bp profile (and
+    // vitalsigns, which bp is based on, as the other profile known): cardinality, types,
+    // fixed and pattern values, slicing and invariants, with the bindings handed back.
+    let mut g = c.benchmark_group("profile");
+    let profiles: std::collections::HashMap<String, std::sync::Arc<Profile>> = ["bp", "vitalsigns"]
+        .iter()
+        .map(|n| {
+            let sd = find(&all, &format!("StructureDefinition-{n}.json"));
+            let url = sd["url"].as_str().expect("url").to_owned();
+            (url, std::sync::Arc::new(Profile::compile(sd).expect("compile")))
+        })
+        .collect();
+    let bp = &profiles["http://hl7.org/fhir/StructureDefinition/bp"];
+    let example = find(&all, "Observation-blood-pressure.json");
+    let report = profile::validate(example, bp, &profiles);
+    assert!(
+        report.outcome.issues.iter().all(|i| i.severity != ember_fhir::Severity::Error),
+        "{:?}",
+        report.outcome.issues
+    );
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("blood-pressure/bp", |b| {
+        b.iter(|| profile::validate(black_box(example), bp, &profiles).bindings.len())
+    });
     g.finish();
 }
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Compares two release builds of Ember on PostgreSQL, alternating A, B, A, B… so that
+# drift of the machine falls on both: JSON reads (`ember bench --ops create,read`, a
+# fresh database each time) or searches (`ember bench-search` on one data set loaded
+# once). Prints each run and the ratio B/A of the requests/s summed over the rounds.
+#
+#   scripts/ab.sh read   BIN_A BIN_B [rounds] [connections] [seconds]
+#   scripts/ab.sh search BIN_A BIN_B [rounds] [connections] [seconds]
+#
+# BIN_A and BIN_B are `ember` binaries (copy each build aside, e.g. to /tmp/ember-a).
+# The client is BIN_B's own `ember bench`/`bench-search`, so both servers see the same
+# requests. Search loads `ember dataset` with EMBER_BENCH_PATIENTS (default 200) patients
+# of EMBER_BENCH_DAYS (default 30) days and the deep patients EMBER_BENCH_DEEP (default
+# 1000,5000). Uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
+# database `ember_ab`, dropped at the end. Output: target/bench/ab-<mode>.txt.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+usage="usage: scripts/ab.sh read|search BIN_A BIN_B [rounds] [connections] [seconds]"
+mode=${1:?$usage}
+bin_a=${2:?$usage}
+bin_b=${3:?$usage}
+rounds=${4:-3}
+connections=${5:-32}
+seconds=${6:-10}
+patients=${EMBER_BENCH_PATIENTS:-200}
+days=${EMBER_BENCH_DAYS:-30}
+deep=${EMBER_BENCH_DEEP:-1000,5000}
+pg=${EMBER_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
+port=18097
+url="$pg/ember_ab"
+out=target/bench
+mkdir -p "$out"
+txt="$out/ab-$mode.txt"
+# Ember refuses unknown EMBER_* variables: this script's own stay out of its environment.
+clean=(env -u EMBER_BENCH_PATIENTS -u EMBER_BENCH_DAYS -u EMBER_BENCH_DEEP -u EMBER_BENCH_PG)
+fhir="http://127.0.0.1:$port/fhir"
+
+pid=
+stop() {
+  if [[ -n $pid ]]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=
+  fi
+}
+fresh_db() {
+  PGOPTIONS=--client-min-messages=warning psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS ember_ab" -c "CREATE DATABASE ember_ab"
+}
+trap 'stop; psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS ember_ab" >/dev/null 2>&1 || true' EXIT
+
+start() {
+  "${clean[@]}" "$1" migrate --database-url "$url" >/dev/null
+  "${clean[@]}" EMBER_DATABASE_URL="$url" EMBER_LISTEN=127.0.0.1:$port EMBER_LOG=warn \
+    "$1" serve >"$out/ab-server.log" 2>&1 &
+  pid=$!
+  until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
+    kill -0 "$pid" 2>/dev/null || { echo "ember exited; see $out/ab-server.log" >&2; exit 1; }
+    sleep 0.01
+  done
+}
+
+# Requests/s of one run: the read phase, or every query kind's.
+rate() {
+  python3 - "$1" "$mode" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if sys.argv[2] == "read":
+    print(next(p["requests_per_sec"] for p in r["phases"] if p["name"] == "read"))
+else:
+    errors = r.get("errors", 0)
+    if errors:
+        sys.exit(f"{errors} wrong answers")
+    print(" ".join(f'{q["kind"]}={q["stats"]["requests_per_sec"]}' for q in r["queries"]))
+PY
+}
+
+echo "mode=$mode A=$bin_a B=$bin_b rounds=$rounds connections=$connections seconds=$seconds" | tee "$txt"
+if [[ $mode == search ]]; then
+  fresh_db
+  start "$bin_b"
+  "${clean[@]}" "$bin_b" dataset --url "$fhir" --patients "$patients" --days "$days" --deep "$deep" \
+    >"$out/ab-dataset.log" 2>&1
+  stop
+  psql "$url" -qc "VACUUM ANALYZE"
+  echo "loaded $patients patients x $days days, deep $deep" | tee -a "$txt"
+fi
+declare -A sums
+for round in $(seq 1 "$rounds"); do
+  for side in a b; do
+    bin=$bin_a
+    [[ $side == b ]] && bin=$bin_b
+    json="$out/ab-$mode-$side.json"
+    if [[ $mode == read ]]; then
+      fresh_db
+      start "$bin"
+      "${clean[@]}" "$bin_b" bench --url "$fhir" --ops create,read --connections "$connections" \
+        --duration "$seconds" --no-http-baseline --json "$json" >/dev/null 2>&1
+    else
+      start "$bin"
+      "${clean[@]}" "$bin_b" bench-search --url "$fhir" --patients "$patients" --days "$days" \
+        --deep "$deep" --connections "$connections" --duration "$seconds" --json "$json" \
+        >/dev/null 2>&1 || true
+    fi
+    stop
+    line=$(rate "$json")
+    echo "round $round $side: $line" | tee -a "$txt"
+    for kv in $line; do
+      key=${kv%%=*}
+      [[ $kv == *=* ]] || key=read
+      value=${kv#*=}
+      sums[$side.$key]=$(echo "${sums[$side.$key]:-0} + $value" | bc)
+    done
+  done
+done
+echo | tee -a "$txt"
+for key in "${!sums[@]}"; do
+  [[ $key == a.* ]] || continue
+  kind=${key#a.}
+  echo "$kind B/A $(echo "scale=4; 100 * ${sums[b.$kind]} / ${sums[a.$kind]}" | bc) %"
+done | sort | tee -a "$txt"
