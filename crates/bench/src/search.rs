@@ -650,14 +650,25 @@ struct ResourceDoc {
     resource_type: String,
     #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     subject: Option<ReferenceDoc>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     code: Option<CodeableConceptDoc>,
     #[serde(rename = "effectiveDateTime", default)]
     effective: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     name: Vec<HumanNameDoc>,
+}
+
+/// An element that other resource types shape differently (a CareTeam's `name` is a
+/// string, not a HumanName) reads as absent: `$everything` returns every type.
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(value).unwrap_or_default())
 }
 
 #[derive(Debug, Deserialize)]

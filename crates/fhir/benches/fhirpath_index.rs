@@ -150,20 +150,31 @@ fn benches(c: &mut Criterion) {
         .map(|n| {
             let sd = find(&all, &format!("StructureDefinition-{n}.json"));
             let url = sd["url"].as_str().expect("url").to_owned();
-            (url, std::sync::Arc::new(Profile::compile(sd).expect("compile")))
+            (
+                url,
+                std::sync::Arc::new(Profile::compile(sd).expect("compile")),
+            )
         })
         .collect();
     let bp = &profiles["http://hl7.org/fhir/StructureDefinition/bp"];
     let example = find(&all, "Observation-blood-pressure.json");
     let report = profile::validate(example, bp, &profiles);
     assert!(
-        report.outcome.issues.iter().all(|i| i.severity != ember_fhir::Severity::Error),
+        report
+            .outcome
+            .issues
+            .iter()
+            .all(|i| i.severity != ember_fhir::Severity::Error),
         "{:?}",
         report.outcome.issues
     );
     g.throughput(Throughput::Elements(1));
     g.bench_function("blood-pressure/bp", |b| {
-        b.iter(|| profile::validate(black_box(example), bp, &profiles).bindings.len())
+        b.iter(|| {
+            profile::validate(black_box(example), bp, &profiles)
+                .bindings
+                .len()
+        })
     });
     g.finish();
 }

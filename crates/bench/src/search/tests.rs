@@ -356,7 +356,11 @@ impl Mock {
                 };
                 let count: usize = param("_count").unwrap().parse().unwrap();
                 let page: usize = param("_page").map_or(0, |p| p.parse().unwrap());
+                // Other types shape elements differently: a CareTeam's name is a string.
+                let team = json!({"resourceType": "CareTeam", "id": format!("team-{id}"),
+                    "name": "Telemonitoring team", "subject": {"reference": format!("Patient/{id}")}});
                 let all: Vec<Value> = std::iter::once(self.patient(key))
+                    .chain(std::iter::once(team))
                     .chain(self.observations(key).iter().cloned())
                     .collect();
                 let entries = all
