@@ -363,12 +363,16 @@ impl Mock {
                     .chain(std::iter::once(team))
                     .chain(self.observations(key).iter().cloned())
                     .collect();
-                let entries = all
+                let mut entries: Vec<Value> = all
                     .iter()
                     .skip(page * count)
                     .take(count)
                     .map(|r| entry(r, "match"))
                     .collect();
+                if page > 0 {
+                    // The Observations' subject, included again on each later page.
+                    entries.push(entry(&all[0], "include"));
+                }
                 let mut bundle = searchset(entries, None);
                 if (page + 1) * count < all.len() {
                     let next = format!(
