@@ -11,7 +11,7 @@
 # The client is BIN_B's own `ember bench`/`bench-search`, so both servers see the same
 # requests. Search loads `ember dataset` with EMBER_BENCH_PATIENTS (default 200) patients
 # of EMBER_BENCH_DAYS (default 30) days and the deep patients EMBER_BENCH_DEEP (default
-# 1000,5000). Uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
+# 1000,5000); EMBER_BENCH_QUERIES (comma-separated kinds) runs only those. Uses $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432) and a
 # database `ember_ab`, dropped at the end. Output: target/bench/ab-<mode>.txt.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,7 +33,10 @@ out=target/bench
 mkdir -p "$out"
 txt="$out/ab-$mode.txt"
 # Ember refuses unknown EMBER_* variables: this script's own stay out of its environment.
-clean=(env -u EMBER_BENCH_PATIENTS -u EMBER_BENCH_DAYS -u EMBER_BENCH_DEEP -u EMBER_BENCH_PG)
+clean=(env -u EMBER_BENCH_PATIENTS -u EMBER_BENCH_DAYS -u EMBER_BENCH_DEEP -u EMBER_BENCH_PG
+  -u EMBER_BENCH_QUERIES)
+query_args=()
+[[ -n ${EMBER_BENCH_QUERIES:-} ]] && query_args=(--queries "$EMBER_BENCH_QUERIES")
 fhir="http://127.0.0.1:$port/fhir"
 
 pid=
@@ -99,7 +102,7 @@ for round in $(seq 1 "$rounds"); do
     else
       start "$bin"
       "${clean[@]}" "$bin_b" bench-search --url "$fhir" --patients "$patients" --days "$days" \
-        --deep "$deep" --connections "$connections" --duration "$seconds" --json "$json" \
+        --deep "$deep" "${query_args[@]}" --connections "$connections" --duration "$seconds" --json "$json" \
         >/dev/null 2>&1 || true
     fi
     stop
