@@ -858,13 +858,33 @@ async fn the_smoke_test_takes_a_bearer_token() {
     );
 }
 
+/// A WebSocket opened at `url` with `token` that has sent `bind [id]`.
+async fn bind(
+    url: &str,
+    token: &str,
+    id: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(Message::text(format!("bind {id}")))
+        .await
+        .unwrap();
+    socket
+}
+
 /// Notifications go out without the subscriber's token, so a Subscription needs a grant
 /// on every resource its criteria could match; its WebSocket is bound under the
 /// grants of the token that opened it, and closed when that token expires.
 async fn subscriptions_need_the_whole_criteria_type(s: &TestServer) {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let t = secured(s).await;
     let sub = json!({"resourceType": "Subscription", "status": "active", "reason": "r",
         "criteria": "Observation?code=http://loinc.org|8867-4", "channel": {"type": "websocket"}});
@@ -915,16 +935,7 @@ async fn subscriptions_need_the_whole_criteria_type(s: &TestServer) {
         ("system/Subscription.rs", format!("bound {id}")),
         ("system/Observation.rs", "error ".to_owned()),
     ] {
-        let mut request = url.as_str().into_client_request().unwrap();
-        let bearer = format!("Bearer {}", t.issuer.token(scope, None));
-        request
-            .headers_mut()
-            .insert("authorization", bearer.parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        socket
-            .send(Message::text(format!("bind {id}")))
-            .await
-            .unwrap();
+        let mut socket = bind(&url, &t.issuer.token(scope, None), &id).await;
         let reply = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await
             .expect("an answer")
@@ -936,16 +947,7 @@ async fn subscriptions_need_the_whole_criteria_type(s: &TestServer) {
     // A bound socket ends with its token: closed as a policy violation once `exp` passes.
     let mut claims = t.issuer.claims("system/Subscription.rs", None);
     claims["exp"] = json!(now() + 2);
-    let mut request = url.as_str().into_client_request().unwrap();
-    let bearer = format!("Bearer {}", t.issuer.sign(&claims));
-    request
-        .headers_mut()
-        .insert("authorization", bearer.parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    socket
-        .send(Message::text(format!("bind {id}")))
-        .await
-        .unwrap();
+    let mut socket = bind(&url, &t.issuer.sign(&claims), &id).await;
     let mut heard = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(15), async {
         while let Some(Ok(message)) = socket.next().await {
