@@ -147,6 +147,20 @@ impl Repo {
         }
     }
 
+    /// Tells the other instances that `topic` changed on this one, which has already
+    /// acted on it: the bus message is `"<topic> <origin>"`, and [`Self::subscribe`]
+    /// ignores the echo of its own messages. A lost message is only logged: the
+    /// caches' time-to-live and the resynchronization after a reconnect bound it.
+    pub(crate) async fn tell_others(&self, topic: &str) {
+        if let Err(e) = self
+            .store
+            .publish(&format!("{topic} {}", self.origin))
+            .await
+        {
+            tracing::warn!(error = %e, topic, "cannot tell the other instances of a change");
+        }
+    }
+
     /// Listens on the bus: run-time parameter changes of other instances, new jobs,
     /// and resynchronization after a lost connection.
     fn subscribe(&self) {
@@ -154,10 +168,14 @@ impl Repo {
             return;
         };
         let repo = self.clone();
-        let own = format!("{MESSAGE} {}", self.origin);
+        let echo = format!(" {}", self.origin);
         self.store.subscribe(Arc::new(move |message: &str| {
+            // This instance acted on its own change before it told the others.
+            if message.ends_with(&echo) {
+                return;
+            }
             let resync = message == ember_store::RESYNC;
-            let reload = resync || (message.split(' ').next() == Some(MESSAGE) && message != own);
+            let reload = resync || message.split(' ').next() == Some(MESSAGE);
             if reload {
                 let repo = repo.clone();
                 runtime.spawn(async move {

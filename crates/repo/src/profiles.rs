@@ -94,9 +94,7 @@ impl AfterCommit for Invalidation {
             return;
         }
         repo.profiles.invalidate(None);
-        if let Err(e) = repo.store().publish(MESSAGE).await {
-            tracing::warn!(error = %e, "cannot tell other instances of a profile change");
-        }
+        repo.tell_others(MESSAGE).await;
     }
 }
 

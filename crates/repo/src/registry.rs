@@ -385,13 +385,7 @@ impl AfterCommit for Reload {
         if let Err(e) = repo.load_search_params().await {
             tracing::error!(error = %e, "cannot reload the run-time search parameters");
         }
-        if let Err(e) = repo
-            .store()
-            .publish(&format!("{MESSAGE} {}", repo.origin))
-            .await
-        {
-            tracing::warn!(error = %e, "cannot tell other instances of a SearchParameter change");
-        }
+        repo.tell_others(MESSAGE).await;
     }
 }
 

@@ -98,8 +98,6 @@ impl AfterCommit for Invalidation {
             return;
         }
         repo.terminology.clear();
-        if let Err(e) = repo.store().publish(MESSAGE).await {
-            tracing::warn!(error = %e, "cannot tell other instances of a terminology change");
-        }
+        repo.tell_others(MESSAGE).await;
     }
 }
