@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Compares two release builds of Ember on PostgreSQL, alternating A, B, A, B… so that
-# drift of the machine falls on both: JSON reads (`ember bench --ops create,read`, a
-# fresh database each time) or searches (`ember bench-search` on one data set loaded
-# once). Prints each run and the ratio B/A of the requests/s summed over the rounds.
+# Compares two release builds of Ember on PostgreSQL, alternating them so that drift of
+# the machine falls on both: JSON reads (`ember bench --ops create,read`, a fresh
+# database each time; A, B, A, B…) or searches (`ember bench-search` on one data set
+# loaded once; one query kind at a time, A B then B A in turn, so that a drift within a
+# round cancels too). Prints each run, the ratio B/A of the requests/s summed over the
+# rounds and the median of the rounds' own ratios.
 #
 #   scripts/ab.sh read   BIN_A BIN_B [rounds] [connections] [seconds]
 #   scripts/ab.sh search BIN_A BIN_B [rounds] [connections] [seconds]
@@ -35,8 +37,6 @@ txt="$out/ab-$mode.txt"
 # Ember refuses unknown EMBER_* variables: this script's own stay out of its environment.
 clean=(env -u EMBER_BENCH_PATIENTS -u EMBER_BENCH_DAYS -u EMBER_BENCH_DEEP -u EMBER_BENCH_PG
   -u EMBER_BENCH_QUERIES)
-query_args=()
-[[ -n ${EMBER_BENCH_QUERIES:-} ]] && query_args=(--queries "$EMBER_BENCH_QUERIES")
 fhir="http://127.0.0.1:$port/fhir"
 
 pid=
@@ -74,7 +74,7 @@ else:
     errors = r.get("errors", 0)
     if errors:
         sys.exit(f"{errors} wrong answers")
-    print(" ".join(f'{q["kind"]}={q["stats"]["requests_per_sec"]}' for q in r["queries"]))
+    print(r["queries"][0]["stats"]["requests_per_sec"])
 PY
 }
 
@@ -88,37 +88,50 @@ if [[ $mode == search ]]; then
   psql "$url" -qc "VACUUM ANALYZE"
   echo "loaded $patients patients x $days days, deep $deep" | tee -a "$txt"
 fi
-declare -A sums
+# The query kinds, one at a time: those asked for, or every kind of `bench-search`.
+kinds=(read)
+if [[ $mode == search ]]; then
+  all=$("$bin_b" bench-search --help | tr -d '\n ' | grep -o 'default:subject-code-date[^]]*' | cut -d: -f2)
+  IFS=, read -r -a kinds <<<"${EMBER_BENCH_QUERIES:-$all}"
+fi
+
+# One run of `bin` on one kind: prints its requests/s.
+run() {
+  local bin=$1 kind=$2 json="$out/ab-$mode.json"
+  if [[ $mode == read ]]; then
+    fresh_db
+    start "$bin"
+    "${clean[@]}" "$bin_b" bench --url "$fhir" --ops create,read --connections "$connections" \
+      --duration "$seconds" --no-http-baseline --json "$json" >/dev/null 2>&1
+  else
+    start "$bin"
+    "${clean[@]}" "$bin_b" bench-search --url "$fhir" --patients "$patients" --days "$days" \
+      --deep "$deep" --queries "$kind" --connections "$connections" --duration "$seconds" \
+      --json "$json" >/dev/null 2>&1 || true
+  fi
+  stop
+  rate "$json"
+}
+
+declare -A sums ratios
 for round in $(seq 1 "$rounds"); do
-  for side in a b; do
-    bin=$bin_a
-    [[ $side == b ]] && bin=$bin_b
-    json="$out/ab-$mode-$side.json"
-    if [[ $mode == read ]]; then
-      fresh_db
-      start "$bin"
-      "${clean[@]}" "$bin_b" bench --url "$fhir" --ops create,read --connections "$connections" \
-        --duration "$seconds" --no-http-baseline --json "$json" >/dev/null 2>&1
-    else
-      start "$bin"
-      "${clean[@]}" "$bin_b" bench-search --url "$fhir" --patients "$patients" --days "$days" \
-        --deep "$deep" "${query_args[@]}" --connections "$connections" --duration "$seconds" --json "$json" \
-        >/dev/null 2>&1 || true
-    fi
-    stop
-    line=$(rate "$json")
-    echo "round $round $side: $line" | tee -a "$txt"
-    for kv in $line; do
-      key=${kv%%=*}
-      [[ $kv == *=* ]] || key=read
-      value=${kv#*=}
-      sums[$side.$key]=$(echo "${sums[$side.$key]:-0} + $value" | bc)
+  for i in "${!kinds[@]}"; do
+    kind=${kinds[$i]}
+    order=(a b)
+    (( (round + i) % 2 == 0 )) && order=(b a)
+    declare -A got=()
+    for side in "${order[@]}"; do
+      bin=$bin_a
+      [[ $side == b ]] && bin=$bin_b
+      got[$side]=$(run "$bin" "$kind")
+      sums[$side.$kind]=$(echo "${sums[$side.$kind]:-0} + ${got[$side]}" | bc)
     done
+    ratios[$kind]+=" $(echo "scale=4; 100 * ${got[b]} / ${got[a]}" | bc)"
+    echo "round $round $kind: a=${got[a]} b=${got[b]} (${order[*]})" | tee -a "$txt"
   done
 done
 echo | tee -a "$txt"
-for key in "${!sums[@]}"; do
-  [[ $key == a.* ]] || continue
-  kind=${key#a.}
-  echo "$kind B/A $(echo "scale=4; 100 * ${sums[b.$kind]} / ${sums[a.$kind]}" | bc) %"
-done | sort | tee -a "$txt"
+for kind in "${kinds[@]}"; do
+  median=$(printf '%s\n' ${ratios[$kind]} | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}')
+  echo "$kind B/A $(echo "scale=2; 100 * ${sums[b.$kind]} / ${sums[a.$kind]}" | bc) % of the sums, median of the rounds $median %"
+done | tee -a "$txt"

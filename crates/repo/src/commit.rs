@@ -115,7 +115,11 @@ impl Repo {
             .iter()
             .map(|w| (w.res_type.clone(), w.id.clone(), w.version))
             .collect();
-        let committed = self.store.commit(commit).await?;
+        let committed = if crate::group::Group::takes(&commit) {
+            self.group.commit(&self.store, commit).await?
+        } else {
+            self.store.commit(commit).await?
+        };
         if let Committed::Stored { jobs } = &committed {
             let stored = Stored {
                 versions,

@@ -14,6 +14,7 @@ mod commit;
 mod conditional;
 mod error;
 pub mod export;
+mod group;
 mod history;
 mod indexer;
 mod jobs;
@@ -149,6 +150,8 @@ pub struct Repo {
     caches: ember_platform::cache::CacheHub,
     /// Queues this instance's writers of one resource (see [`turns`]).
     turns: Arc<turns::Turns>,
+    /// Stores the creates that arrive together in one commit (see [`group`]).
+    group: Arc<group::Group>,
 }
 
 impl Repo {
@@ -190,6 +193,7 @@ impl Repo {
             terminology: terminology.clone(),
             caches,
             turns: Arc::default(),
+            group: Arc::default(),
         }
     }
 

@@ -9,6 +9,7 @@ both_stores!(
     create_then_read,
     create_assigns_server_id_and_version_headers,
     create_overwrites_client_meta_but_keeps_tags,
+    concurrent_creates_all_land,
 );
 
 async fn create_then_read(s: &TestServer) {
@@ -103,4 +104,37 @@ async fn create_overwrites_client_meta_but_keeps_tags(s: &TestServer) {
     );
     let read = s.get(&format!("Patient/{id}")).await.json();
     assert_eq!(read["meta"], body["meta"]);
+}
+
+/// Creates sent at once (which the server stores in shared commits) each get their own
+/// resource, read back as answered, and nothing else is stored.
+async fn concurrent_creates_all_land(s: &TestServer) {
+    const N: usize = 48;
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let http = s.http.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"resourceType": "Patient",
+                "identifier": [{"system": "urn:concurrent", "value": i.to_string()}]});
+            http.send("POST", "Patient", &[], Some(&body.to_string()))
+                .await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let created = task.await.unwrap();
+        assert_eq!(created.status, 201, "{i}");
+        let body = created.json();
+        assert_eq!(body["identifier"][0]["value"], i.to_string());
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(s.get(&format!("Patient/{id}")).await.json(), body);
+        assert!(ids.insert(id));
+    }
+    let found = s
+        .get("Patient?identifier=urn:concurrent|&_summary=count")
+        .await
+        .json();
+    assert_eq!(found["total"], N, "{found}");
+    let history = s.get("Patient/_history?_count=100").await.json();
+    assert_eq!(history["entry"].as_array().map(Vec::len), Some(N), "{history}");
 }
