@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Compares two release builds of Ember on PostgreSQL, alternating them so that drift of
-# the machine falls on both: JSON reads (`ember bench --ops create,read`, a fresh
-# database each time; A, B, A, B…) or searches (`ember bench-search` on one data set
+# the machine falls on both: JSON creates (`ember bench --ops create`) or reads
+# (`--ops create,read`), a fresh database each time, A, B, A, B…; or searches (`ember bench-search` on one data set
 # loaded once; one query kind at a time, A B then B A in turn, so that a drift within a
 # round cancels too). Prints each run, the ratio B/A of the requests/s summed over the
 # rounds and the median of the rounds' own ratios.
 #
+#   scripts/ab.sh create BIN_A BIN_B [rounds] [connections] [seconds]
 #   scripts/ab.sh read   BIN_A BIN_B [rounds] [connections] [seconds]
 #   scripts/ab.sh search BIN_A BIN_B [rounds] [connections] [seconds]
 #
@@ -18,10 +19,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage="usage: scripts/ab.sh read|search BIN_A BIN_B [rounds] [connections] [seconds]"
+usage="usage: scripts/ab.sh create|read|search BIN_A BIN_B [rounds] [connections] [seconds]"
 mode=${1:?$usage}
 bin_a=${2:?$usage}
 bin_b=${3:?$usage}
+[[ $mode =~ ^(create|read|search)$ ]] || { echo "$usage" >&2; exit 2; }
 rounds=${4:-3}
 connections=${5:-32}
 seconds=${6:-10}
@@ -68,8 +70,8 @@ rate() {
   python3 - "$1" "$mode" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-if sys.argv[2] == "read":
-    print(next(p["requests_per_sec"] for p in r["phases"] if p["name"] == "read"))
+if sys.argv[2] != "search":
+    print(next(p["requests_per_sec"] for p in r["phases"] if p["name"] == sys.argv[2]))
 else:
     errors = r.get("errors", 0)
     if errors:
@@ -89,7 +91,7 @@ if [[ $mode == search ]]; then
   echo "loaded $patients patients x $days days, deep $deep" | tee -a "$txt"
 fi
 # The query kinds, one at a time: those asked for, or every kind of `bench-search`.
-kinds=(read)
+kinds=("$mode")
 if [[ $mode == search ]]; then
   all=$("$bin_b" bench-search --help | tr -d '\n ' | grep -o 'default:subject-code-date[^]]*' | cut -d: -f2)
   IFS=, read -r -a kinds <<<"${EMBER_BENCH_QUERIES:-$all}"
@@ -98,10 +100,12 @@ fi
 # One run of `bin` on one kind: prints its requests/s.
 run() {
   local bin=$1 kind=$2 json="$out/ab-$mode.json"
-  if [[ $mode == read ]]; then
+  if [[ $mode != search ]]; then
+    local ops=create
+    [[ $mode == read ]] && ops=create,read
     fresh_db
     start "$bin"
-    "${clean[@]}" "$bin_b" bench --url "$fhir" --ops create,read --connections "$connections" \
+    "${clean[@]}" "$bin_b" bench --url "$fhir" --ops "$ops" --connections "$connections" \
       --duration "$seconds" --no-http-baseline --json "$json" >/dev/null 2>&1
   else
     start "$bin"
