@@ -1,10 +1,13 @@
-//! Reads of documents: the current version, one version, history, and the live
-//! documents in key order (for reindexing).
+//! Reads of documents: the current version, one version, history, the live documents
+//! in key order (for reindexing), and scans of one type by
+//! last update (bulk reads).
 
 use tokio_postgres::Row;
 
 use super::{PgStore, param_refs, pg_err};
-use crate::{Change, Current, HistoryQuery, HistoryRow, HistoryScope, LiveDoc, Result, Version};
+use crate::{
+    Change, Current, HistoryQuery, HistoryRow, HistoryScope, LiveDoc, Micros, Result, Scan, Version,
+};
 
 /// The newest version is the current one: versions and the pointer are written
 /// together, so one backward scan of the primary key finds the current state.
@@ -25,8 +28,17 @@ const LIVE_TYPE: &str = "SELECT r.rid, r.res_type, r.res_id, r.version, v.body
       ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
     WHERE NOT r.deleted AND r.rid > $1 AND r.res_type = $3 ORDER BY r.rid LIMIT $2";
 
+/// The current versions of one type written within a span, driven by the partial index
+/// `resources_live (res_type, rid)` in `rid` order; no search index is read.
+const SCAN: &str = "SELECT r.rid, r.res_type, r.res_id, r.version, v.body
+    FROM resources r JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE NOT r.deleted AND r.res_type = $1 AND r.rid > $2
+      AND r.last_updated >= $3 AND r.last_updated <= $4
+    ORDER BY r.rid LIMIT $5";
+
 pub(super) fn statements() -> Vec<String> {
-    [READ, VREAD, LIVE_ALL, LIVE_TYPE]
+    [READ, VREAD, LIVE_ALL, LIVE_TYPE, SCAN]
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
@@ -104,16 +116,32 @@ pub(super) async fn live_documents(
         }
     }
     .map_err(pg_err)?;
-    Ok(rows
-        .iter()
-        .map(|r| LiveDoc {
-            rid: r.get(0),
-            res_type: r.get(1),
-            id: r.get(2),
-            version: r.get(3),
-            body: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(live_doc).collect())
+}
+
+pub(super) async fn scan(store: &PgStore, scan: &Scan<'_>) -> Result<Vec<LiveDoc>> {
+    let client = store.client().await?;
+    let stmt = client.prepare_cached(SCAN).await.map_err(pg_err)?;
+    let since = scan.since.unwrap_or(Micros::MIN);
+    let limit = i64::from(scan.limit);
+    let rows = client
+        .query(
+            &stmt,
+            &[&scan.res_type, &scan.after, &since, &scan.until, &limit],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(rows.iter().map(live_doc).collect())
+}
+
+fn live_doc(r: &Row) -> LiveDoc {
+    LiveDoc {
+        rid: r.get(0),
+        res_type: r.get(1),
+        id: r.get(2),
+        version: r.get(3),
+        body: r.get(4),
+    }
 }
 
 fn version_from_row(r: &Row, at: usize) -> Result<Version> {
