@@ -278,6 +278,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         job_retry_base: Duration::from_millis(config.job_retry_base_ms),
         job_concurrency: config.job_concurrency as usize,
         export_expiry: Duration::from_secs(config.export_expiry_seconds),
+        export_file_resources: config.export_file_resources,
         validation: config
             .validation
             .parse()

@@ -172,6 +172,11 @@ pub struct ServeConfig {
     #[arg(long, env = "EMBER_EXPORT_EXPIRY_SECONDS", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub export_expiry_seconds: u64,
 
+    /// Most resources in one NDJSON file of a Bulk Data `$export`; a type with more
+    /// gets several files.
+    #[arg(long, env = "EMBER_EXPORT_FILE_RESOURCES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub export_file_resources: u64,
+
     /// `system|code` of the coexistence tag put in `meta.tag` of every resource
     /// telemonitoring creates (triage results, Tasks, Communications); none when empty.
     #[arg(long, env = "EMBER_COEXISTENCE_TAG", default_value = "")]

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ember_fhir::{definitions, instant};
-use ember_store::{Cursor, Filter, Job, JobState, KvExpect, SearchQuery};
+use ember_store::{Cursor, Filter, Job, JobState, KvExpect, Scan, SearchQuery};
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::access::{Need, Reach};
 use crate::commit::JobRequest;
@@ -30,6 +31,10 @@ pub(crate) const KIND: &str = "export";
 pub const NAMESPACE: &str = "ember.export";
 /// Resources fetched per search page.
 const PAGE: u32 = 1000;
+/// Resources fetched per store call when a type is read by last update.
+const SCAN_PAGE: u32 = 5000;
+/// Files read ahead of the one being written.
+const READ_AHEAD: usize = 1;
 
 /// Which data an export covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,13 +431,11 @@ struct File {
     count: u64,
 }
 
-/// Where an export job stands: the next type and filter, the position in its search,
-/// and the files written so far.
+/// Where an export job stands: the next type and filter and the position in its
+/// reading, and the files written so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Position {
-    type_index: usize,
-    filter_index: usize,
-    cursor: Option<i64>,
+    mark: Mark,
     exported: u64,
     files: Vec<File>,
 }
@@ -441,9 +444,11 @@ impl Position {
     fn of(job: &Job) -> Self {
         let p = crate::jobs::progress(job);
         Position {
-            type_index: p["typeIndex"].as_u64().unwrap_or(0) as usize,
-            filter_index: p["filterIndex"].as_u64().unwrap_or(0) as usize,
-            cursor: p["cursor"].as_i64(),
+            mark: Mark {
+                type_index: p["typeIndex"].as_u64().unwrap_or(0) as usize,
+                filter_index: p["filterIndex"].as_u64().unwrap_or(0) as usize,
+                cursor: p["cursor"].as_i64(),
+            },
             exported: p["exported"].as_u64().unwrap_or(0),
             files: p["files"]
                 .as_array()
@@ -464,13 +469,225 @@ impl Position {
             .iter()
             .map(|f| json!({"type": f.res_type, "name": f.name, "count": f.count}))
             .collect();
-        json!({"typeIndex": self.type_index, "filterIndex": self.filter_index,
-               "cursor": self.cursor, "exported": self.exported, "files": files})
+        let at = &self.mark;
+        json!({"typeIndex": at.type_index, "filterIndex": at.filter_index,
+               "cursor": at.cursor, "exported": self.exported, "files": files})
     }
 }
 
 /// The `export` job handler.
+///
+/// Reading and writing overlap: the job reads the resources of the next file while it
+/// writes the current one, one file ahead at most (a bounded channel), so the store's
+/// read and its write of a file run at once and memory stays bounded by a few files.
+/// The position is recorded after every file written, so a job resumed elsewhere
+/// starts after the last file it wrote, without duplicates or gaps.
 pub(crate) struct Export;
+
+/// The export a job runs, from its payload.
+struct Plan {
+    payload: Value,
+    types: Vec<String>,
+    filters: Vec<(String, String)>,
+    /// Resources per file.
+    per_file: u64,
+}
+
+impl Plan {
+    /// The `_typeFilter` queries of a type (alternatives), or one `None` without any.
+    fn parts(&self, res_type: &str) -> Vec<Option<&str>> {
+        let own: Vec<Option<&str>> = self
+            .filters
+            .iter()
+            .filter(|(t, _)| t == res_type)
+            .map(|(_, q)| Some(q.as_str()))
+            .collect();
+        if own.is_empty() { vec![None] } else { own }
+    }
+
+    /// Whether the export covers every resource of its types (system level, no patient
+    /// confinement): then a type without `_typeFilter` is read by last update alone.
+    fn unconfined(&self) -> bool {
+        self.payload["level"].as_str().unwrap_or("system") == "system"
+            && self.payload["patients"].is_null()
+    }
+}
+
+/// Where the reading stands: the type, its filter and the last resource read.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Mark {
+    type_index: usize,
+    filter_index: usize,
+    cursor: Option<i64>,
+}
+
+/// One file's resources, read ahead of its writing (empty when a part of the export
+/// ends with nothing more), and where the job stands once it is written.
+struct Chunk {
+    /// The index of its resources' type.
+    type_index: usize,
+    lines: Vec<u8>,
+    count: u64,
+    next: Mark,
+}
+
+/// A resource read for a file.
+struct Line {
+    rid: i64,
+    id: String,
+    body: String,
+}
+
+/// How one part (a type and perhaps one of its `_typeFilter` queries) is read.
+enum Source {
+    /// The type's resources by last update, without the search index.
+    Scan { since: Option<i64>, until: i64 },
+    /// A search.
+    Search(Box<SearchQuery>),
+}
+
+impl Source {
+    async fn new(repo: &Repo, plan: &Plan, res_type: &str, filter: Option<&str>) -> Result<Self> {
+        if filter.is_none() && plan.unconfined() {
+            return Ok(Source::Scan {
+                since: plan.payload["since"].as_i64(),
+                until: plan.payload["transactionTime"].as_i64().unwrap_or_default(),
+            });
+        }
+        let query = repo.export_query(&plan.payload, res_type, filter).await?;
+        Ok(Source::Search(Box::new(query)))
+    }
+
+    /// Up to `limit` resources after `cursor`, and whether more may follow.
+    async fn page(
+        &mut self,
+        repo: &Repo,
+        res_type: &str,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<(Vec<Line>, bool)> {
+        match self {
+            Source::Scan { since, until } => {
+                let scan = Scan {
+                    res_type,
+                    since: *since,
+                    until: *until,
+                    after: cursor.unwrap_or(i64::MIN),
+                    limit,
+                };
+                let docs = repo.store.scan(&scan).await?;
+                let more = docs.len() == limit as usize;
+                let lines = docs
+                    .into_iter()
+                    .map(|d| Line {
+                        rid: d.rid,
+                        id: d.id,
+                        body: d.body,
+                    })
+                    .collect();
+                Ok((lines, more))
+            }
+            Source::Search(query) => {
+                query.cursor = cursor.map(|rid| Cursor {
+                    values: Vec::new(),
+                    rid,
+                    backward: false,
+                });
+                query.limit = limit.min(PAGE);
+                let page = repo.store.search(query).await?;
+                let lines = page
+                    .hits
+                    .into_iter()
+                    .map(|h| Line {
+                        rid: h.rid,
+                        id: h.id,
+                        body: h.body,
+                    })
+                    .collect();
+                Ok((lines, page.more))
+            }
+        }
+    }
+}
+
+/// Reads the export from `at` on, one chunk per file, into `files`; stops early, with
+/// no error, when the writer is gone.
+async fn read_files(
+    repo: &Repo,
+    plan: &Plan,
+    mut at: Mark,
+    files: mpsc::Sender<Chunk>,
+) -> Result<(), JobError> {
+    while at.type_index < plan.types.len() {
+        let res_type = plan.types[at.type_index].as_str();
+        let parts = plan.parts(res_type);
+        // Several filters of one type are alternatives: a resource matching two is
+        // written once, with the first. A job resumed past the first finds again what
+        // the earlier ones wrote.
+        let mut written: HashSet<String> = HashSet::new();
+        // The size of the last file, to allocate the next one at once.
+        let mut size = 0;
+        for part in &parts[..at.filter_index.min(parts.len())] {
+            let mut source = Source::new(repo, plan, res_type, *part).await?;
+            let mut cursor = None;
+            loop {
+                let (lines, more) = source.page(repo, res_type, cursor, PAGE).await?;
+                cursor = lines.last().map(|l| l.rid);
+                written.extend(lines.into_iter().map(|l| l.id));
+                if !more || cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        while at.filter_index < parts.len() {
+            let mut source = Source::new(repo, plan, res_type, parts[at.filter_index]).await?;
+            loop {
+                let mut lines = Vec::with_capacity(size);
+                let mut count = 0u64;
+                let mut done = false;
+                while count < plan.per_file {
+                    let limit = u64::from(SCAN_PAGE).min(plan.per_file - count) as u32;
+                    let (page, more) = source.page(repo, res_type, at.cursor, limit).await?;
+                    if let Some(last) = page.last() {
+                        at.cursor = Some(last.rid);
+                    }
+                    let end = !more || page.is_empty();
+                    for line in page {
+                        if parts.len() == 1 || written.insert(line.id) {
+                            lines.extend_from_slice(line.body.as_bytes());
+                            lines.push(b'\n');
+                            count += 1;
+                        }
+                    }
+                    if end {
+                        done = true;
+                        break;
+                    }
+                }
+                if done {
+                    at.filter_index += 1;
+                    at.cursor = None;
+                }
+                size = size.max(lines.len());
+                let chunk = Chunk {
+                    type_index: at.type_index,
+                    lines,
+                    count,
+                    next: at,
+                };
+                if files.send(chunk).await.is_err() {
+                    return Ok(());
+                }
+                if done {
+                    break;
+                }
+            }
+        }
+        at.type_index += 1;
+        at.filter_index = 0;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl JobHandler for Export {
@@ -494,108 +711,86 @@ impl JobHandler for Export {
             .flatten()
             .filter_map(|f| Some((f[0].as_str()?.to_owned(), f[1].as_str()?.to_owned())))
             .collect();
-        let per_file = repo.limits.export_file_resources.max(1);
-        let ttl = Some(repo.limits.export_expiry.max(Duration::from_secs(1)));
-        let mut at = Position::of(job);
-        // Resources of this type written so far by earlier filters (several filters
-        // of one type are alternatives; a resource matching two is written once).
-        let mut written: HashSet<String> = HashSet::new();
-        while at.type_index < types.len() {
-            let res_type = &types[at.type_index];
-            let own: Vec<&str> = filters
-                .iter()
-                .filter(|(t, _)| t == res_type)
-                .map(|(_, q)| q.as_str())
-                .collect();
-            let parts: Vec<Option<&str>> = if own.is_empty() {
-                vec![None]
-            } else {
-                own.into_iter().map(Some).collect()
-            };
-            while at.filter_index < parts.len() {
-                let mut query = repo
-                    .export_query(&payload, res_type, parts[at.filter_index])
-                    .await?;
-                loop {
-                    if ctx.stopping() {
-                        return Ok(Ran::Stopped);
-                    }
-                    if repo
-                        .kv_get(NAMESPACE, &format!("{}/cancelled", job.id))
-                        .await
-                        .is_ok()
-                    {
-                        return Ok(Ran::Done(Some(json!({"cancelled": true}))));
-                    }
-                    // One file: pages until it holds `per_file` resources or the search ends.
-                    let mut lines = Vec::new();
-                    let mut count = 0u64;
-                    let mut done = false;
-                    while count < per_file {
-                        query.cursor = at.cursor.map(|rid| Cursor {
-                            values: Vec::new(),
-                            rid,
-                            backward: false,
-                        });
-                        query.limit = PAGE.min((per_file - count) as u32);
-                        let page = repo.store.search(&query).await?;
-                        for hit in &page.hits {
-                            if parts.len() == 1 || written.insert(hit.id.clone()) {
-                                lines.extend_from_slice(hit.body.as_bytes());
-                                lines.push(b'\n');
-                                count += 1;
-                            }
-                        }
-                        match page.hits.last() {
-                            Some(last) if page.more => at.cursor = Some(last.rid),
-                            _ => {
-                                done = true;
-                                break;
-                            }
-                        }
-                    }
-                    if count > 0 {
-                        let n = at.files.iter().filter(|f| &f.res_type == res_type).count() + 1;
-                        let name = format!("{res_type}-{n}.ndjson");
-                        repo.kv_put(
-                            NAMESPACE,
-                            &format!("{}/{name}", job.id),
-                            &lines,
-                            "application/fhir+ndjson",
-                            ttl,
-                            KvExpect::Any,
-                            usize::MAX,
-                        )
-                        .await?;
-                        at.files.push(File {
-                            res_type: res_type.clone(),
-                            name,
-                            count,
-                        });
-                        at.exported += count;
-                    }
-                    if done {
-                        at.filter_index += 1;
-                        at.cursor = None;
-                    }
-                    ctx.checkpoint(Default::default(), &at.to_json()).await?;
-                    if done {
-                        break;
-                    }
+        let plan = Plan {
+            payload,
+            types,
+            filters,
+            per_file: repo.limits.export_file_resources.max(1),
+        };
+        let at = Position::of(job);
+        let (sender, files) = mpsc::channel::<Chunk>(READ_AHEAD);
+        let reading = read_files(repo, &plan, at.mark, sender);
+        let writing = write_files(ctx, job, &plan, at, files);
+        tokio::pin!(reading, writing);
+        let mut read = false;
+        loop {
+            tokio::select! {
+                // A failed read fails the job at once; a finished one lets the writer
+                // write what was read.
+                r = &mut reading, if !read => {
+                    r?;
+                    read = true;
                 }
+                // A writer that stops (or fails) ends the reading too.
+                w = &mut writing => return w,
             }
-            at.type_index += 1;
-            at.filter_index = 0;
-            written.clear();
         }
-        tracing::info!(
-            job = job.id,
-            exported = at.exported,
-            files = at.files.len(),
-            "export done"
-        );
-        Ok(Ran::Done(Some(at.to_json())))
     }
+}
+
+/// Writes each chunk read as a file and records the position after it; checks before
+/// each file whether the instance is stopping or the export was cancelled.
+async fn write_files(
+    ctx: &JobContext,
+    job: &Job,
+    plan: &Plan,
+    mut at: Position,
+    mut files: mpsc::Receiver<Chunk>,
+) -> Result<Ran, JobError> {
+    let repo = ctx.repo();
+    let ttl = Some(repo.limits.export_expiry.max(Duration::from_secs(1)));
+    while let Some(chunk) = files.recv().await {
+        if ctx.stopping() {
+            return Ok(Ran::Stopped);
+        }
+        if repo
+            .kv_get(NAMESPACE, &format!("{}/cancelled", job.id))
+            .await
+            .is_ok()
+        {
+            return Ok(Ran::Done(Some(json!({"cancelled": true}))));
+        }
+        if chunk.count > 0 {
+            let res_type = &plan.types[chunk.type_index];
+            let n = at.files.iter().filter(|f| &f.res_type == res_type).count() + 1;
+            let name = format!("{res_type}-{n}.ndjson");
+            repo.kv_put(
+                NAMESPACE,
+                &format!("{}/{name}", job.id),
+                &chunk.lines,
+                "application/fhir+ndjson",
+                ttl,
+                KvExpect::Any,
+                usize::MAX,
+            )
+            .await?;
+            at.files.push(File {
+                res_type: res_type.clone(),
+                name,
+                count: chunk.count,
+            });
+            at.exported += chunk.count;
+        }
+        at.mark = chunk.next;
+        ctx.checkpoint(Default::default(), &at.to_json()).await?;
+    }
+    tracing::info!(
+        job = job.id,
+        exported = at.exported,
+        files = at.files.len(),
+        "export done"
+    );
+    Ok(Ran::Done(Some(at.to_json())))
 }
 
 #[cfg(test)]

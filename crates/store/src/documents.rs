@@ -163,6 +163,19 @@ pub struct LiveDoc {
     pub body: String,
 }
 
+/// A page of [`Documents::scan`]: live documents of one type whose current version was
+/// written within `[since, until]`, with `rid` above `after`, in `rid` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan<'a> {
+    pub res_type: &'a str,
+    /// Written at or after this instant; any time when `None`.
+    pub since: Option<Micros>,
+    /// Written at or before this instant.
+    pub until: Micros,
+    pub after: i64,
+    pub limit: u32,
+}
+
 /// Versioned documents: read, commit, history and search.
 #[async_trait]
 pub trait Documents: Send + Sync {
@@ -223,4 +236,8 @@ pub trait Documents: Send + Sync {
         after: i64,
         limit: u32,
     ) -> Result<Vec<LiveDoc>>;
+
+    /// Up to `scan.limit` live documents of one type by when their current version was
+    /// written, in `rid` order: a bulk read of a type without the search index.
+    async fn scan(&self, scan: &Scan<'_>) -> Result<Vec<LiveDoc>>;
 }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 pub use bus::{Bus, RESYNC, Subscriber};
 pub use documents::{
     Change, Commit, Committed, Current, Documents, Guard, HistoryQuery, HistoryRow, HistoryScope,
-    LiveDoc, Reindexed, Version, Write,
+    LiveDoc, Reindexed, Scan, Version, Write,
 };
 pub use index::{
     DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, Slot, StringRow, TextKind, TextRow,

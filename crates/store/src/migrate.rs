@@ -46,6 +46,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "kv",
         sql: include_str!("../migrations/postgres/0007_kv.sql"),
     },
+    Migration {
+        version: 8,
+        name: "kv_lz4",
+        sql: include_str!("../migrations/postgres/0008_kv_lz4.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[

@@ -1,6 +1,8 @@
 //! Bulk Data `$export` at system, Patient and Group level: kick-off, status polling,
 //! the manifest and its NDJSON files (several per type when they fill up), `_type`,
-//! `_since`, `_typeFilter`, cancellation, the errors, and the grants of a token.
+//! `_since`, `_typeFilter`, cancellation, the errors, and the grants of a token; on
+//! PostgreSQL with real `ember serve` processes, an export whose instance is killed
+//! mid-job is finished by another, every resource in it exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -8,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::issuer::{Issuer, settings};
-use crate::common::{Backend, Http, TestServer, TestSettings, expect, expect_outcome};
+use crate::common::{
+    Backend, Http, Process, TestDb, TestServer, TestSettings, expect, expect_outcome,
+};
 
 both_stores!(export_levels_files_and_filters);
 
@@ -270,4 +274,123 @@ async fn export_follows_the_tokens_grants() {
         )
         .await;
     expect_outcome(&r, 403);
+}
+
+async fn spawn(url: &str) -> Process {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Process::spawn(
+            &url,
+            &[
+                ("EMBER_JOB_LEASE_SECONDS", "2"),
+                ("EMBER_EXPORT_FILE_RESOURCES", "25"),
+            ],
+        )
+    })
+    .await
+    .expect("spawn ember")
+}
+
+/// The resources and files of an export so far, from its status' `X-Progress`
+/// ("N resources in M files").
+fn progress(r: &crate::common::Resp) -> (u64, u64) {
+    let line = r.header("x-progress").unwrap_or_default();
+    let numbers: Vec<u64> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    (numbers[0], numbers[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_export_is_finished_by_another() {
+    const PATIENTS: usize = 40;
+    const PER_PATIENT: usize = 50;
+    let db = TestDb::new(Backend::Postgres).await;
+    let mut a = spawn(&db.url).await;
+    let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in 0..PATIENTS {
+        let pid = format!("k{p}");
+        let mut entries = vec![json!({"resource": {"resourceType": "Patient", "id": pid},
+            "request": {"method": "PUT", "url": format!("Patient/{pid}")}})];
+        for o in 0..PER_PATIENT {
+            let oid = format!("k{p}-{o}");
+            entries.push(json!({"resource": obs(&oid, &pid),
+                "request": {"method": "PUT", "url": format!("Observation/{oid}")}}));
+            expected
+                .entry("Observation".into())
+                .or_default()
+                .insert(oid);
+        }
+        expected.entry("Patient".into()).or_default().insert(pid);
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let r = a.http.post("", &bundle).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = a
+        .http
+        .send("GET", "$export?_type=Patient,Observation", &[ASYNC], None)
+        .await;
+    expect(&r, 202);
+    // Relative to the base, so that it reaches whichever instance is asked.
+    let status = r
+        .header("content-location")
+        .and_then(|l| l.split_once("/fhir/"))
+        .map(|(_, path)| path.to_owned())
+        .expect("Content-Location");
+    // Kill `a` once it has written a file, while the export still runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let written_at_kill = loop {
+        let r = a.http.get(&status).await;
+        assert_eq!(
+            r.status, 202,
+            "the export finished before it could be interrupted"
+        );
+        let (_, files) = progress(&r);
+        if files > 0 {
+            a.child.kill().expect("SIGKILL");
+            let _ = a.child.wait();
+            break files;
+        }
+        assert!(Instant::now() < deadline, "no file was written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    drop(a);
+
+    // Another instance takes the job over once the lease (2 s) has run out.
+    let b = spawn(&db.url).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let manifest = loop {
+        let r = b.http.get(&status).await;
+        match r.status.as_u16() {
+            202 => assert!(progress(&r).1 >= written_at_kill),
+            200 => break r.json(),
+            other => panic!("{status}: {other} {}", String::from_utf8_lossy(&r.body)),
+        }
+        assert!(Instant::now() < deadline, "the export was not finished");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Every resource exactly once: the files hold as many lines as distinct ids, and
+    // file names run on without a gap.
+    let mut lines: BTreeMap<String, usize> = BTreeMap::new();
+    let mut names: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for out in manifest["output"].as_array().unwrap() {
+        let t = out["type"].as_str().unwrap().to_owned();
+        let url = out["url"].as_str().unwrap();
+        let n: u64 = url
+            .rsplit_once(&format!("{t}-"))
+            .and_then(|(_, n)| n.strip_suffix(".ndjson"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{url}"));
+        names.entry(t.clone()).or_default().push(n);
+        assert!(out["count"].as_u64().unwrap() <= 25, "{out}");
+        let text = String::from_utf8(b.http.get(url).await.body.to_vec()).unwrap();
+        *lines.entry(t).or_default() += text.lines().count();
+    }
+    let (ids, _) = contents(&b.http, &[], &manifest).await;
+    assert_eq!(ids, expected);
+    for (t, want) in &expected {
+        assert_eq!(lines[t], want.len(), "{t}: duplicates");
+        let mut n = names[t].clone();
+        n.sort_unstable();
+        assert_eq!(n, (1..=n.len() as u64).collect::<Vec<_>>(), "{t}");
+    }
 }

@@ -20,7 +20,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::migrate::{self, now_micros};
 use crate::{
     Backend, Commit, Committed, Current, Documents, HistoryQuery, HistoryRow, HistoryScope, Hit,
-    Hits, LiveDoc, Result, SearchQuery, StoreError, StoreOptions, Version,
+    Hits, LiveDoc, Result, Scan, SearchQuery, StoreError, StoreOptions, Version,
 };
 
 /// A pool of PostgreSQL connections holding Ember's schema.
@@ -270,6 +270,10 @@ impl Documents for PgStore {
         limit: u32,
     ) -> Result<Vec<LiveDoc>> {
         read::live_documents(self, scope, after, limit).await
+    }
+
+    async fn scan(&self, scan: &Scan<'_>) -> Result<Vec<LiveDoc>> {
+        read::scan(self, scan).await
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use crate::migrate::{self, now_micros};
 use crate::{
     Backend, Commit, Committed, Current, Documents, HistoryQuery, HistoryRow, HistoryScope, Hit,
-    Hits, LiveDoc, Result, SearchQuery, StoreError, StoreOptions, Version,
+    Hits, LiveDoc, Result, Scan, SearchQuery, StoreError, StoreOptions, Version,
 };
 
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL;
@@ -243,6 +243,10 @@ impl Documents for SqliteStore {
         limit: u32,
     ) -> Result<Vec<LiveDoc>> {
         read::live_documents(self, scope, after, limit).await
+    }
+
+    async fn scan(&self, scan: &Scan<'_>) -> Result<Vec<LiveDoc>> {
+        read::scan(self, scan).await
     }
 }
 

@@ -1,10 +1,13 @@
-//! Reads of documents: the current version, one version, history, and the live
-//! documents in key order (for reindexing).
+//! Reads of documents: the current version, one version, history, the live documents
+//! in key order (for reindexing), and scans of one type by
+//! last update (bulk reads).
 
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{SqliteStore, sqlite_err, sqlite_value};
-use crate::{Change, Current, HistoryQuery, HistoryRow, HistoryScope, LiveDoc, Result, Version};
+use crate::{
+    Change, Current, HistoryQuery, HistoryRow, HistoryScope, LiveDoc, Micros, Result, Scan, Version,
+};
 
 /// The newest version is the current one: versions and the pointer are written
 /// together, so one backward scan of the primary key finds the current state.
@@ -29,8 +32,19 @@ const LIVE_TYPE: &str = "SELECT k.rid, k.res_type, k.res_id, r.version, v.body
       ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
     WHERE k.rid > ?1 AND k.res_type = ?3 AND NOT r.deleted ORDER BY k.rid LIMIT ?2";
 
+/// The current versions of one type written within a span, in `rid` order from
+/// `resource_keys_type (res_type, rid)`; no search index is read.
+const SCAN: &str = "SELECT k.rid, k.res_type, k.res_id, r.version, v.body
+    FROM resource_keys k
+    JOIN resources r ON r.res_type = k.res_type AND r.res_id = k.res_id
+    JOIN resource_versions v
+      ON v.res_type = r.res_type AND v.res_id = r.res_id AND v.version = r.version
+    WHERE k.res_type = ?1 AND k.rid > ?2 AND NOT r.deleted
+      AND r.last_updated >= ?3 AND r.last_updated <= ?4
+    ORDER BY k.rid LIMIT ?5";
+
 pub(super) fn statements() -> Vec<String> {
-    [READ, VREAD, LIVE_ALL, LIVE_TYPE]
+    [READ, VREAD, LIVE_ALL, LIVE_TYPE, SCAN]
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
@@ -115,15 +129,7 @@ pub(super) async fn live_documents(
     store
         .readers
         .run(move |conn| {
-            let map = |r: &Row<'_>| {
-                Ok(LiveDoc {
-                    rid: r.get(0)?,
-                    res_type: r.get(1)?,
-                    id: r.get(2)?,
-                    version: r.get(3)?,
-                    body: r.get(4)?,
-                })
-            };
+            let map = live_doc;
             let docs = match &scope {
                 None => conn.prepare_cached(LIVE_ALL).and_then(|mut s| {
                     s.query_map(params![after, limit], map)?
@@ -137,6 +143,33 @@ pub(super) async fn live_documents(
             docs.map_err(sqlite_err)
         })
         .await
+}
+
+pub(super) async fn scan(store: &SqliteStore, scan: &Scan<'_>) -> Result<Vec<LiveDoc>> {
+    let res_type = scan.res_type.to_owned();
+    let (after, until, limit) = (scan.after, scan.until, scan.limit);
+    let since = scan.since.unwrap_or(Micros::MIN);
+    store
+        .readers
+        .run(move |conn| {
+            conn.prepare_cached(SCAN)
+                .and_then(|mut s| {
+                    s.query_map(params![res_type, after, since, until, limit], live_doc)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(sqlite_err)
+        })
+        .await
+}
+
+fn live_doc(r: &Row<'_>) -> rusqlite::Result<LiveDoc> {
+    Ok(LiveDoc {
+        rid: r.get(0)?,
+        res_type: r.get(1)?,
+        id: r.get(2)?,
+        version: r.get(3)?,
+        body: r.get(4)?,
+    })
 }
 
 /// A version row before its `change` column is checked.

@@ -210,6 +210,8 @@ The environment of the container: one EMBER_* variable per setting of
   value: {{ $c.jobConcurrency | int64 | quote }}
 - name: EMBER_EXPORT_EXPIRY_SECONDS
   value: {{ $c.exportExpirySeconds | int64 | quote }}
+- name: EMBER_EXPORT_FILE_RESOURCES
+  value: {{ $c.exportFileResources | int64 | quote }}
 - name: EMBER_COEXISTENCE_TAG
   value: {{ $c.coexistenceTag | quote }}
 - name: EMBER_MISSING_CHECK_SECONDS
