@@ -129,7 +129,8 @@ impl Group {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The oldest waiting commits, up to [`MAX_WRITES`] documents.
+    /// The oldest waiting commits, up to [`MAX_WRITES`] documents (the first always
+    /// fits: [`Group::takes`] admits no larger commit).
     fn next_group(&self) -> Vec<Waiting> {
         let mut waiting = self.lock();
         let mut writes = 0;
@@ -139,8 +140,7 @@ impl Group {
                 writes += w.commit.writes.len();
                 writes <= MAX_WRITES
             })
-            .count()
-            .max(usize::from(!waiting.is_empty()));
+            .count();
         waiting.drain(..n).collect()
     }
 }

@@ -136,5 +136,9 @@ async fn concurrent_creates_all_land(s: &TestServer) {
         .json();
     assert_eq!(found["total"], N, "{found}");
     let history = s.get("Patient/_history?_count=100").await.json();
-    assert_eq!(history["entry"].as_array().map(Vec::len), Some(N), "{history}");
+    assert_eq!(
+        history["entry"].as_array().map(Vec::len),
+        Some(N),
+        "{history}"
+    );
 }
