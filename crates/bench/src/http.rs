@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -154,6 +155,11 @@ impl Conn {
             target,
             sender: None,
         }
+    }
+
+    /// The server it talks to.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>> {
@@ -333,8 +339,12 @@ pub fn created_id(reply: &Reply) -> Option<String> {
     v.get("id")?.as_str().map(str::to_owned)
 }
 
+/// Sees the head of each request a [`CeilingServer`] receives, before it answers.
+pub type Observer = Arc<dyn Fn(&http::request::Parts) + Send + Sync>;
+
 /// The HTTP-ceiling server: a minimal hyper server answering every request
-/// with the same FHIR JSON body, on its own thread and 2-worker runtime.
+/// with the same FHIR JSON body, on its own thread and 2-worker runtime. It also
+/// serves as a receiver of notifications ([`CeilingServer::observing`]).
 pub struct CeilingServer {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -343,6 +353,11 @@ pub struct CeilingServer {
 
 impl CeilingServer {
     pub fn start(body: Bytes) -> Result<Self> {
+        Self::observing(body, Arc::new(|_: &http::request::Parts| {}))
+    }
+
+    /// A server that shows `observe` every request it receives.
+    pub fn observing(body: Bytes, observe: Observer) -> Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .context("binding the HTTP-ceiling server on 127.0.0.1:0")?;
         listener
@@ -369,7 +384,7 @@ impl CeilingServer {
                     };
                     tokio::select! {
                         _ = rx => {}
-                        _ = accept_loop(listener, body) => {}
+                        _ = accept_loop(listener, body, observe) => {}
                     }
                 });
                 // Dropping the runtime here cancels open connections.
@@ -398,7 +413,7 @@ impl Drop for CeilingServer {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, body: Bytes) {
+async fn accept_loop(listener: tokio::net::TcpListener, body: Bytes, observe: Observer) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -408,11 +423,15 @@ async fn accept_loop(listener: tokio::net::TcpListener, body: Bytes) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let body = body.clone();
+        let (body, observe) = (body.clone(), Arc::clone(&observe));
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let body = body.clone();
+                let (head, incoming) = req.into_parts();
+                observe(&head);
                 async move {
+                    // Read the request body to its end, so the connection can be reused.
+                    let _ = incoming.collect().await;
                     let mut resp = hyper::Response::new(Full::new(body));
                     resp.headers_mut()
                         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));

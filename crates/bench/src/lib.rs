@@ -10,7 +10,9 @@
 //! ([`check`]). `ember dataset` loads a telemonitoring population ([`dataset`]) and
 //! `ember bench-search` measures FHIR search against it ([`search`]). `ember import`
 //! loads NDJSON and Bundle files ([`import`]) and `ember export` fetches a Bulk Data
-//! export into a folder of NDJSON files ([`export`]).
+//! export into a folder of NDJSON files ([`export`]). `ember bench-subscriptions`
+//! measures how soon Subscription notifications arrive after writes
+//! ([`subscriptions`]).
 
 pub mod cds;
 pub mod check;
@@ -30,6 +32,7 @@ pub mod search;
 mod stats;
 mod storage;
 pub mod submit;
+pub mod subscriptions;
 mod workload;
 
 use std::path::PathBuf;

@@ -57,6 +57,9 @@ enum Command {
     /// Measure FHIR search (latency per query kind against its target, every answer
     /// checked) on a server loaded by `ember dataset`.
     BenchSearch(ember_bench::search::SearchBenchArgs),
+    /// Measure the delivery latency of rest-hook Subscriptions under a steady rate of
+    /// matching writes, with a receiver of its own on a loopback port.
+    BenchSubscriptions(ember_bench::subscriptions::SubscriptionBenchArgs),
     /// Serve a token issuer for benchmarks of authenticated requests: prints its URL
     /// and a token, then serves discovery and its JWKS until stopped.
     BenchIssuer(ember_bench::issuer::IssuerArgs),
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
                 })
             })),
             Command::BenchSearch(args) => ember_bench::search::run(args).await,
+            Command::BenchSubscriptions(args) => ember_bench::subscriptions::run(args).await,
             Command::BenchIssuer(args) => ember_bench::issuer::run(args).await,
         }
     });

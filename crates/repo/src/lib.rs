@@ -48,6 +48,7 @@ pub use jobs::{JobContext, JobError, JobHandler, Ran};
 pub use prefer::Prefer;
 pub use read::subset_read;
 pub use registry::SearchParams;
+pub use search::matcher::{Candidate, Matcher};
 pub use search::{Handling, Pages, SearchScope};
 pub use terminology::{Coded, ExpandRequest, LookupRequest, ValidateCodeRequest, ValueSetRef};
 pub use write::{Deleted, PatchDocument, Stored, etag, parse_etag};

@@ -16,6 +16,7 @@ mod bus;
 mod documents;
 mod index;
 mod jobs;
+mod judge;
 mod kv;
 mod maintenance;
 mod migrate;
@@ -38,6 +39,7 @@ pub use index::{
     Timeline, TimelineEntry, TokenRow, UriRow, key,
 };
 pub use jobs::{Job, JobState, Jobs, NewJob, Progress};
+pub use judge::judge;
 pub use kv::{Kv, KvEntry, KvExpect, KvItem, KvPut};
 pub use maintenance::{Maintenance, PoolStatus, StaleDoc, TimelineRefresh};
 pub use postgres::PgStore;

@@ -3,9 +3,10 @@
 //!
 //! Nothing happens inside the request that writes: the commit's outbox holds one
 //! matching job per version of a type some active subscription watches (writes of
-//! other types pay nothing), matching enqueues one notification job per subscription
-//! and version, and notifications go out from the job queue of any instance, at least
-//! once, with a stable event id and retries with backoff. [`install`] plugs this into
+//! other types pay nothing). That job, on the queue of any instance, judges the
+//! version against the criteria in memory and sends the notifications of its matches
+//! at once; one that fails goes to a notification job of its own, retried with
+//! backoff. Notifications go out at least once, with a stable event id. [`install`] plugs this into
 //! the repository as a write rule, a listener, an after-commit hook and job
 //! handlers; [`Subscriptions::start`] loads the registry and listens on the bus.
 //! Knows nothing of HTTP serving: `api` runs the WebSocket and hands its text to a
@@ -58,6 +59,7 @@ pub fn install(repo: Repo, client: HttpClient, metrics: Arc<Metrics>) -> (Repo, 
         origin: ember_fhir::id::new_id().into(),
     };
     let registry = subscriptions.registry.clone();
+    let notify = Arc::new(delivery::Notify { client, metrics });
     let repo = repo
         .with_rule(Arc::new(rules::Valid))
         .with_listener(Arc::new(rules::Outbox {
@@ -67,9 +69,12 @@ pub fn install(repo: Repo, client: HttpClient, metrics: Arc<Metrics>) -> (Repo, 
             registry: registry.clone(),
             origin: Arc::clone(&subscriptions.origin),
         }))
-        .with_handler(Arc::new(matching::Match { registry }))
+        .with_handler(Arc::new(matching::Match {
+            registry,
+            notify: Arc::clone(&notify),
+        }))
         .with_handler(Arc::new(matching::Activate))
-        .with_handler(Arc::new(delivery::Notify { client, metrics }));
+        .with_handler(notify);
     (repo, subscriptions)
 }
 

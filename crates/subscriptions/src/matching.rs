@@ -1,24 +1,35 @@
 //! The `subscription-match` job (one per committed version of a watched type) and the
 //! `subscription-activate` job (one per `requested` Subscription version).
 //!
-//! Matching runs each live subscription's criteria as a search restricted to the
-//! resource's `_id`, so it sees the resource's current version, as every search does.
-//! When the resource changed again before its job ran, the match is judged on the
-//! newer version and the notification is for that version; the newer version's own
-//! job finds the same version and its notification key, so it is notified once.
+//! Matching reads the resource's current version and judges it against each live
+//! subscription's criteria in memory, from the index rows it is stored with
+//! ([`Repo::judge`]); criteria that need the database (chains, `_has`, `_text`) run as
+//! a search restricted to the resource's `_id`. Either way it sees the current
+//! version: when the resource changed again before its job ran, the match is judged on
+//! the newer version and the notification is for that version; the newer version's own
+//! job finds the same version and event, so a receiver sees one event id for it.
+//!
+//! The job sends the notifications of its matches itself, at once, so a notification
+//! costs no second job. One the endpoint does not take goes to a `subscription-notify`
+//! job, which retries it with backoff. When the instance dies mid-job, the job runs
+//! again elsewhere and sends again, with the same event ids: at least once.
+
+use std::sync::Arc;
 
 use ember_fhir::instant;
-use ember_repo::{JobContext, JobError, JobHandler, JobRequest, Ran, Repo, RepoError};
+use ember_repo::{Candidate, JobContext, JobError, JobHandler, Ran, Repo, RepoError};
 use ember_store::Job;
 use serde_json::{Value, json};
 
+use crate::delivery::{Event, Notify, max_attempts};
 use crate::model::{Status, Subscription};
-use crate::registry::Registry;
-use crate::{ACTIVATE_JOB, MATCH_JOB, NOTIFY_JOB, OPERATION, SUBSCRIPTION};
+use crate::registry::{Registry, Watched};
+use crate::{ACTIVATE_JOB, MATCH_JOB, OPERATION, SUBSCRIPTION};
 
-/// Matches one version against the active subscriptions of its type.
+/// Matches one version against the active subscriptions of its type and notifies.
 pub(crate) struct Match {
     pub registry: Registry,
+    pub notify: Arc<Notify>,
 }
 
 #[async_trait::async_trait]
@@ -33,70 +44,108 @@ impl JobHandler for Match {
             return Err(JobError::Failed("the job names no resource".into()));
         };
         let now = instant::now();
-        let live: Vec<_> = self
+        let live: Vec<Arc<Watched>> = self
             .registry
             .snapshot()
             .of_type(res_type)
             .iter()
-            .filter(|s| s.is_live(now))
+            .filter(|w| w.subscription.is_live(now))
             .cloned()
             .collect();
         let repo = ctx.repo();
-        let mut notify = Vec::new();
-        for s in live {
-            let mut params = s.params.clone();
-            params.push(("_id".to_owned(), id.to_owned()));
-            match repo.find(res_type, &params).await {
-                Ok(hits) => {
-                    let version = hits.first().and_then(|hit| {
-                        hit["meta"]["versionId"]
-                            .as_str()
-                            .and_then(|v| v.parse().ok())
-                    });
-                    if let Some(version) = version {
-                        notify.push(notification(&s.id, res_type, id, version));
-                    }
+        let current = match repo.read(res_type, id).await {
+            Ok(current) => current,
+            // R4: a deletion notifies no one.
+            Err(RepoError::NotFound(_) | RepoError::Gone(_)) => {
+                return Ok(Ran::Done(Some(json!({"matched": 0}))));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let resource: Value =
+            serde_json::from_str(&current.body).map_err(|e| JobError::Failed(e.to_string()))?;
+        let candidate = repo.candidate(&resource);
+        let mut events = Vec::new();
+        for w in live {
+            if matches(repo, &w, id, candidate.as_ref()).await? {
+                let event = Event::new(&w.subscription.id, res_type, id, current.version);
+                events.push((w, event));
+            }
+        }
+        let matched = events.len();
+        let mut retry = Vec::new();
+        for (w, event) in events {
+            let sent = self
+                .notify
+                .send(repo, &w.subscription, &event, Some(&current.body))
+                .await;
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) if max_attempts(repo) <= 1 => {
+                    self.notify
+                        .give_up(repo, &w.subscription, 1, &reason)
+                        .await?;
                 }
-                Err(RepoError::Store(e)) => return Err(e.into()),
-                // The criteria no longer parse (a SearchParameter they use was removed).
+                Ok(Err(reason)) => {
+                    tracing::debug!(
+                        subscription = event.subscription,
+                        reason,
+                        "notification will be retried"
+                    );
+                    self.notify.retried(&w.subscription);
+                    retry.push(event.job());
+                }
                 Err(e) => {
-                    set_error(
-                        repo,
-                        &s.id,
-                        &format!("the criteria cannot be searched: {e}"),
-                    )
-                    .await?
+                    tracing::warn!(subscription = event.subscription, error = %e, "notification will be retried");
+                    retry.push(event.job());
                 }
             }
         }
-        let matched = notify.len();
-        if !notify.is_empty() {
-            repo.enqueue(notify).await?;
+        let retried = retry.len();
+        if !retry.is_empty() {
+            repo.enqueue(retry).await?;
         }
-        Ok(Ran::Done(Some(json!({"matched": matched}))))
+        Ok(Ran::Done(Some(
+            json!({"matched": matched, "retried": retried}),
+        )))
     }
 }
 
-/// The notification job of one subscription for one version, keyed by both, so a
-/// version is notified once per subscription however often it is matched. Its event
-/// id is derived from the key: stable across retries and instances.
-fn notification(subscription: &str, res_type: &str, id: &str, version: i64) -> JobRequest {
-    let key = format!("{NOTIFY_JOB}:{subscription}:{res_type}/{id}/{version}");
-    let event = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_URL,
-        format!("urn:ember:{key}").as_bytes(),
-    );
-    JobRequest {
-        kind: NOTIFY_JOB.to_owned(),
-        payload: json!({
-            "subscription": subscription,
-            "type": res_type,
-            "id": id,
-            "version": version,
-            "event": event.to_string(),
-        }),
-        key: Some(key),
+/// Whether `candidate` (the current version of `id`) meets `w`'s criteria: judged in
+/// memory, or by a search restricted to `id` when that needs the database. Criteria
+/// that no longer compile (a SearchParameter they use was removed) set the
+/// subscription to `error` and match nothing.
+async fn matches(
+    repo: &Repo,
+    w: &Watched,
+    id: &str,
+    candidate: Option<&Candidate>,
+) -> Result<bool, JobError> {
+    let s = &w.subscription;
+    let judged = match w.matcher(repo).await {
+        Ok(m) => candidate.and_then(|c| repo.judge(&m, c)),
+        Err(RepoError::Store(e)) => return Err(e.into()),
+        Err(e) => return unsearchable(repo, s, e).await,
+    };
+    if let Some(judged) = judged {
+        return Ok(judged);
     }
+    let mut params = s.params.clone();
+    params.push(("_id".to_owned(), id.to_owned()));
+    match repo.find(&s.res_type, &params).await {
+        Ok(hits) => Ok(!hits.is_empty()),
+        Err(RepoError::Store(e)) => Err(e.into()),
+        Err(e) => unsearchable(repo, s, e).await,
+    }
+}
+
+async fn unsearchable(repo: &Repo, s: &Subscription, e: RepoError) -> Result<bool, JobError> {
+    set_error(
+        repo,
+        &s.id,
+        &format!("the criteria cannot be searched: {e}"),
+    )
+    .await?;
+    Ok(false)
 }
 
 /// Activates a `requested` Subscription (R4: the server sets it `active` once it

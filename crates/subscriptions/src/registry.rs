@@ -3,9 +3,9 @@
 //! returns), and on every other instance through the store's bus.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use ember_repo::Repo;
+use ember_repo::{Matcher, Repo};
 
 use crate::model::{Status, Subscription};
 
@@ -18,11 +18,44 @@ const PAGE: &str = "500";
 /// The active subscriptions at one moment.
 #[derive(Debug, Default)]
 pub(crate) struct Active {
-    by_type: HashMap<String, Vec<Arc<Subscription>>>,
+    by_type: HashMap<String, Vec<Arc<Watched>>>,
+}
+
+/// An active subscription, with its criteria compiled once for judging resources.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    pub subscription: Subscription,
+    matcher: Mutex<Option<Arc<Matcher>>>,
+}
+
+impl Watched {
+    fn new(subscription: Subscription) -> Self {
+        Self {
+            subscription,
+            matcher: Mutex::default(),
+        }
+    }
+
+    /// The compiled criteria: kept while the SearchParameter definitions they were
+    /// compiled under are in force, unless they name code sets (see [`Matcher`]).
+    pub async fn matcher(&self, repo: &Repo) -> ember_repo::Result<Arc<Matcher>> {
+        let kept = self.matcher.lock().ok().and_then(|m| m.clone());
+        if let Some(m) = kept.filter(|m| repo.matcher_is_current(m)) {
+            return Ok(m);
+        }
+        let s = &self.subscription;
+        let m = Arc::new(repo.matcher(&s.res_type, &s.params).await?);
+        if m.is_lasting() {
+            if let Ok(mut kept) = self.matcher.lock() {
+                *kept = Some(Arc::clone(&m));
+            }
+        }
+        Ok(m)
+    }
 }
 
 impl Active {
-    pub fn of_type(&self, res_type: &str) -> &[Arc<Subscription>] {
+    pub fn of_type(&self, res_type: &str) -> &[Arc<Watched>] {
         self.by_type.get(res_type).map_or(&[], Vec::as_slice)
     }
 
@@ -64,7 +97,7 @@ impl Registry {
                         .by_type
                         .entry(s.res_type.clone())
                         .or_default()
-                        .push(Arc::new(s)),
+                        .push(Arc::new(Watched::new(s))),
                     Ok(_) => {}
                     Err(reason) => tracing::warn!(
                         subscription = resource["id"].as_str().unwrap_or_default(),

@@ -56,15 +56,15 @@ async fn server(backend: Backend) -> TestServer {
 
 /// What the test's rest-hook receiver got.
 #[derive(Debug)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Seen {
-    fn header(&self, name: &str) -> &str {
+    pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -74,18 +74,29 @@ impl Seen {
 
 /// A rest-hook receiver on a loopback port: it records every request and answers 500
 /// to the first `failures` of them (`usize::MAX`: always 503), 200 after.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub url: String,
     seen: mpsc::UnboundedReceiver<Seen>,
 }
 
 async fn receiver(failures: usize) -> Receiver {
+    receiver_with(failures, false).await
+}
+
+/// A receiver that holds its first request without an answer (for a minute), so the
+/// sender is caught mid-delivery, and answers the others as [`receiver`] does.
+pub(crate) async fn hanging_receiver() -> Receiver {
+    receiver_with(0, true).await
+}
+
+async fn receiver_with(failures: usize, hang_first: bool) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (tx, seen) = mpsc::unbounded_channel();
     let left = Arc::new(AtomicUsize::new(failures));
+    let hang = Arc::new(std::sync::atomic::AtomicBool::new(hang_first));
     let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let (tx, left) = (tx.clone(), Arc::clone(&left));
+        let (tx, left, hang) = (tx.clone(), Arc::clone(&left), Arc::clone(&hang));
         async move {
             let (parts, body) = request.into_parts();
             let body = axum::body::to_bytes(body, 1 << 20)
@@ -97,6 +108,9 @@ async fn receiver(failures: usize) -> Receiver {
                 headers: parts.headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
+            if hang.swap(false, Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
             if left.load(Ordering::SeqCst) == usize::MAX {
                 return StatusCode::SERVICE_UNAVAILABLE;
             }
@@ -114,7 +128,7 @@ async fn receiver(failures: usize) -> Receiver {
 
 impl Receiver {
     /// The next request, within 15 s.
-    async fn next(&mut self) -> Seen {
+    pub async fn next(&mut self) -> Seen {
         tokio::time::timeout(Duration::from_secs(15), self.seen.recv())
             .await
             .expect("no notification within 15 s")
@@ -129,13 +143,13 @@ impl Receiver {
     }
 }
 
-fn subscription(criteria: &str, channel: Value) -> Value {
+pub(crate) fn subscription(criteria: &str, channel: Value) -> Value {
     json!({"resourceType": "Subscription", "status": "requested",
         "reason": "follow the triage", "criteria": criteria, "channel": channel})
 }
 
 /// Creates a Subscription and waits until the server has activated it; its id.
-async fn subscribe(http: &Http, resource: &Value) -> String {
+pub(crate) async fn subscribe(http: &Http, resource: &Value) -> String {
     let created = http.post("Subscription", resource).await;
     expect(&created, 201);
     let id = created.json()["id"].as_str().unwrap().to_owned();

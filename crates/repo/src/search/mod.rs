@@ -8,6 +8,7 @@
 
 pub(crate) mod everything;
 pub(crate) mod filter;
+pub(crate) mod matcher;
 pub(crate) mod values;
 
 use std::collections::HashSet;
@@ -296,8 +297,18 @@ impl Repo {
         pairs: &[(String, String)],
     ) -> Result<SearchQuery> {
         let terms = self.resolve_terms(pairs).await?;
+        self.strict_query_with(res_type, pairs, &terms)
+    }
+
+    /// [`Repo::strict_query`] with its code sets resolved already.
+    pub(crate) fn strict_query_with(
+        &self,
+        res_type: &str,
+        pairs: &[(String, String)],
+        terms: &Terms,
+    ) -> Result<SearchQuery> {
         let scope = SearchScope::Type(res_type);
-        let (_, query) = self.request(scope, pairs, Handling::Strict, "", &terms)?;
+        let (_, query) = self.request(scope, pairs, Handling::Strict, "", terms)?;
         Ok(query)
     }
 

@@ -28,6 +28,11 @@ pub(crate) fn key(modifier: &str, raw: &str) -> String {
 }
 
 impl Terms {
+    /// Whether the search names no code set.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
     pub fn get(&self, modifier: &str, raw: &str) -> Option<&std::result::Result<CodeSet, String>> {
         self.sets.get(&key(modifier, raw))
     }
