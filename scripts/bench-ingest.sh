@@ -8,6 +8,7 @@
 #
 # PostgreSQL: $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432), databases
 # `ember_ingest_import` and `ember_ingest_dataset`. Output in target/bench/ingest-*.txt.
+# EMBER_BENCH_BIN=path measures that binary instead of building the checkout.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,8 +20,14 @@ port=18097
 out=target/bench
 mkdir -p "$out"
 
-cargo build --release --quiet
-bin=${CARGO_TARGET_DIR:-target}/release/ember
+if [[ -n ${EMBER_BENCH_BIN:-} ]]; then
+  bin=$EMBER_BENCH_BIN
+  # Ember refuses unknown EMBER_* variables.
+  unset EMBER_BENCH_BIN
+else
+  cargo build --release --quiet
+  bin=${CARGO_TARGET_DIR:-target}/release/ember
+fi
 work=$(mktemp -d)
 pid=
 cleanup() {

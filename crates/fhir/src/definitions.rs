@@ -15,6 +15,9 @@
 //!   whose paths are those of the constrained type (`Quantity.comparator`, max 0 in
 //!   SimpleQuantity).
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use crate::generated::{compartments, elements, search_params, types, value_sets};
 
 /// How a type is defined.
@@ -80,22 +83,31 @@ pub fn types() -> &'static [TypeDef] {
 }
 
 pub fn type_def(name: &str) -> Option<&'static TypeDef> {
-    let i = types::TYPES.binary_search_by(|t| t.name.cmp(name)).ok()?;
-    Some(&types::TYPES[i])
+    static BY_NAME: LazyLock<Lookup<&'static TypeDef>> =
+        LazyLock::new(|| types::TYPES.iter().map(|t| (t.name, t)).collect());
+    BY_NAME.get(name).copied()
 }
+
+/// A map from the names in the generated tables, built on first use: indexing and
+/// validation look names up for every element of every resource, where a hash is
+/// several times cheaper than a binary search comparing long shared prefixes
+/// (`Observation.component…`).
+type Lookup<T> = HashMap<&'static str, T, foldhash::fast::RandomState>;
 
 /// Elements directly under `parent` — a type name (`"Patient"`, `"HumanName"`) or the path of
 /// an inline backbone element (`"Patient.contact"`, `"Questionnaire.item"`) — in definition
 /// order. Unknown parents give an empty slice. Inherited elements (id, meta, extension, …)
 /// are included, as in the snapshot.
 pub fn children(parent: &str) -> &'static [ElementDef] {
-    match elements::PARENTS.binary_search_by(|(p, _, _)| (*p).cmp(parent)) {
-        Ok(i) => {
-            let (_, start, count) = elements::PARENTS[i];
-            &elements::ELEMENTS[start as usize..(start + count) as usize]
-        }
-        Err(_) => &[],
-    }
+    static BY_PARENT: LazyLock<Lookup<&'static [ElementDef]>> = LazyLock::new(|| {
+        elements::PARENTS
+            .iter()
+            .map(|&(p, start, count)| {
+                (p, &elements::ELEMENTS[start as usize..(start + count) as usize])
+            })
+            .collect()
+    });
+    BY_PARENT.get(parent).copied().unwrap_or(&[])
 }
 
 /// The element `name` (without `[x]`) directly under `parent`.

@@ -122,7 +122,12 @@ enum Outcome {
 
 impl Repo {
     /// Processes a `batch` or `transaction` Bundle and returns the response Bundle.
-    pub async fn process_bundle(&self, bundle: Value, base: &str, prefer: Prefer) -> Result<Value> {
+    pub async fn process_bundle(
+        &self,
+        mut bundle: Value,
+        base: &str,
+        prefer: Prefer,
+    ) -> Result<Value> {
         let kind = match bundle.get("type").and_then(Value::as_str) {
             Some("transaction") => BundleKind::Transaction,
             Some("batch") => BundleKind::Batch,
@@ -133,9 +138,9 @@ impl Repo {
                 )));
             }
         };
-        let raw_entries = match bundle.get("entry") {
+        let raw_entries = match bundle.get_mut("entry") {
             None => Vec::new(),
-            Some(Value::Array(entries)) => entries.clone(),
+            Some(Value::Array(entries)) => std::mem::take(entries),
             Some(_) => return Err(RepoError::Invalid("Bundle.entry must be an array".into())),
         };
         if raw_entries.len() > self.limits.max_bundle_entries {
@@ -146,7 +151,7 @@ impl Repo {
             )));
         }
         let parsed: Vec<Result<Entry>> = raw_entries
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, e)| parse_entry(e, base).map_err(|err| at_entry(i, err)))
             .collect();
@@ -759,11 +764,12 @@ fn patch_document(resource: Option<&Value>) -> Result<PatchDocument> {
     }
 }
 
-fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
+fn parse_entry(mut raw: Value, base: &str) -> Result<Entry> {
+    let resource = raw.get_mut("resource").map(Value::take);
     let request = raw
         .get("request")
         .ok_or_else(|| RepoError::Invalid("the entry has no request".into()))?;
-    check_entry_text(raw, request)?;
+    check_entry_text(&raw, request)?;
     let method = match request.get("method").and_then(Value::as_str) {
         Some("GET") | Some("HEAD") => Method::Get,
         Some("POST") => Method::Post,
@@ -878,7 +884,6 @@ fn parse_entry(raw: &Value, base: &str) -> Result<Entry> {
             "{method:?} is not allowed on {url:?}"
         )));
     }
-    let resource = raw.get("resource").cloned();
     if matches!(method, Method::Post | Method::Put) {
         let body = resource
             .as_ref()
@@ -1009,14 +1014,14 @@ mod tests {
 
     #[test]
     fn parses_entries() {
-        let e = parse_entry(&json!({"request": {"method": "PUT", "url": "http://x/fhir/Patient/1", "ifMatch": "W/\"2\""},
+        let e = parse_entry(json!({"request": {"method": "PUT", "url": "http://x/fhir/Patient/1", "ifMatch": "W/\"2\""},
             "resource": {"resourceType": "Patient", "id": "1"}}), "http://x/fhir").unwrap();
         assert_eq!(
             (e.method, e.res_type.as_str(), e.id.as_deref(), e.if_match),
             (Method::Put, "Patient", Some("1"), Some(2))
         );
         let e = parse_entry(
-            &json!({"request": {"method": "GET", "url": "Patient/1/_history/3"}}),
+            json!({"request": {"method": "GET", "url": "Patient/1/_history/3"}}),
             "http://x/fhir",
         )
         .unwrap();
@@ -1024,7 +1029,7 @@ mod tests {
         assert!(e.search.is_none());
         let search = |url: &str| {
             let e = parse_entry(
-                &json!({"request": {"method": "GET", "url": url}}),
+                json!({"request": {"method": "GET", "url": url}}),
                 "http://x/fhir",
             )
             .unwrap();
@@ -1065,7 +1070,7 @@ mod tests {
             json!({"request": {"method": "DELETE", "url": "Patient/p1/Observation"}}),
             json!({"resource": {"resourceType": "Patient"}}),
         ] {
-            assert!(parse_entry(&bad, "http://x/fhir").is_err(), "{bad}");
+            assert!(parse_entry(bad.clone(), "http://x/fhir").is_err(), "{bad}");
         }
     }
 }

@@ -59,14 +59,18 @@ impl Repo {
         if plans.len() < 2 {
             return Vec::new();
         }
+        let (stored, writes): (Vec<_>, Vec<_>) = plans
+            .into_iter()
+            .map(|(i, p)| ((i, p.stored), p.write))
+            .unzip();
         let commit = Commit {
-            writes: plans.iter().map(|(_, p)| p.write.clone()).collect(),
+            writes,
             ..Default::default()
         };
         match self.commit(commit).await {
-            Ok(Committed::Stored { .. }) => plans
+            Ok(Committed::Stored { .. }) => stored
                 .into_iter()
-                .map(|(i, p)| (i, Outcome::Written(p.stored)))
+                .map(|(i, stored)| (i, Outcome::Written(stored)))
                 .chain(failed)
                 .collect(),
             _ => Vec::new(),
