@@ -103,7 +103,10 @@ pub fn children(parent: &str) -> &'static [ElementDef] {
         elements::PARENTS
             .iter()
             .map(|&(p, start, count)| {
-                (p, &elements::ELEMENTS[start as usize..(start + count) as usize])
+                (
+                    p,
+                    &elements::ELEMENTS[start as usize..(start + count) as usize],
+                )
             })
             .collect()
     });

@@ -9,8 +9,9 @@
 //! the newer version and the notification is for that version; the newer version's own
 //! job finds the same version and event, so a receiver sees one event id for it.
 //!
-//! The job sends the notifications of its matches itself, at once, so a notification
-//! costs no second job. One the endpoint does not take goes to a `subscription-notify`
+//! The job sends the notifications of its matches itself, at once (several side by
+//! side, within a quarter of its lease), so a notification costs no second job. One
+//! the endpoint does not take, or not in that time, goes to a `subscription-notify`
 //! job, which retries it with backoff. When the instance dies mid-job, the job runs
 //! again elsewhere and sends again, with the same event ids: at least once.
 
@@ -19,12 +20,16 @@ use std::sync::Arc;
 use ember_fhir::instant;
 use ember_repo::{Candidate, JobContext, JobError, JobHandler, Ran, Repo, RepoError};
 use ember_store::Job;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::delivery::{Event, Notify, max_attempts};
 use crate::model::{Status, Subscription};
 use crate::registry::{Registry, Watched};
 use crate::{ACTIVATE_JOB, MATCH_JOB, OPERATION, SUBSCRIPTION};
+
+/// Notifications of one version sent at once (to different subscriptions).
+const SENDS_AT_ONCE: usize = 16;
 
 /// Matches one version against the active subscriptions of its type and notifies.
 pub(crate) struct Match {
@@ -72,20 +77,34 @@ impl JobHandler for Match {
             }
         }
         let matched = events.len();
+        // Sent side by side, and only while the job's lease is young: endpoints that
+        // hang cannot hold the job past its lease. What is not sent by then is retried.
+        let lease = repo.limits().job_lease;
+        let deadline = tokio::time::Instant::now() + lease / 4;
+        let body = current.body.as_str();
+        let notify = &self.notify;
+        let sends = events.into_iter().map(|(w, event)| async move {
+            let sent = tokio::time::timeout_at(
+                deadline,
+                notify.send(repo, &w.subscription, &event, Some(body)),
+            )
+            .await;
+            (w, event, sent)
+        });
+        let outcomes: Vec<_> = futures_util::stream::iter(sends)
+            .buffer_unordered(SENDS_AT_ONCE)
+            .collect()
+            .await;
         let mut retry = Vec::new();
-        for (w, event) in events {
-            let sent = self
-                .notify
-                .send(repo, &w.subscription, &event, Some(&current.body))
-                .await;
+        for (w, event, sent) in outcomes {
             match sent {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) if max_attempts(repo) <= 1 => {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(reason))) if max_attempts(repo) <= 1 => {
                     self.notify
                         .give_up(repo, &w.subscription, 1, &reason)
                         .await?;
                 }
-                Ok(Err(reason)) => {
+                Ok(Ok(Err(reason))) => {
                     tracing::debug!(
                         subscription = event.subscription,
                         reason,
@@ -94,8 +113,15 @@ impl JobHandler for Match {
                     self.notify.retried(&w.subscription);
                     retry.push(event.job());
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(subscription = event.subscription, error = %e, "notification will be retried");
+                    retry.push(event.job());
+                }
+                Err(_) => {
+                    tracing::debug!(
+                        subscription = event.subscription,
+                        "no time left in the matching job; notification will be retried"
+                    );
                     retry.push(event.job());
                 }
             }

@@ -54,6 +54,31 @@ async fn server(backend: Backend) -> TestServer {
     TestServer::start_with(backend, settings).await
 }
 
+mod hanging {
+    use super::*;
+
+    /// [`server`] with job leases of 2 s, so a matching job sends for half a second.
+    async fn short_lease(backend: Backend) -> TestServer {
+        let mut settings = TestSettings::default();
+        settings.limits.job_retry_base = Duration::from_millis(50);
+        settings.limits.job_max_attempts = 3;
+        settings.limits.job_lease = Duration::from_secs(2);
+        TestServer::start_with(backend, settings).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_endpoint_does_not_hold_the_matching_job() {
+        a_hanging_endpoint_does_not_hold_the_matching_job(&short_lease(Backend::Sqlite).await)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_endpoint_does_not_hold_the_matching_job() {
+        a_hanging_endpoint_does_not_hold_the_matching_job(&short_lease(Backend::Postgres).await)
+            .await;
+    }
+}
+
 /// What the test's rest-hook receiver got.
 #[derive(Debug)]
 pub(crate) struct Seen {
@@ -566,4 +591,55 @@ async fn the_triage_recipe_notifies_each_asap_task_of_the_team(s: &TestServer) {
         format!("/hook/Task/{}", task["id"].as_str().unwrap())
     );
     hook.nothing_more(Duration::from_millis(2000)).await;
+}
+
+/// An endpoint that takes the request and never answers holds the matching job only
+/// for a quarter of its lease: the notification is then retried by a job of its own,
+/// with the same event id, and the other subscription of the same write is notified
+/// at once.
+async fn a_hanging_endpoint_does_not_hold_the_matching_job(s: &TestServer) {
+    let mut hanging = hanging_receiver().await;
+    let mut prompt = receiver(0).await;
+    for hook in [&hanging.url, &prompt.url] {
+        subscribe(
+            s,
+            &subscription(TRIAGE, json!({"type": "rest-hook", "endpoint": hook})),
+        )
+        .await;
+    }
+    let written = Instant::now();
+    expect(
+        &s.put("Task/t1", &task("t1", "asap", "CareTeam/team")).await,
+        201,
+    );
+    let other = prompt.next().await;
+    assert_eq!(other.method, "POST");
+    let held = hanging.next().await;
+    let again = hanging.next().await;
+    // Sent again after the matching job gave up on it (0.5 s), long before the first
+    // request would have been answered (60 s).
+    assert!(written.elapsed() < Duration::from_secs(15));
+    let event = held.header("x-ember-event-id");
+    assert!(!event.is_empty());
+    assert_eq!(again.header("x-ember-event-id"), event);
+    assert_ne!(other.header("x-ember-event-id"), event);
+    // The matching job ended on its first claim, handing the unanswered notification
+    // to a retry (it did not run again after its lease ran out).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let matching = loop {
+        let jobs = s
+            .repo
+            .jobs(Some(ember_store::JobState::Done), 100)
+            .await
+            .unwrap();
+        if let Some(job) = jobs.into_iter().find(|j| j.kind == "subscription-match") {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the matching job did not end");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(matching.attempts, 1);
+    let progress: Value = serde_json::from_str(matching.progress.as_deref().unwrap()).unwrap();
+    assert_eq!(progress, json!({"matched": 2, "retried": 1}));
+    prompt.nothing_more(Duration::from_millis(1500)).await;
 }
