@@ -644,7 +644,7 @@ impl SubmitResult {
 }
 
 /// The run's id, in the ids of everything it creates.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let r = mix64(crate::queue::now_micros() as u64 ^ (u64::from(std::process::id()) << 40));
     format!("{:08x}", r as u32)
 }

@@ -147,10 +147,7 @@ pub async fn run(args: SubscriptionBenchArgs) -> Result<()> {
         )?
     };
     let endpoint = format!("http://{}{HOOK}", receiver.addr);
-    let run = format!(
-        "{:08x}",
-        crate::queue::now_micros() as u32 ^ std::process::id()
-    );
+    let run = crate::submit::run_id();
     let mut conn = Conn::new(Arc::clone(&target));
     eprintln!(
         "storing {} subscriptions (receiver {endpoint})",

@@ -13,7 +13,7 @@
 
 use ember_fhir::index::{IndexValue, extract, extract_adhoc};
 
-use crate::registry::SearchParams;
+use crate::registry::{SearchParams, Snapshot};
 use ember_store::{
     DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, Slot, StringRow, TextKind, TextRow,
     TokenRow, UriRow, key,
@@ -103,6 +103,11 @@ fn is_union(res_type: &str, code: &str) -> bool {
 
 /// The index rows of a resource (see [`index_rows`]), without the checks of a write.
 pub(crate) fn rows_of(resource: &Value, params: &SearchParams) -> IndexRows {
+    rows_under(resource, &params.snapshot())
+}
+
+/// [`rows_of`] under the definitions of `snapshot`.
+pub(crate) fn rows_under(resource: &Value, snapshot: &Snapshot) -> IndexRows {
     let mut rows = IndexRows::default();
     let Some(res_type) = resource.get("resourceType").and_then(Value::as_str) else {
         return rows;
@@ -110,7 +115,6 @@ pub(crate) fn rows_of(resource: &Value, params: &SearchParams) -> IndexRows {
     let Ok(extraction) = extract(resource) else {
         return rows;
     };
-    let snapshot = params.snapshot();
     for param in snapshot.of_type(res_type) {
         // A problem (an invalid date) loses this parameter's values only.
         if let Ok(values) = extract_adhoc(resource, &param.param) {

@@ -63,7 +63,7 @@ impl Repo {
         Some(Candidate {
             res_type: resource["resourceType"].as_str()?.to_owned(),
             id: resource["id"].as_str()?.to_owned(),
-            rows: crate::indexer::rows_of(resource, &self.params),
+            rows: crate::indexer::rows_under(resource, &params),
             params,
         })
     }
