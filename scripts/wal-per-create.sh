@@ -6,10 +6,13 @@
 # included), then divided by the versions stored. pg_stat_wal's totals are printed
 # beside, as a check, and the creates/s of the measured run.
 #
-#   scripts/wal-per-create.sh [connections] [seconds] [without-count-trigger]
+#   scripts/wal-per-create.sh [connections] [seconds] [variant]
 #
-# `without-count-trigger` drops the token-count triggers after migrating, to measure
-# what keeping the counts costs (a diagnostic: counts are wrong in that database).
+# A variant changes the fresh database after migrating, to measure what one part of
+# the write path costs. Each is a diagnostic only: searches are wrong in that database.
+#   without-count-trigger  drops the token-count triggers (no `_summary=count` upkeep)
+#   without-full-text      drops the rows for `_text` and `_content` before they are stored
+#   without-rid-indexes    drops the `(rid, …)` indexes of the index tables
 #
 # Needs PostgreSQL on this machine (pg_waldump reads its pg_wal folder) at
 # $EMBER_BENCH_PG (default postgres://postgres@127.0.0.1:5432). Writes
@@ -40,6 +43,12 @@ case "$variant" in
   "") ;;
   without-count-trigger)
     sql 'DROP TRIGGER idx_token_added ON idx_token; DROP TRIGGER idx_token_removed ON idx_token' ;;
+  without-full-text)
+    sql 'CREATE FUNCTION wal_diag_skip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+         CREATE TRIGGER wal_diag_skip BEFORE INSERT ON idx_text FOR EACH ROW EXECUTE FUNCTION wal_diag_skip()' ;;
+  without-rid-indexes)
+    sql 'DROP INDEX idx_string_rid, idx_token_rid, idx_date_rid, idx_number_rid, idx_quantity_rid,
+         idx_reference_rid, idx_uri_rid, idx_text_rid, idx_timeline_rid' ;;
   *) echo "unknown variant $variant" >&2; exit 2 ;;
 esac
 EMBER_DATABASE_URL=$url EMBER_LISTEN=127.0.0.1:$port EMBER_LOG=warn "$bin" serve >"$out/wal-server.log" 2>&1 &
