@@ -213,6 +213,42 @@ fn observation() {
 }
 
 #[test]
+fn concept_text_that_a_coding_displays_is_no_value_of_its_own() {
+    let obs = |text: &str| {
+        json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [
+                {"system": LOINC, "code": "59408-5", "display": "Oxygen saturation"},
+                {"system": LOINC, "code": "2708-6"}
+            ], "text": text},
+            "valueQuantity": {"value": 91, "unit": "%", "system": UCUM, "code": "%"}
+        })
+    };
+    let spo2 = token(Some(LOINC), Some("59408-5"), Some("Oxygen saturation"));
+    let other = token(Some(LOINC), Some("2708-6"), None);
+    // The same text as a display, up to case and spaces: `:text` finds it there.
+    let same = obs("  oxygen  SATURATION ");
+    assert_eq!(
+        values(&same, "code"),
+        sorted(vec![spo2.clone(), other.clone()])
+    );
+    // Nor a composite group of it, which no composite search could match.
+    let composites = values(&same, "code-value-quantity");
+    assert_eq!(composites.len(), 2, "{composites:?}");
+    assert!(composites.iter().all(
+        |c| matches!(c, IndexValue::Composite(parts) if parts[0] != text("  oxygen  SATURATION "))
+    ));
+    // Another text is a value of its own.
+    let different = obs("SpO2");
+    assert_eq!(
+        values(&different, "code"),
+        sorted(vec![spo2, other, text("SpO2")])
+    );
+    assert_eq!(values(&different, "code-value-quantity").len(), 3);
+}
+
+#[test]
 fn condition_onset_period() {
     let condition = json!({
         "resourceType": "Condition",

@@ -1,4 +1,5 @@
-//! Group commit: commits that only create documents, arriving while others are being
+//! Group commit: commits that only create documents (with the jobs they enqueue, and
+//! the end or progress of jobs their committers hold), arriving while others are being
 //! stored, are stored together by one store commit.
 //!
 //! A create costs the database far more in setting up its statement (every index
@@ -10,7 +11,8 @@
 //! Each commit stays atomic and independent of the others in its group:
 //! - a group is one store commit, so it is stored whole or not at all;
 //! - when a group fails, each of its commits is tried again alone, so one bad
-//!   document (or a concurrent writer of the same new id) fails only its own commit;
+//!   document (or a concurrent writer of the same new id, or a job whose lease ran
+//!   out) fails only its own commit;
 //! - a failure whose outcome the database did not report (the connection dropped at
 //!   the commit) is settled by reading back the group's first document, so a stored
 //!   group is never stored twice.
@@ -80,11 +82,10 @@ impl Default for Group {
 
 impl Group {
     /// Whether `commit` may share a store commit: it only creates documents, with
-    /// their jobs, and checks no guard nor holds a job's lease.
+    /// their jobs and the progress of the jobs it holds, and checks no guard.
     pub(crate) fn takes(commit: &Commit) -> bool {
         commit.guards.is_empty()
             && commit.reindexed.is_empty()
-            && commit.progress.is_none()
             && !commit.writes.is_empty()
             && commit.writes.len() <= MAX_WRITES
             && commit
@@ -166,13 +167,18 @@ async fn store_group<S: Committer + ?Sized>(
             .iter()
             .flat_map(|w| w.commit.jobs.iter().cloned())
             .collect(),
+        progress: group
+            .iter()
+            .flat_map(|w| w.commit.progress.iter().cloned())
+            .collect(),
         ..Default::default()
     };
     let first = merged.writes[0].clone();
     let job_ids: Vec<String> = merged.jobs.iter().map(|j| j.id.clone()).collect();
     let ids = match store.commit(merged).await {
         Ok(Committed::Stored { jobs }) => Some(jobs),
-        Ok(Committed::Matched { .. }) | Err(StoreError::Conflict { .. }) => None,
+        Ok(Committed::Matched { .. })
+        | Err(StoreError::Conflict { .. } | StoreError::LeaseLost(_)) => None,
         // The outcome of a commit whose answer was lost: the group is stored when its
         // first document is, as written (not another writer's of the same id).
         Err(_) => store.holds(&first).await.then_some(job_ids),
@@ -197,7 +203,7 @@ async fn store_group<S: Committer + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ember_store::{Change, NewJob};
+    use ember_store::{Change, NewJob, Progress};
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -231,8 +237,22 @@ mod tests {
         commit
     }
 
+    /// A commit that creates `id` and ends the job `job-{id}`, held by `owner`.
+    fn ending_job(id: &str, owner: &str) -> Commit {
+        let mut commit = create(id);
+        commit.progress.push(Progress {
+            job: format!("job-{id}"),
+            owner: owner.into(),
+            progress: None,
+            lease_until: 0,
+            finished_at: Some(0),
+        });
+        commit
+    }
+
     /// A store in memory that takes a while per commit, refuses any commit holding
-    /// the document `bad`, and loses the answer of the commits `lose` says.
+    /// the document `bad` or the progress of a job whose owner is `gone`, and loses
+    /// the answer of the commits `lose` says.
     #[derive(Default)]
     struct Fake {
         docs: std::sync::Mutex<HashMap<String, Option<String>>>,
@@ -246,6 +266,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             if commit.writes.iter().any(|w| w.id == "bad") {
                 return Err(StoreError::Backend("index row too large".into()));
+            }
+            if let Some(p) = commit.progress.iter().find(|p| p.owner == "gone") {
+                return Err(StoreError::LeaseLost(p.job.clone()));
             }
             {
                 let mut docs = self.docs.lock().unwrap();
@@ -297,6 +320,7 @@ mod tests {
     fn only_plain_creates_are_grouped() {
         assert!(Group::takes(&create("a")));
         assert!(Group::takes(&with_job("a")));
+        assert!(Group::takes(&ending_job("a", "me")));
         let mut update = create("a");
         update.writes[0].expected = Some(1);
         assert!(!Group::takes(&update));
@@ -356,6 +380,31 @@ mod tests {
             assert_eq!(answer.is_err(), i == 15, "{i}: {answer:?}");
         }
         assert_eq!(store.docs.lock().unwrap().len(), 30);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_end_together_and_a_lost_lease_fails_only_its_own_commit() {
+        let store = Arc::new(Fake::default());
+        let commits = (0..40)
+            .map(|i| ending_job(&i.to_string(), if i == 25 { "gone" } else { "me" }))
+            .collect();
+        let answers = all_at_once(&store, commits).await;
+        for (i, answer) in answers.iter().enumerate() {
+            match answer {
+                Err(StoreError::LeaseLost(job)) => assert_eq!((i, job.as_str()), (25, "job-25")),
+                other => assert!(i != 25 && other.is_ok(), "{i}: {other:?}"),
+            }
+        }
+        let docs = store.docs.lock().unwrap().clone();
+        assert_eq!(docs.len(), 39);
+        assert!(!docs.contains_key("25"));
+        // Held jobs end in shared commits.
+        let store = Arc::new(Fake::default());
+        let commits = (0..40).map(|i| ending_job(&i.to_string(), "me")).collect();
+        let answers = all_at_once(&store, commits).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let sizes = store.commits.lock().unwrap().clone();
+        assert!(sizes.len() < 40, "no commit was shared: {sizes:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

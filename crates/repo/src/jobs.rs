@@ -104,7 +104,7 @@ impl JobContext {
     /// Commits `commit` together with the job's `progress`, and renews the lease.
     /// [`JobError::LeaseLost`], with nothing stored, when another instance took over.
     pub async fn checkpoint(&self, mut commit: Commit, progress: &Value) -> Result<(), JobError> {
-        commit.progress = Some(self.progress(Some(progress), None));
+        commit.progress = vec![self.progress(Some(progress), None)];
         self.repo.commit(commit).await?;
         Ok(())
     }

@@ -162,7 +162,7 @@ impl Repo {
         }
         let commit = Commit {
             writes: plans.iter().map(|p| p.write.clone()).collect(),
-            progress,
+            progress: progress.into_iter().collect(),
             ..Default::default()
         };
         match self.commit(commit).await {

@@ -107,9 +107,9 @@ pub struct Commit {
     pub reindexed: Vec<Reindexed>,
     /// Jobs enqueued with the writes (the transactional outbox).
     pub jobs: Vec<NewJob>,
-    /// Progress of a job the committer holds; the commit fails with
-    /// [`crate::StoreError::LeaseLost`], storing nothing, when it no longer holds it.
-    pub progress: Option<Progress>,
+    /// Progress of jobs the committer holds; the commit fails with
+    /// [`crate::StoreError::LeaseLost`], storing nothing, when it no longer holds one.
+    pub progress: Vec<Progress>,
 }
 
 /// The result of [`Documents::commit`].

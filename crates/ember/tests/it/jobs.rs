@@ -303,7 +303,7 @@ async fn a_job_can_end_in_the_commit_of_its_work(backend: Backend) {
     let lost = store
         .commit(Commit {
             writes: vec![write],
-            progress: Some(end),
+            progress: vec![end],
             ..Default::default()
         })
         .await;

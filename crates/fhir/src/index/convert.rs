@@ -177,6 +177,20 @@ fn text_token(text: &str) -> IndexValue {
     }
 }
 
+/// Whether one of `codings` has `text` as its display, as `:text` compares them
+/// (normalized). A CodeableConcept's `text` is then no value of its own: `:text` finds
+/// the concept through that coding already, and the text-only value would cost an index
+/// row (and, in a composite, a group of rows that no composite search can match).
+fn displayed(codings: &[IndexValue], text: &str) -> bool {
+    let text = normalize(text);
+    codings.iter().any(|c| match c {
+        IndexValue::Token {
+            display: Some(d), ..
+        } => normalize(d) == text,
+        _ => false,
+    })
+}
+
 fn code_token(code: String) -> IndexValue {
     IndexValue::Token {
         system: None,
@@ -209,8 +223,11 @@ fn token(
             .and_then(Value::as_array)
             .into_iter()
             .flatten();
+        let first = out.len();
         out.extend(codings.filter_map(Value::as_object).filter_map(coding));
-        if let Some(text) = get(m, "text") {
+        if let Some(text) = get(m, "text")
+            && !displayed(&out[first..], text)
+        {
             out.push(text_token(text));
         }
     } else if is(ty, "Identifier") {

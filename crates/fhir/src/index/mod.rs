@@ -7,7 +7,7 @@
 //! | param | nodes | values |
 //! | --- | --- | --- |
 //! | string | HumanName (family, given, prefix, suffix, text), Address (line, city, district, state, postalCode, country, text), string-like primitives | [`IndexValue::String`]: original and [`normalize`]d |
-//! | token | Coding; CodeableConcept (each coding, and `text` as a text-only token); Identifier (system, value, `type.text` as display); ContactPoint (system, value); boolean (`true`/`false`); code, id, string, uri… (code only: no system) | [`IndexValue::Token`] |
+//! | token | Coding; CodeableConcept (each coding, and `text` as a text-only token unless a coding's display is the same text, normalized); Identifier (system, value, `type.text` as display); ContactPoint (system, value); boolean (`true`/`false`); code, id, string, uri… (code only: no system) | [`IndexValue::Token`] |
 //! | reference | Reference (`reference` parsed by [`parse_reference`], `type`, `identifier`); canonical/uri (parsed by [`parse_canonical`]); a resource (`Bundle.entry[0].resource`: its type, id and versionId) | [`IndexValue::Reference`] |
 //! | date | date, dateTime, instant (the range of their precision, [`instant::parse_range`]); Period (`[start.low, end.high)`); Timing (one range over every `event` and `repeat.boundsPeriod`) | [`IndexValue::Date`] |
 //! | number | integer, decimal… | [`IndexValue::Number`]: text and [`number_range`] |
@@ -75,7 +75,8 @@ pub enum IndexValue {
     },
     /// A code with its system, and the display (Coding.display, Identifier.type.text) that
     /// `:text` searches. `text_only` marks a CodeableConcept's `text` (or an Identifier's
-    /// `type.text` without system and value): then only `display` is set.
+    /// `type.text` without system and value): then only `display` is set. A concept's
+    /// `text` that one of its codings has as display (normalized) gives no value.
     Token {
         system: Option<String>,
         code: Option<String>,

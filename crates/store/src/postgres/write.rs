@@ -136,7 +136,7 @@ pub(super) fn statements() -> Vec<String> {
 pub(super) async fn commit(store: &PgStore, c: Commit) -> Result<Committed> {
     let mut client = store.client().await?;
     let alone =
-        c.guards.is_empty() && c.reindexed.is_empty() && c.jobs.is_empty() && c.progress.is_none();
+        c.guards.is_empty() && c.reindexed.is_empty() && c.jobs.is_empty() && c.progress.is_empty();
     if let ([single], true) = (c.writes.as_slice(), alone) {
         // One statement: atomic without a transaction.
         return match write_one(&client, single).await? {
@@ -170,7 +170,7 @@ pub(super) async fn commit(store: &PgStore, c: Commit) -> Result<Committed> {
             return Ok(Committed::Matched { index, hits });
         }
     }
-    if let Some(p) = &c.progress {
+    for p in &c.progress {
         hold(&tx, p).await?;
     }
     // On a failure, dropping the transaction rolls it back.

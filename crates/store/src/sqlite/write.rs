@@ -235,7 +235,7 @@ pub(super) fn commit(conn: &mut Connection, c: &Commit) -> Result<Committed> {
             return Ok(Committed::Matched { index, hits });
         }
     }
-    if let Some(p) = &c.progress {
+    for p in &c.progress {
         hold(&tx, p)?;
     }
     write_in(&tx, &c.writes)?;

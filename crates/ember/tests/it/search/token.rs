@@ -5,7 +5,7 @@ use serde_json::json;
 use super::{Checks, LOINC, body_text, enc, put};
 use crate::common::TestServer;
 
-both_stores!(token_search, token_of_type,);
+both_stores!(token_search, token_of_type, concept_text_as_display,);
 
 async fn token_search(s: &TestServer) {
     let vital = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]);
@@ -168,5 +168,28 @@ async fn token_of_type(s: &TestServer) {
         &[],
     )
     .await;
+    c.finish();
+}
+
+/// A concept whose `text` is one of its codings' display (up to case and spaces) is
+/// stored without a row of its own for the text; every search finds it as before.
+async fn concept_text_as_display(s: &TestServer) {
+    let hr = |text: &str, value: u32| {
+        json!({"status": "final",
+               "code": {"coding": [{"system": LOINC, "code": "8867-4", "display": "Heart rate"}], "text": text},
+               "valueQuantity": {"value": value, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}})
+    };
+    put(s, "Observation", "h1", hr("heart  RATE", 72)).await;
+    put(s, "Observation", "h2", hr("Pulse", 120)).await;
+    let mut c = Checks::new(s);
+    c.ids("Observation?code:text=heart", &["h1", "h2"]).await;
+    c.ids(&enc("Observation?code:text=heart rate"), &["h1", "h2"])
+        .await;
+    c.ids("Observation?code:text=pulse", &["h2"]).await;
+    c.ids("Observation?code:missing=false", &["h1", "h2"]).await;
+    c.ids("Observation?code:not=8867-4", &[]).await;
+    let composite = "Observation?code-value-quantity=http://loinc.org|8867-4";
+    c.ids(&enc(&format!("{composite}$gt100")), &["h2"]).await;
+    c.ids(&enc(&format!("{composite}$lt100")), &["h1"]).await;
     c.finish();
 }
