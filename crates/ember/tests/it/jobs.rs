@@ -203,15 +203,25 @@ async fn a_rolled_back_commit_leaves_no_event(backend: Backend) {
 async fn one_key_makes_one_job(backend: Backend) {
     let db = TestDb::new(backend).await;
     let repo = repo(&db, Limits::default(), Arc::default()).await;
-    let request = || JobRequest {
+    let keyed = |key: &str| JobRequest {
         kind: "observed".into(),
         payload: json!({}),
-        key: Some("the-key".into()),
+        key: Some(key.into()),
     };
+    let request = || keyed("the-key");
     let first = repo.enqueue(vec![request()]).await.unwrap();
     let again = repo.enqueue(vec![request(), request()]).await.unwrap();
     assert_eq!(again, vec![first[0].clone(), first[0].clone()]);
     assert_eq!(jobs_of(&repo, "observed").await.len(), 1);
+    // A new key twice in one commit, between others: one job for it, named twice.
+    let mixed = repo
+        .enqueue(vec![keyed("new"), request(), keyed("new"), keyed("third")])
+        .await
+        .unwrap();
+    assert_eq!(mixed[0], mixed[2]);
+    assert_eq!(mixed[1], first[0]);
+    assert_ne!(mixed[3], mixed[0]);
+    assert_eq!(jobs_of(&repo, "observed").await.len(), 3);
 }
 
 async fn a_failing_job_backs_off_then_dies_and_can_be_retried(backend: Backend) {
@@ -351,6 +361,72 @@ async fn a_job_can_end_in_the_commit_of_its_work(backend: Backend) {
     }
 }
 
+/// A commit that ends several jobs (a group's) stores nothing unless it holds them all.
+async fn a_commit_ends_several_jobs_only_when_it_holds_them_all(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let repo = repo(&db, Limits::default(), Arc::default()).await;
+    let store = repo.store();
+    let job = |kind: &str| JobRequest {
+        kind: kind.into(),
+        payload: json!({}),
+        key: None,
+    };
+    let ids = repo
+        .enqueue(vec![job("held"), job("held"), job("not-held")])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim("me", &["held"], i64::MAX / 2, i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let ends = |job: &str| Progress {
+        job: job.into(),
+        owner: "me".into(),
+        progress: Some(r#"{"done":true}"#.into()),
+        lease_until: i64::MAX,
+        finished_at: Some(2),
+    };
+    let patient = Write {
+        res_type: "Patient".into(),
+        id: "g1".into(),
+        expected: None,
+        version: 1,
+        last_updated: 1,
+        change: ember_store::Change::Create,
+        body: Some(json!({"resourceType": "Patient", "id": "g1"}).to_string()),
+        index: Default::default(),
+    };
+    let commit = |jobs: [&str; 2]| Commit {
+        writes: vec![patient.clone()],
+        progress: jobs.iter().map(|j| ends(j)).collect(),
+        ..Default::default()
+    };
+    let lost = store.commit(commit([&ids[0], &ids[2]])).await;
+    assert!(
+        matches!(&lost, Err(StoreError::LeaseLost(job)) if *job == ids[2]),
+        "{lost:?}"
+    );
+    assert!(store.read("Patient", "g1").await.unwrap().is_none());
+    assert_eq!(
+        repo.job(&ids[0]).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    store.commit(commit([&ids[0], &ids[1]])).await.unwrap();
+    assert!(store.read("Patient", "g1").await.unwrap().is_some());
+    for id in &ids[..2] {
+        let job = repo.job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (job.state, job.finished_at, job.progress.as_deref()),
+            (JobState::Done, Some(2), Some(r#"{"done":true}"#))
+        );
+    }
+    assert_eq!(
+        repo.job(&ids[2]).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -379,6 +455,7 @@ on_both_stores!(
     a_failing_job_backs_off_then_dies_and_can_be_retried,
     many_jobs_run_once,
     a_job_can_end_in_the_commit_of_its_work,
+    a_commit_ends_several_jobs_only_when_it_holds_them_all,
 );
 
 /// Three `ember serve` processes on one database share 1,500 jobs: each runs once.
