@@ -317,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_creates_are_grouped() {
+    fn only_commits_that_only_create_are_grouped() {
         assert!(Group::takes(&create("a")));
         assert!(Group::takes(&with_job("a")));
         assert!(Group::takes(&ending_job("a", "me")));
