@@ -51,6 +51,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "kv_lz4",
         sql: include_str!("../migrations/postgres/0008_kv_lz4.sql"),
     },
+    Migration {
+        version: 9,
+        name: "token_counts_first",
+        sql: include_str!("../migrations/postgres/0009_token_counts_first.sql"),
+    },
 ];
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -88,6 +93,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 7,
         name: "kv",
         sql: include_str!("../migrations/sqlite/0007_kv.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "token_counts_first",
+        sql: include_str!("../migrations/sqlite/0008_token_counts_first.sql"),
     },
 ];
 

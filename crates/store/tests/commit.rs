@@ -299,3 +299,73 @@ async fn sqlite_a_failing_write_fails_the_whole_commit() {
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A token value's first count row is stored folded: a value no document had leaves
+/// nothing to fold, and documents that add a value already counted add deltas, which
+/// the fold takes.
+async fn a_new_token_value_is_counted_without_a_delta(store: &dyn Store) {
+    let with_value = |id: &str, code: &str| {
+        let mut w = write(id, 0);
+        w.id = id.into();
+        w.index = IndexRows {
+            tokens: vec![TokenRow {
+                slot: slot("code"),
+                system: Some("s".into()),
+                code: Some(code.into()),
+                text: None,
+            }],
+            ..Default::default()
+        };
+        w
+    };
+    store
+        .commit(commit(vec![
+            with_value("f1", "new"),
+            with_value("g1", "other"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.compact_counts(100).await.unwrap(),
+        0,
+        "the rows of new values are stored folded"
+    );
+    store
+        .commit(commit(vec![
+            with_value("f2", "new"),
+            with_value("f3", "new"),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.compact_counts(100).await.unwrap(),
+        1,
+        "a counted value gets deltas"
+    );
+    assert_eq!(store.compact_counts(100).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn postgres_a_new_token_value_is_counted_without_a_delta() {
+    let (schema, store) = postgres().await;
+    a_new_token_value_is_counted_without_a_delta(store.as_ref()).await;
+    let db = schema.client().await;
+    let kept = strings(
+        &db,
+        "SELECT code || ' ' || sum(n) || ' ' || count(*) FROM idx_token_counts
+         GROUP BY p, system, code",
+        &[],
+    )
+    .await;
+    assert_eq!(kept, BTreeSet::from(["new 3 1".into(), "other 1 1".into()]));
+    drop(store);
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_new_token_value_is_counted_without_a_delta() {
+    let (dir, store) = sqlite().await;
+    a_new_token_value_is_counted_without_a_delta(store.as_ref()).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
