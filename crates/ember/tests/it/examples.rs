@@ -171,10 +171,11 @@ struct Tally {
     failures: Vec<(String, String)>,
 }
 
-/// Writes every example of one `Type/id` in package order, then reads the resource
-/// back and compares it with the last one written.
+/// Writes every example of one `Type/id` in package order, then reads back the version
+/// the last write made (by its ETag, as the server may add versions of its own: a
+/// `requested` Subscription is made `active`) and compares it with what was written.
 async fn round_trip_group(http: &Http, examples: &[&Example], tally: &mut Tally) {
-    let mut last_written: Option<&Example> = None;
+    let mut last_written: Option<(&Example, String)> = None;
     for ex in examples {
         let url = format!("{}/{}", ex.res_type, encode_segment(ex.url_id()));
         let r = http.send("PUT", &url, &[], Some(&ex.text)).await;
@@ -219,11 +220,28 @@ async fn round_trip_group(http: &Http, examples: &[&Example], tally: &mut Tally)
             ));
             continue;
         }
+        let Some(version) = r
+            .header("etag")
+            .and_then(|e| e.strip_prefix("W/\""))
+            .and_then(|e| e.strip_suffix('"'))
+        else {
+            tally.failures.push((
+                ex.member.clone(),
+                format!("PUT {url} answered without a weak ETag"),
+            ));
+            continue;
+        };
         tally.written += 1;
-        last_written = Some(ex);
+        last_written = Some((ex, version.to_owned()));
     }
-    let Some(ex) = last_written else { return };
-    let url = format!("{}/{}", ex.res_type, ex.url_id());
+    let Some((ex, version)) = last_written else {
+        return;
+    };
+    let url = format!(
+        "{}/{}/_history/{version}",
+        ex.res_type,
+        encode_segment(ex.url_id())
+    );
     let r = http.get(&url).await;
     if r.status != 200 {
         tally.failures.push((
