@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 store=${1:?usage: scripts/bench-ingest.sh postgres|sqlite [patients] [days] [concurrency]}
 patients=${2:-1000}
 days=${3:-90}
-concurrency=${4:-4}
+concurrency=${4:-8}
 port=18097
 out=target/bench
 mkdir -p "$out"
