@@ -1,6 +1,8 @@
 //! A commit of several new documents: PostgreSQL writes them in one statement, and
 //! what it stores must be exactly what one commit per document stores; a document that
-//! exists already fails the whole commit, naming its write.
+//! exists already fails the whole commit, naming its write. A commit that also holds
+//! jobs and enqueues some (PostgreSQL sends those statements together) fails for the
+//! first reason in that order and stores nothing.
 
 mod common;
 
@@ -8,9 +10,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ember_store::{
-    Change, Commit, Committed, DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, Slot,
-    Store, StoreError, StoreOptions, StringRow, TextKind, TextRow, Timeline, TimelineEntry,
-    TokenRow, UriRow, Write, key,
+    Change, Commit, Committed, DateRow, IndexRows, JobState, NewJob, NumberRow, Progress,
+    QuantityRow, ReferenceRow, Slot, Store, StoreError, StoreOptions, StringRow, TextKind, TextRow,
+    Timeline, TimelineEntry, TokenRow, UriRow, Write, key,
 };
 
 fn options(url: &str) -> StoreOptions {
@@ -296,6 +298,126 @@ async fn postgres_a_failing_write_fails_the_whole_commit() {
 async fn sqlite_a_failing_write_fails_the_whole_commit() {
     let (dir, store) = sqlite().await;
     a_failing_write_fails_the_whole_commit(store.as_ref()).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A job with a new id and the idempotency key `key`.
+fn new_job(key: &str) -> NewJob {
+    NewJob {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: "k".into(),
+        payload: "{}".into(),
+        key: Some(key.into()),
+        due: 0,
+        trace: None,
+        created_at: 0,
+    }
+}
+
+fn end_of(job: &str, owner: &str) -> Progress {
+    Progress {
+        job: job.into(),
+        owner: owner.into(),
+        progress: None,
+        lease_until: i64::MAX,
+        finished_at: Some(1),
+    }
+}
+
+/// A commit that ends held jobs, writes documents and enqueues jobs fails for the first
+/// reason in that order (a lost lease before a conflicting write) and stores nothing of
+/// its parts; when nothing fails, each part is stored and the jobs come back in order,
+/// a key enqueued before giving its existing job.
+async fn a_commit_with_jobs_fails_for_its_first_reason(store: &dyn Store) {
+    store.commit(commit(vec![write("x", 1)])).await.unwrap();
+    let Committed::Stored { jobs } = store
+        .commit(Commit {
+            jobs: vec![new_job("held"), new_job("old")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("enqueueing matched a guard")
+    };
+    let (held, old) = (jobs[0].clone(), jobs[1].clone());
+    let claimed = store.claim("a", &["k"], 1, i64::MAX, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+
+    let failing = |progress: Vec<Progress>, writes: Vec<Write>| Commit {
+        writes,
+        jobs: vec![new_job("new")],
+        progress,
+        ..Default::default()
+    };
+    let conflicting = || vec![write("y", 0), write("x", 1)];
+    match store
+        .commit(failing(vec![end_of(&held, "b")], conflicting()))
+        .await
+    {
+        Err(StoreError::LeaseLost(job)) => assert_eq!(job, held),
+        other => panic!("expected the lost lease, got {other:?}"),
+    }
+    match store
+        .commit(failing(vec![end_of(&held, "a")], conflicting()))
+        .await
+    {
+        Err(StoreError::Conflict { index }) => assert_eq!(index, 1),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(store.read("T", "y0").await.unwrap().is_none());
+    let job = store.job(&held).await.unwrap().unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Running,
+        "the failed commits did not end it"
+    );
+    let keys: Vec<Option<String>> = store
+        .jobs(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.key)
+        .collect();
+    assert_eq!(keys.len(), 2, "no job enqueued: {keys:?}");
+
+    let stored = store
+        .commit(Commit {
+            writes: vec![write("y", 0), write("y", 2)],
+            jobs: vec![new_job("new"), new_job("old")],
+            progress: vec![end_of(&held, "a")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let Committed::Stored { jobs } = stored else {
+        panic!("the commit matched a guard")
+    };
+    assert_eq!(jobs.len(), 2);
+    assert_ne!(jobs[0], old);
+    assert_eq!(jobs[1], old);
+    assert_eq!(
+        store.job(&held).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    for id in ["y0", "y2"] {
+        assert_eq!(store.read("T", id).await.unwrap().unwrap().version, 1);
+    }
+}
+
+#[tokio::test]
+async fn postgres_a_commit_with_jobs_fails_for_its_first_reason() {
+    let (schema, store) = postgres().await;
+    a_commit_with_jobs_fails_for_its_first_reason(store.as_ref()).await;
+    drop(store);
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_commit_with_jobs_fails_for_its_first_reason() {
+    let (dir, store) = sqlite().await;
+    a_commit_with_jobs_fails_for_its_first_reason(store.as_ref()).await;
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }

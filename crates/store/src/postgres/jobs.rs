@@ -2,6 +2,7 @@
 //! claim the same job at once and never wait on each other's claims.
 
 use async_trait::async_trait;
+use futures_util::future::join3;
 use tokio_postgres::Row;
 
 use super::{PgStore, pg_err};
@@ -105,24 +106,28 @@ impl Jobs for PgStore {
         lease_until: Micros,
         limit: u32,
     ) -> Result<Vec<Job>> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let stmt = client.prepare_cached(&CLAIM).await.map_err(pg_err)?;
         let kinds: Vec<&str> = kinds.to_vec();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&owner, &now, &lease_until, &kinds, &i64::from(limit)];
         // A claim need not wait for its WAL flush: one lost in a crash leaves the job
         // queued, and every later commit of the claimer (progress, end) checks the
         // lease and flushes the WAL before it, the claim's included.
-        let tx = client.transaction().await.map_err(pg_err)?;
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
-            .await
-            .map_err(pg_err)?;
-        let rows = tx
-            .query(
-                &stmt,
-                &[&owner, &now, &lease_until, &kinds, &i64::from(limit)],
-            )
-            .await
-            .map_err(pg_err)?;
-        tx.commit().await.map_err(pg_err)?;
+        //
+        // The transaction's three requests are sent together, one round trip. Whatever
+        // happens to the claim, the `COMMIT` ends the transaction (as a rollback when
+        // the claim failed), so the connection goes back to the pool outside one, even
+        // when this future is dropped midway: the requests are sent already.
+        let (begun, rows, ended) = join3(
+            client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+            client.query(&stmt, &params),
+            client.batch_execute("COMMIT"),
+        )
+        .await;
+        begun.map_err(pg_err)?;
+        let rows = rows.map_err(pg_err)?;
+        ended.map_err(pg_err)?;
         rows.iter().map(job_from_row).collect()
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::{LazyLock, OnceLock};
 
 use deadpool_postgres::GenericClient;
+use futures_util::future::{join_all, join4};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
@@ -170,19 +171,56 @@ pub(super) async fn commit(store: &PgStore, c: Commit) -> Result<Committed> {
             return Ok(Committed::Matched { index, hits });
         }
     }
-    for p in &c.progress {
-        hold(&tx, p).await?;
-    }
-    // On a failure, dropping the transaction rolls it back.
-    write_all(&tx, &c.writes).await?;
-    reindex(&tx, &c.reindexed).await?;
-    let mut jobs = Vec::with_capacity(c.jobs.len());
-    for job in &c.jobs {
-        jobs.push(enqueue(&tx, job).await?);
-    }
+    // The held jobs' progress, the writes, the reindexed rows and the new jobs do not
+    // depend on one another's results, so their statements are sent together and
+    // PostgreSQL answers them in one round trip instead of one each. They are judged
+    // in that order, as if run one after the other; on a failure, dropping the
+    // transaction rolls it back.
+    let (held, written, reindexed, jobs) = join4(
+        join_all(c.progress.iter().map(|p| hold(&tx, p))),
+        write_all(&tx, &c.writes),
+        reindex(&tx, &c.reindexed),
+        join_all(c.jobs.iter().map(|job| enqueue(&tx, job))),
+    )
+    .await;
+    let jobs = first_failure(
+        held.into_iter()
+            .chain([written, reindexed])
+            .map(|r| r.map(|()| None))
+            .chain(jobs.into_iter().map(|r| r.map(Some))),
+    )?
+    .into_iter()
+    .flatten()
+    .collect();
     tx.commit().await.map_err(pg_err)?;
     Ok(Committed::Stored { jobs })
 }
+
+/// The values of `results`, or the first failure in their order that is not only the
+/// consequence of an earlier statement's: when statements are sent together, one that
+/// PostgreSQL ran after a failed one fails as `in_failed_sql_transaction` (25P02),
+/// whichever was sent first.
+fn first_failure<T>(results: impl IntoIterator<Item = Result<T>>) -> Result<Vec<T>> {
+    let mut values = Vec::new();
+    let mut consequence = None;
+    for r in results {
+        match r {
+            Ok(v) => values.push(v),
+            Err(StoreError::Backend(text)) if text.ends_with(IN_FAILED_TRANSACTION) => {
+                consequence.get_or_insert(StoreError::Backend(text));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match consequence {
+        Some(e) => Err(e),
+        None => Ok(values),
+    }
+}
+
+/// How [`pg_err`] ends the text of a statement refused because the transaction had
+/// already failed.
+const IN_FAILED_TRANSACTION: &str = "(25P02)";
 
 /// Records a held job's progress, or fails the commit when the lease is lost.
 async fn hold<C: GenericClient>(client: &C, p: &Progress) -> Result<()> {
@@ -766,4 +804,36 @@ fn new_params(writes: &[&Write], parts: Parts) -> Vec<Param> {
     let docs: Vec<&IndexRows> = writes.iter().map(|w| &w.index).collect();
     params.extend(index_params(&docs, parts, Of::Many));
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> StoreError {
+        StoreError::Backend(format!(
+            "current transaction is aborted {IN_FAILED_TRANSACTION}"
+        ))
+    }
+
+    #[test]
+    fn the_first_failure_is_not_a_consequence_of_another() {
+        let results = vec![
+            Ok(1),
+            Err(refused()),
+            Err(StoreError::LeaseLost("j".into())),
+        ];
+        assert!(matches!(first_failure(results), Err(StoreError::LeaseLost(j)) if j == "j"));
+        let results: Vec<Result<i32>> =
+            vec![Err(StoreError::Conflict { index: 2 }), Err(refused())];
+        assert!(matches!(
+            first_failure(results),
+            Err(StoreError::Conflict { index: 2 })
+        ));
+        assert!(matches!(
+            first_failure(vec![Ok(1), Err(refused())]),
+            Err(StoreError::Backend(_))
+        ));
+        assert_eq!(first_failure(vec![Ok(1), Ok(2)]).unwrap(), vec![1, 2]);
+    }
 }
