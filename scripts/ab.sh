@@ -9,6 +9,11 @@
 #   scripts/ab.sh create BIN_A BIN_B [rounds] [connections] [seconds]
 #   scripts/ab.sh read   BIN_A BIN_B [rounds] [connections] [seconds]
 #   scripts/ab.sh search BIN_A BIN_B [rounds] [connections] [seconds]
+#   scripts/ab.sh submit BIN_A BIN_B [rounds] [connections] [seconds]
+#
+# Submit posts measurements to `$submit-measurement` (`ember bench --ops submit`) on the
+# first of two instances of the build on one database, both triaging, as
+# `scripts/bench.sh` does; it reports submissions/s.
 #
 # BIN_A and BIN_B are `ember` binaries (copy each build aside, e.g. to /tmp/ember-a).
 # The client is BIN_B's own `ember bench`/`bench-search`, so both servers see the same
@@ -19,11 +24,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-usage="usage: scripts/ab.sh create|read|search BIN_A BIN_B [rounds] [connections] [seconds]"
+usage="usage: scripts/ab.sh create|read|search|submit BIN_A BIN_B [rounds] [connections] [seconds]"
 mode=${1:?$usage}
 bin_a=${2:?$usage}
 bin_b=${3:?$usage}
-[[ $mode =~ ^(create|read|search)$ ]] || { echo "$usage" >&2; exit 2; }
+[[ $mode =~ ^(create|read|search|submit)$ ]] || { echo "$usage" >&2; exit 2; }
 rounds=${4:-3}
 connections=${5:-32}
 seconds=${6:-10}
@@ -42,35 +47,50 @@ clean=(env -u EMBER_BENCH_PATIENTS -u EMBER_BENCH_DAYS -u EMBER_BENCH_DEEP -u EM
 fhir="http://127.0.0.1:$port/fhir"
 
 pid=
+pid2=
 stop() {
-  if [[ -n $pid ]]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=
-  fi
+  for p in $pid $pid2; do kill "$p" 2>/dev/null || true; done
+  for p in $pid $pid2; do wait "$p" 2>/dev/null || true; done
+  pid=
+  pid2=
 }
 fresh_db() {
   PGOPTIONS=--client-min-messages=warning psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS ember_ab" -c "CREATE DATABASE ember_ab"
 }
 trap 'stop; psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS ember_ab" >/dev/null 2>&1 || true' EXIT
 
-start() {
-  "${clean[@]}" "$1" migrate --database-url "$url" >/dev/null
-  "${clean[@]}" EMBER_DATABASE_URL="$url" EMBER_LISTEN=127.0.0.1:$port EMBER_LOG=warn \
-    "$1" serve >"$out/ab-server.log" 2>&1 &
-  pid=$!
-  until curl -fs -o /dev/null "http://127.0.0.1:$port/readyz"; do
-    kill -0 "$pid" 2>/dev/null || { echo "ember exited; see $out/ab-server.log" >&2; exit 1; }
+# serve BIN PORT LOG: starts an instance (its pid in $served) and waits until it is ready.
+served=
+serve() {
+  "${clean[@]}" EMBER_DATABASE_URL="$url" EMBER_LISTEN=127.0.0.1:$2 EMBER_LOG=warn \
+    "$1" serve >"$3" 2>&1 &
+  served=$!
+  until curl -fs -o /dev/null "http://127.0.0.1:$2/readyz"; do
+    kill -0 "$served" 2>/dev/null || { echo "ember exited; see $3" >&2; exit 1; }
     sleep 0.01
   done
 }
 
-# Requests/s of one run: the read phase, or every query kind's.
+# start BIN: one instance, and for submit a second on the same database.
+start() {
+  "${clean[@]}" "$1" migrate --database-url "$url" >/dev/null
+  serve "$1" "$port" "$out/ab-server.log"
+  pid=$served
+  if [[ $mode == submit ]]; then
+    serve "$1" $((port + 1)) "$out/ab-server2.log"
+    pid2=$served
+  fi
+}
+
+# Requests/s of one run: the phase of the mode (submissions/s for submit), or every
+# query kind's.
 rate() {
   python3 - "$1" "$mode" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-if sys.argv[2] != "search":
+if sys.argv[2] == "submit":
+    print(r["submit"]["http"]["requests_per_sec"])
+elif sys.argv[2] != "search":
     print(next(p["requests_per_sec"] for p in r["phases"] if p["name"] == sys.argv[2]))
 else:
     errors = r.get("errors", 0)
@@ -103,6 +123,7 @@ run() {
   if [[ $mode != search ]]; then
     local ops=create
     [[ $mode == read ]] && ops=create,read
+    [[ $mode == submit ]] && ops=submit
     fresh_db
     start "$bin"
     "${clean[@]}" "$bin_b" bench --url "$fhir" --ops "$ops" --connections "$connections" \
