@@ -2,10 +2,9 @@
 //! claim the same job at once and never wait on each other's claims.
 
 use async_trait::async_trait;
-use futures_util::future::join3;
 use tokio_postgres::Row;
 
-use super::{PgStore, pg_err};
+use super::{PgStore, pg_err, query_with_local};
 use crate::{Job, JobState, Jobs, Micros, Result, StoreError};
 
 const COLUMNS: &str = "id, kind, payload, state, attempts, due, lease_owner, progress,
@@ -114,20 +113,13 @@ impl Jobs for PgStore {
         // A claim need not wait for its WAL flush: one lost in a crash leaves the job
         // queued, and every later commit of the claimer (progress, end) checks the
         // lease and flushes the WAL before it, the claim's included.
-        //
-        // The transaction's three requests are sent together, one round trip. Whatever
-        // happens to the claim, the `COMMIT` ends the transaction (as a rollback when
-        // the claim failed), so the connection goes back to the pool outside one, even
-        // when this future is dropped midway: the requests are sent already.
-        let (begun, rows, ended) = join3(
-            client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
-            client.query(&stmt, &params),
-            client.batch_execute("COMMIT"),
+        let rows = query_with_local(
+            &client,
+            "SET LOCAL synchronous_commit = off",
+            &stmt,
+            &params,
         )
-        .await;
-        begun.map_err(pg_err)?;
-        let rows = rows.map_err(pg_err)?;
-        ended.map_err(pg_err)?;
+        .await?;
         rows.iter().map(job_from_row).collect()
     }
 

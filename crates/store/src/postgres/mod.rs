@@ -216,6 +216,31 @@ impl PgStore {
     }
 }
 
+/// Runs `stmt` in a transaction of its own whose first statement is `local` (a `SET
+/// LOCAL`, which lasts as long as the transaction). The three requests are sent
+/// together: one round trip. Whatever happens to the statement, the `COMMIT` ends the
+/// transaction (as a rollback when the statement failed), so the connection goes back
+/// to the pool outside one, even when this future is dropped midway: the requests are
+/// sent already.
+async fn query_with_local(
+    client: &tokio_postgres::Client,
+    local: &str,
+    stmt: &tokio_postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let begin = format!("BEGIN; {local}");
+    let (begun, rows, ended) = futures_util::future::join3(
+        client.batch_execute(&begin),
+        client.query(stmt, params),
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    begun.map_err(pg_err)?;
+    let rows = rows.map_err(pg_err)?;
+    ended.map_err(pg_err)?;
+    Ok(rows)
+}
+
 /// The hit in the columns of a page query, starting at column `at`.
 #[async_trait]
 impl Documents for PgStore {
