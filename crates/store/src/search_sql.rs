@@ -261,6 +261,17 @@ fn driver(filters: &[Filter]) -> Option<usize> {
         .map(|(_, i)| i)
 }
 
+/// The top-level filter that names several ids (`_id=a,b,…`), which then drives a
+/// search of known types through the primary key. Left to the planner, a generic plan
+/// (which knows neither the ids nor the page size) walked every document of the type in
+/// page order until it had found them all: 22 ms for 20 new Tasks among 7,585, against
+/// 0.3 ms through the key. One id needs no help: the planner expects one row.
+fn several_ids(filters: &[Filter]) -> Option<usize> {
+    filters
+        .iter()
+        .position(|f| matches!(f, Filter::Id(ids) if ids.len() > 1))
+}
+
 /// How selective a filter is as a [`driver`], lower is better; `None` when it cannot
 /// drive.
 fn rank(f: &Filter) -> Option<u8> {
@@ -520,9 +531,24 @@ impl<'d> Builder<'d> {
         need_id: bool,
     ) -> (String, String) {
         let docs = self.d.docs;
-        let driver = driver(filters);
+        let driver = driver(filters).or_else(|| types.and(several_ids(filters)));
         let mut reads_docs = true;
         let from = match driver.map(|i| &filters[i]) {
+            Some(Filter::Id(ids)) => {
+                // Fenced, so that the page's order cannot lead PostgreSQL to walk all
+                // documents of the type in that order, checking ids on the way.
+                let types = self.list(
+                    types
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|t| Arg::Text(t.clone())),
+                );
+                let ids = self.list(ids.iter().map(|i| Arg::Text(i.clone())));
+                format!(
+                    "(SELECT * FROM {docs} WHERE res_type IN ({types}) AND res_id IN ({ids}){}) {doc}",
+                    self.d.fence
+                )
+            }
             Some(Filter::Has(rows)) if !need_id && filters.iter().all(uses_rid_only) => {
                 let cond = self.rows_where(rows, doc);
                 reads_docs = false;

@@ -72,6 +72,20 @@ async fn resource_level_params(s: &TestServer) {
     c.ids("Patient?_source=http://source.ex/a", &["a"]).await;
     c.ids("Patient?_source=http://source.ex/b#x", &["b"]).await;
     c.ids("Patient?_id=a&_tag=test", &[]).await;
+    // Several ids drive the search through the primary key: pages, sorts, other
+    // filters and counts see the same documents, and a deleted one is not among them.
+    put(s, "Patient", "d", json!({})).await;
+    assert_eq!(s.delete("Patient/d").await.status, 204);
+    c.ordered("Patient?_id=c,zz,a,b,d&_count=1", &["a", "b", "c"])
+        .await;
+    c.ordered("Patient?_id=a,b,c&_sort=-_id&_count=2", &["c", "b", "a"])
+        .await;
+    c.ids("Patient?_id=a,b,c&_tag=vip", &["a", "c"]).await;
+    c.ids("Patient?_id=a,b&_tag:not=http://ex.org/tags|vip", &["b"])
+        .await;
+    c.ids("Patient?_id=a,d", &["a"]).await;
+    let count = s.get("Patient?_id=a,b,d,zz&_summary=count").await.json();
+    assert_eq!(count["total"], 2, "{count}");
     c.finish();
 }
 
