@@ -84,7 +84,7 @@ pub struct SearchBenchArgs {
         env = "EMBER_BENCH_SEARCH_QUERIES",
         value_enum,
         value_delimiter = ',',
-        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team,latest-code,window-code,latest-all,heavy-latest-code,heavy-window-code,heavy-latest-all,depth,everything"
+        default_value = "subject-code-date,name,identifier,code-count,include,has-observation,has-care-team,latest-code,window-code,latest-all,heavy-latest-code,heavy-window-code,heavy-latest-all,depth,everything,ids"
     )]
     pub queries: Vec<QueryKind>,
 
@@ -130,6 +130,9 @@ pub enum QueryKind {
     /// [`EVERYTHING_SIZE`] Observations, every page followed: one request is the whole
     /// walk.
     Everything,
+    /// `Observation?_id=<20 Observations of random patients>&_count=20`: references
+    /// resolved in bulk. Last, so that the other kinds keep their seeds.
+    Ids,
 }
 
 /// The shapes of the patient-depth queries.
@@ -163,7 +166,7 @@ const fn target(percentile: Pct, below_ms: f64) -> LatencyTarget {
 }
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 15] = [
+    pub const ALL: [QueryKind; 16] = [
         QueryKind::SubjectCodeDate,
         QueryKind::Name,
         QueryKind::Identifier,
@@ -179,6 +182,7 @@ impl QueryKind {
         QueryKind::HeavyLatestAll,
         QueryKind::Depth,
         QueryKind::Everything,
+        QueryKind::Ids,
     ];
 
     pub fn name(self) -> &'static str {
@@ -186,6 +190,7 @@ impl QueryKind {
             QueryKind::SubjectCodeDate => "subject-code-date",
             QueryKind::Name => "name",
             QueryKind::Identifier => "identifier",
+            QueryKind::Ids => "ids",
             QueryKind::CodeCount => "code-count",
             QueryKind::Include => "include",
             QueryKind::HasObservation => "has-observation",
@@ -236,7 +241,7 @@ impl QueryKind {
         const EVERYTHING: [LatencyTarget; 1] = [target(Pct::P99, 500.0)];
         match self {
             QueryKind::SubjectCodeDate | QueryKind::LatestCode => &SUBJECT,
-            QueryKind::Name | QueryKind::Identifier => &POINT,
+            QueryKind::Name | QueryKind::Identifier | QueryKind::Ids => &POINT,
             QueryKind::CodeCount => &COUNT,
             QueryKind::Include | QueryKind::HasObservation | QueryKind::HasCareTeam => &JOIN,
             QueryKind::WindowCode | QueryKind::LatestAll => &WINDOW,
@@ -258,6 +263,8 @@ impl QueryKind {
 const PAGE: u64 = 50;
 /// `_count` of the include query.
 const INCLUDE_PAGE: u64 = 20;
+/// Ids asked for by the ids query.
+const IDS: usize = 20;
 /// `_count` of the care-team query (above the 20 patients a Practitioner has).
 const CARE_TEAM_PAGE: u64 = 50;
 /// Shortest and longest date window of `window-code`, in days.
@@ -362,6 +369,8 @@ pub enum Expect {
     PatientsNamed { prefix: String, at_least: u64 },
     /// Exactly these Patients (in any order).
     Patients { ids: Vec<String> },
+    /// Exactly these Observations (in any order).
+    ObservationIds { ids: Vec<String> },
     /// `_summary=count`: no entries and a `total` of at least `at_least`.
     Count { at_least: u64 },
     /// Exactly these Observations of one patient, in this order (newest first), with
@@ -511,6 +520,22 @@ pub fn generate(kind: QueryKind, rng: &mut Rng, pop: &Population) -> Query {
                 ids: vec![facts.id],
             },
         ),
+        QueryKind::Ids => {
+            let mut ids = std::collections::BTreeSet::new();
+            while ids.len() < IDS {
+                let n = rng.below(g.patients);
+                let k = rng.below(g.observation_count(PatientKey::Ordinary(n)));
+                ids.insert(g.observation_id(n, k));
+            }
+            let ids: Vec<String> = ids.into_iter().collect();
+            (
+                format!(
+                    "Observation?_id={}&_count={IDS}",
+                    ids.iter().map(|i| enc(i)).collect::<Vec<_>>().join(",")
+                ),
+                Expect::ObservationIds { ids },
+            )
+        }
         QueryKind::HasCareTeam => {
             let k = facts.practitioner;
             (
@@ -871,32 +896,8 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
                 }
             }
         }
-        Expect::Patients { ids } => {
-            let mut got: Vec<String> = Vec::with_capacity(matches.len());
-            for r in &matches {
-                if r.resource_type != "Patient" {
-                    return Err(format!("matched {}", r.label()));
-                }
-                got.push(r.id.clone().unwrap_or_default());
-            }
-            got.sort();
-            let mut want = ids.clone();
-            want.sort();
-            if got != want {
-                return Err(format!(
-                    "matched {} Patients {}, expected {} {}",
-                    got.len(),
-                    truncate(&got.join(","), 120),
-                    want.len(),
-                    truncate(&want.join(","), 120)
-                ));
-            }
-            if let Some(t) = bundle.total {
-                if t != want.len() as u64 {
-                    return Err(format!("total {t}, expected {}", want.len()));
-                }
-            }
-        }
+        Expect::Patients { ids } => exactly(&matches, "Patient", ids, bundle.total)?,
+        Expect::ObservationIds { ids } => exactly(&matches, "Observation", ids, bundle.total)?,
         Expect::Count { at_least } => {
             match bundle.total {
                 None => return Err("no total".into()),
@@ -956,6 +957,39 @@ pub fn check(query: &Query, status: StatusCode, body: &[u8]) -> Result<(), Strin
         }
     }
     Ok(())
+}
+
+/// Whether `matches` are exactly the `res_type` resources `ids` (in any order), and
+/// `total`, when the server sent one, their number.
+fn exactly(
+    matches: &[&ResourceDoc],
+    res_type: &str,
+    ids: &[String],
+    total: Option<u64>,
+) -> Result<(), String> {
+    let mut got: Vec<String> = Vec::with_capacity(matches.len());
+    for r in matches {
+        if r.resource_type != res_type {
+            return Err(format!("matched {}", r.label()));
+        }
+        got.push(r.id.clone().unwrap_or_default());
+    }
+    got.sort();
+    let mut want = ids.to_vec();
+    want.sort();
+    if got != want {
+        return Err(format!(
+            "matched {} {res_type}s {}, expected {} {}",
+            got.len(),
+            truncate(&got.join(","), 120),
+            want.len(),
+            truncate(&want.join(","), 120)
+        ));
+    }
+    match total {
+        Some(t) if t != want.len() as u64 => Err(format!("total {t}, expected {}", want.len())),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the entries of every page of a `$everything` answer (`pages`, each a status

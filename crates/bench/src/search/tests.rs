@@ -113,6 +113,20 @@ fn queries_cover_the_population_and_name_its_resources() {
     assert!(ids.len() == 20 || ids.len() == 5, "{ids:?}");
     let q = &queries(QueryKind::CodeCount, 1, 0, 1)[0];
     assert!(matches!(q.expect, Expect::Count { at_least } if at_least >= 25 * 52));
+    // Twenty distinct Observations of the data set, all asked for.
+    let q = &queries(QueryKind::Ids, 1, 0, 1)[0];
+    let Expect::ObservationIds { ids } = &q.expect else {
+        panic!("{q:?}")
+    };
+    assert_eq!(ids.len(), 20);
+    assert!(
+        ids.iter().all(|i| i.starts_with("dataset-42-obs-")),
+        "{ids:?}"
+    );
+    assert_eq!(
+        q.path,
+        format!("Observation?_id={}&_count=20", ids.join(","))
+    );
 }
 
 /// The patient, code and ids of an `Expect::Ordered` query.
@@ -398,6 +412,18 @@ impl Mock {
                         })
                         .sum();
                     return (200, searchset(vec![], Some(total)));
+                }
+                if let Some(ids) = param("_id") {
+                    let ids: Vec<&str> = ids.split(',').collect();
+                    let entries: Vec<Value> = self
+                        .g
+                        .patient_keys()
+                        .flat_map(|k| self.observations(k).to_vec())
+                        .filter(|o| ids.contains(&o["id"].as_str().unwrap()))
+                        .map(|o| entry(&o, "match"))
+                        .collect();
+                    let total = entries.len();
+                    return (200, searchset(entries, Some(total)));
                 }
                 let id = param("subject").unwrap().trim_start_matches("Patient/");
                 let key = self.patient_key(id).unwrap();
@@ -845,6 +871,7 @@ async fn full_run_against_a_correct_server() {
             "depth-300",
             "depth-1200",
             "everything",
+            "ids",
         ]
     );
     for q in queries {
@@ -920,16 +947,16 @@ async fn errors_are_counted_and_fail_the_run() {
     let mut a = args(url, 25);
     a.json = Some(path.clone());
     let e = run(a).await.expect_err("must fail");
-    // 14 kinds and depth on two deep patients.
+    // 15 kinds and depth on two deep patients.
     assert!(
-        format!("{e:#}").contains("16 wrong or failed answers"),
+        format!("{e:#}").contains("17 wrong or failed answers"),
         "{e:#}"
     );
     let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let _ = std::fs::remove_file(&path);
     // Every latency target, and the depth ratio.
     let targets: usize = QueryKind::ALL.iter().map(|k| k.targets().len()).sum();
-    assert_eq!(targets, 16);
+    assert_eq!(targets, 17);
     assert_eq!(report["targets_not_judged"], targets + 1);
     assert!(
         report["queries"][0]["skipped"]
