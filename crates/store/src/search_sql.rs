@@ -250,7 +250,8 @@ fn coded_value(q: &SearchQuery) -> Option<(i64, String, String)> {
 /// statistics, which are stale right after bulk loads.
 fn driver(filters: &[Filter]) -> Option<usize> {
     if filters.iter().any(|f| matches!(f, Filter::Id(_))) {
-        // The primary key finds the documents directly.
+        // The primary key finds the documents: several ids drive through it where the
+        // types are known ([`several_ids`]), one is left to the planner.
         return None;
     }
     filters

@@ -326,3 +326,10 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         StoreError::Backend(text)
     }
 }
+
+/// Whether `e` is [`pg_err`]'s error for a statement PostgreSQL refused because its
+/// transaction had already failed (`in_failed_sql_transaction`).
+fn refused_after_failure(e: &StoreError) -> bool {
+    let code = tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION.code();
+    matches!(e, StoreError::Backend(text) if text.ends_with(&format!("({code})")))
+}

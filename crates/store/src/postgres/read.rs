@@ -4,7 +4,7 @@
 
 use tokio_postgres::Row;
 
-use super::{PgStore, param_refs, pg_err};
+use super::{PgStore, param_refs, pg_err, query_with_local};
 use crate::{
     Change, Current, HistoryQuery, HistoryRow, HistoryScope, LiveDoc, Micros, Result, Scan, Version,
 };
@@ -128,26 +128,19 @@ pub(super) async fn live_documents(
 /// walked all of `resources_rid` for a type with none, a second per call on a million
 /// documents). Planning costs under a millisecond against tens for the page.
 pub(super) async fn scan(store: &PgStore, scan: &Scan<'_>) -> Result<Vec<LiveDoc>> {
-    let mut client = store.client().await?;
+    let client = store.client().await?;
     let since = scan.since.unwrap_or(Micros::MIN);
     let limit = i64::from(scan.limit);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
         [&scan.res_type, &scan.after, &since, &scan.until, &limit];
-    let tx = client.transaction().await.map_err(pg_err)?;
-    // A server without the setting keeps its default plans.
-    if let Err(e) = tx
-        .batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        .await
-    {
-        tracing::debug!(error = %e, "plan_cache_mode is not supported; scanning with the default plan");
-        drop(tx);
-        let stmt = client.prepare_cached(SCAN).await.map_err(pg_err)?;
-        let rows = client.query(&stmt, &params).await.map_err(pg_err)?;
-        return Ok(rows.iter().map(live_doc).collect());
-    }
-    let stmt = tx.prepare_cached(SCAN).await.map_err(pg_err)?;
-    let rows = tx.query(&stmt, &params).await.map_err(pg_err)?;
-    tx.commit().await.map_err(pg_err)?;
+    let stmt = client.prepare_cached(SCAN).await.map_err(pg_err)?;
+    let rows = query_with_local(
+        &client,
+        "SET LOCAL plan_cache_mode = force_custom_plan",
+        &stmt,
+        &params,
+    )
+    .await?;
     Ok(rows.iter().map(live_doc).collect())
 }
 

@@ -10,7 +10,7 @@ use futures_util::future::{join_all, join4};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{Param, PgStore, param_refs, pg_err};
+use super::{Param, PgStore, param_refs, pg_err, refused_after_failure};
 use crate::{
     Commit, Committed, IndexRows, NewJob, Progress, Reindexed, Result, Slot, StoreError, Write,
 };
@@ -206,8 +206,8 @@ fn first_failure<T>(results: impl IntoIterator<Item = Result<T>>) -> Result<Vec<
     for r in results {
         match r {
             Ok(v) => values.push(v),
-            Err(StoreError::Backend(text)) if text.ends_with(IN_FAILED_TRANSACTION) => {
-                consequence.get_or_insert(StoreError::Backend(text));
+            Err(e) if refused_after_failure(&e) => {
+                consequence.get_or_insert(e);
             }
             Err(e) => return Err(e),
         }
@@ -217,10 +217,6 @@ fn first_failure<T>(results: impl IntoIterator<Item = Result<T>>) -> Result<Vec<
         None => Ok(values),
     }
 }
-
-/// How [`pg_err`] ends the text of a statement refused because the transaction had
-/// already failed.
-const IN_FAILED_TRANSACTION: &str = "(25P02)";
 
 /// Records a held job's progress, or fails the commit when the lease is lost.
 async fn hold<C: GenericClient>(client: &C, p: &Progress) -> Result<()> {
@@ -811,9 +807,10 @@ mod tests {
     use super::*;
 
     fn refused() -> StoreError {
-        StoreError::Backend(format!(
-            "current transaction is aborted {IN_FAILED_TRANSACTION}"
-        ))
+        StoreError::Backend(
+            "current transaction is aborted, commands ignored until end of transaction block (25P02)"
+                .into(),
+        )
     }
 
     #[test]
