@@ -441,3 +441,53 @@ fn every_package_example_extracts() {
         );
     }
 }
+
+/// What lets extraction pass over a parameter without evaluating it: on every example,
+/// every expression of its type's parameters (and every component of a composite)
+/// whose root elements the example lacks selects nothing.
+#[test]
+fn an_expression_without_its_root_elements_selects_nothing() {
+    use ember_fhir::fhirpath::{Env, Expression, has_any_element};
+    let mut compiled: BTreeMap<&str, Option<(Expression, Vec<String>)>> = BTreeMap::new();
+    let mut compile = |src: &'static str| {
+        compiled
+            .entry(src)
+            .or_insert_with(|| {
+                let e = Expression::parse(src).ok()?;
+                let roots = e.root_elements()?;
+                Some((e, roots))
+            })
+            .clone()
+    };
+    let (mut checked, mut absent) = (0, 0);
+    for (name, resource) in common::examples() {
+        let ty = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let env = Env::new();
+        for def in ember_fhir::definitions::search_params(&ty) {
+            let sources = def
+                .expression
+                .into_iter()
+                .chain(def.components.iter().map(|(_, e)| *e));
+            for src in sources {
+                let Some((expr, roots)) = compile(src) else {
+                    continue;
+                };
+                checked += 1;
+                if has_any_element(&resource, &roots) {
+                    continue;
+                }
+                absent += 1;
+                let selected = expr.evaluate(&resource, &env).map(|n| n.len()).unwrap_or(0);
+                assert_eq!(
+                    selected, 0,
+                    "{name}: {src:?} selected {selected} without {roots:?}"
+                );
+            }
+        }
+    }
+    // Many parameters of most examples start from an element the example lacks.
+    assert!(absent > checked / 3, "{absent} of {checked}");
+}

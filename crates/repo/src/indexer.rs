@@ -1,4 +1,4 @@
-//! Turns a resource's search-parameter values ([`ember_fhir::index::extract`]) into the
+//! Turns a resource's search-parameter values ([`ember_fhir::index::extract_where`]) into the
 //! store's index rows.
 //!
 //! Row keys are [`ember_store::key`]`(type, code)`. Besides the plain values:
@@ -11,7 +11,7 @@
 //!   so `1 g` matches `1000 mg` while a search without units compares the value as
 //!   written.
 
-use ember_fhir::index::{IndexValue, extract, extract_adhoc};
+use ember_fhir::index::{IndexValue, extract_adhoc, extract_where};
 
 use crate::registry::{SearchParams, Snapshot};
 use ember_store::{
@@ -112,7 +112,10 @@ pub(crate) fn rows_under(resource: &Value, snapshot: &Snapshot) -> IndexRows {
     let Some(res_type) = resource.get("resourceType").and_then(Value::as_str) else {
         return rows;
     };
-    let Ok(extraction) = extract(resource) else {
+    // `_id` is searched on the document key itself, and a union's values are its
+    // parts': neither is stored, so neither is extracted.
+    let stored = |code: &str| code != "_id" && !is_union(res_type, code);
+    let Ok(extraction) = extract_where(resource, stored) else {
         return rows;
     };
     for param in snapshot.of_type(res_type) {
@@ -125,9 +128,7 @@ pub(crate) fn rows_under(resource: &Value, snapshot: &Snapshot) -> IndexRows {
     }
     index_text(resource, &mut rows);
     let mut grp = 0;
-    // `_id` is searched on the document key itself.
-    let stored = |code: &str| code != "_id" && !is_union(res_type, code);
-    for entry in extraction.entries.iter().filter(|e| stored(e.code)) {
+    for entry in &extraction.entries {
         if let IndexValue::Composite(parts) = &entry.value {
             grp += 1;
             for (i, part) in parts.iter().enumerate() {

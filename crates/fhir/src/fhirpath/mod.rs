@@ -77,6 +77,18 @@ impl Expression {
         self.evaluate_node(root, env)
     }
 
+    /// The top-level elements of a resource that this expression's result is drawn
+    /// from, when it is a path from the resource (`Observation.code.coding`, `code`),
+    /// narrowed or filtered (`as`, `ofType`, `where`, `first`, `resolve`,
+    /// `extension`…), indexed, or a union of such: on a resource that has none of them
+    /// the expression selects nothing (see [`has_any_element`]). A leading type name
+    /// (`Observation`, `Resource`) is listed too, as navigation falls back to a child
+    /// of that name when the resource is not of the type. `None` for any other shape.
+    pub fn root_elements(&self) -> Option<Vec<String>> {
+        let mut out = Vec::new();
+        roots(&self.ast, &mut out).then_some(out)
+    }
+
     /// Evaluates with an arbitrary node (an element, or a computed value) as the
     /// context.
     pub fn evaluate_node<'a>(
@@ -108,6 +120,79 @@ impl Expression {
         let ctx = eval::Ctx::new(env, root);
         ctx.to_bool(&out, "condition")
     }
+}
+
+/// Adds the top-level elements `e` selects from to `out` (see
+/// [`Expression::root_elements`]); false when `e` is of another shape.
+fn roots(e: &ast::Expr, out: &mut Vec<String>) -> bool {
+    use ast::{BinOp, Expr, Func};
+    match e {
+        Expr::Ident(name) => {
+            out.push(name.to_string());
+            // A bare type name selects the resource itself.
+            !name.starts_with(|c: char| c.is_ascii_uppercase())
+        }
+        Expr::Member(base, name) => match &**base {
+            Expr::Ident(ty) if ty.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                out.push(ty.to_string());
+                out.push(name.to_string());
+                true
+            }
+            base => roots(base, out),
+        },
+        Expr::As(base, _) | Expr::Indexer(base, _) => roots(base, out),
+        Expr::Binary(BinOp::Union, a, b) => roots(a, out) && roots(b, out),
+        Expr::Call {
+            target: Some(base),
+            func,
+            args,
+        } => match func {
+            // Empty on an empty focus, whatever the arguments.
+            Func::Where
+            | Func::Select
+            | Func::Repeat
+            | Func::RepeatAll
+            | Func::OfType
+            | Func::As
+            | Func::Single
+            | Func::First
+            | Func::Last
+            | Func::Tail
+            | Func::Skip
+            | Func::Take
+            | Func::Distinct
+            | Func::Resolve
+            | Func::Children
+            | Func::Descendants => roots(base, out),
+            Func::Union | Func::Combine => roots(base, out) && roots(&args[0], out),
+            // `Patient.extension(url)`: the resource's own extensions.
+            Func::Extension => match &**base {
+                Expr::Ident(ty) if ty.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                    out.extend([ty.to_string(), "extension".to_owned()]);
+                    true
+                }
+                base => roots(base, out),
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether `resource` has one of the top-level elements `names` (by its JSON name, its
+/// `_name` for a primitive's extensions, or `nameType` for a choice element).
+pub fn has_any_element(resource: &Value, names: &[String]) -> bool {
+    let Some(map) = resource.as_object() else {
+        return true;
+    };
+    map.keys().any(|key| {
+        let key = key.strip_prefix('_').unwrap_or(key);
+        names.iter().any(|name| {
+            key.strip_prefix(name.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_uppercase())
+            })
+        })
+    })
 }
 
 /// The children called `name` of an element node (a choice element by its base name:

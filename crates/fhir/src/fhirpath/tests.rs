@@ -479,3 +479,51 @@ fn core_invariants() {
         Some(false)
     );
 }
+
+#[test]
+fn root_elements_of_paths_and_their_unions() {
+    let roots = |src: &str| Expression::parse(src).unwrap().root_elements();
+    let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        roots("Observation.code.coding"),
+        names(&["Observation", "code"])
+    );
+    assert_eq!(roots("code.coding"), names(&["code"]));
+    assert_eq!(
+        roots("(Observation.value as Quantity) | Observation.component.value.ofType(Quantity)"),
+        names(&["Observation", "value", "Observation", "component"])
+    );
+    assert_eq!(
+        roots("Observation.subject.where(resolve() is Patient).first()"),
+        names(&["Observation", "subject"])
+    );
+    assert_eq!(
+        roots("Bundle.entry[0].resource"),
+        names(&["Bundle", "entry"])
+    );
+    assert_eq!(
+        roots("Patient.extension('http://example.org/x').value"),
+        names(&["Patient", "extension"])
+    );
+    // The resource itself, or a result that is not empty on an empty focus.
+    assert_eq!(roots("Observation"), None);
+    assert_eq!(roots("Patient.name.exists()"), None);
+    assert_eq!(roots("Patient.name | %resource.id"), None);
+    assert_eq!(
+        roots("Patient.deceased.exists() and Patient.deceased != false"),
+        None
+    );
+}
+
+#[test]
+fn has_any_element_knows_choices_and_primitive_extensions() {
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let obs = observation();
+    assert!(has_any_element(&obs, &names(&["Observation", "value"])));
+    assert!(!has_any_element(&obs, &names(&["Observation", "specimen"])));
+    let birth = json!({"resourceType": "Patient", "_birthDate": {"extension": []}});
+    assert!(has_any_element(&birth, &names(&["birthDate"])));
+    // `identifier` is not `id`, and a choice's type starts upper-case.
+    let p = json!({"resourceType": "Patient", "identifier": [], "idle": true});
+    assert!(!has_any_element(&p, &names(&["id"])));
+}

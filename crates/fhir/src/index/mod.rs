@@ -190,7 +190,8 @@ pub struct Extraction {
     /// Reference for a token in `Group.characteristic.value`): by design, not errors.
     /// One per parameter and node type.
     pub ignored: Vec<Ignored>,
-    /// Parameters whose expression was evaluated.
+    /// Parameters whose expression applied: evaluated, or known to select nothing from
+    /// this resource (it has none of the elements the expression starts from).
     pub evaluated: usize,
     /// Parameters not evaluated: `special` ones and those without an expression
     /// (`_text`, `_content`, `_list`, `_query`…).
@@ -219,6 +220,15 @@ pub enum IndexError {
 /// });
 /// ```
 pub fn extract(resource: &Value) -> Result<Extraction, IndexError> {
+    extract_where(resource, |_| true)
+}
+
+/// [`extract`] for the parameters whose code `wanted` accepts; the others are not
+/// evaluated (and count as [`Extraction::skipped`]).
+pub fn extract_where(
+    resource: &Value,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Extraction, IndexError> {
     let resource_type = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -233,8 +243,20 @@ pub fn extract(resource: &Value) -> Result<Extraction, IndexError> {
     let mut values = Vec::new();
     let mut ignored: Vec<(&'static str, SearchParamType)> = Vec::new();
     for param in &plan.params {
-        out.evaluated += 1;
         let def = param.def;
+        if !wanted(def.code) {
+            out.skipped += 1;
+            continue;
+        }
+        out.evaluated += 1;
+        // Nothing to select from: no values, and nothing to evaluate.
+        if param
+            .requires
+            .iter()
+            .any(|group| !crate::fhirpath::has_any_element(resource, group))
+        {
+            continue;
+        }
         let problems = &mut out.problems;
         let mut problem = |message: String| {
             problems.push(Problem {

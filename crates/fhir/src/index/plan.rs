@@ -10,6 +10,11 @@ pub(super) struct Param {
     pub def: &'static SearchParamDef,
     /// The expression narrowed to the resource type; the error text when it does not parse.
     pub expr: Result<Expression, String>,
+    /// Groups of top-level elements the parameter needs one of each
+    /// ([`Expression::root_elements`]): on a resource that lacks every element of a
+    /// group it has no values, so it is not evaluated. The group of `expr`; for a
+    /// composite of the resource itself (`Observation`), one per component.
+    pub requires: Vec<Vec<String>>,
     /// Composite components: the component parameter's type and the expression
     /// (relative to each node of `expr`).
     pub components: Vec<(SearchParamType, Result<Expression, String>)>,
@@ -46,8 +51,9 @@ fn build(resource_type: &'static str) -> Plan {
             skipped += 1;
             continue;
         };
-        let expr = compile(&narrow(src, resource_type));
-        let components = def
+        let source = narrow(src, resource_type);
+        let expr = compile(&source);
+        let components: Vec<(SearchParamType, Result<Expression, String>)> = def
             .components
             .iter()
             .map(|(url, e)| match component_definition(def, url, e) {
@@ -58,9 +64,24 @@ fn build(resource_type: &'static str) -> Plan {
                 ),
             })
             .collect();
+        let requires = if source == resource_type {
+            // Each component is evaluated on the resource, and one without values
+            // leaves the composite without any.
+            components
+                .iter()
+                .filter_map(|(_, c)| c.as_ref().ok().and_then(Expression::root_elements))
+                .collect()
+        } else {
+            expr.as_ref()
+                .ok()
+                .and_then(Expression::root_elements)
+                .into_iter()
+                .collect()
+        };
         params.push(Param {
             def,
             expr,
+            requires,
             components,
         });
     }
