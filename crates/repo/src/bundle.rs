@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use ember_fhir::{IssueType, OperationOutcome, Severity, id, instant};
-use ember_store::{Commit, Committed, Guard, Hit, StoreError};
+use ember_store::{Commit, Committed, Current, Guard, Hit, StoreError};
 use serde_json::{Value, json};
 
 mod together;
@@ -323,6 +323,7 @@ impl Repo {
                 }
             }
 
+            let mut currents = self.read_currents(&entries, &resolved).await?;
             let mut outcomes: Vec<Option<Outcome>> = entries.iter().map(|_| None).collect();
             let mut plans: Vec<(usize, Plan)> = Vec::new();
             let mut guards: Vec<Guard> = Vec::new();
@@ -332,8 +333,7 @@ impl Repo {
                     continue;
                 }
                 let (planned, outcome) = self
-                    .plan_entry(e, patches[i].as_ref(), &resolved[i])
-                    .await
+                    .plan_entry(e, patches[i].as_ref(), &resolved[i], currents[i].take())
                     .map_err(|err| at_entry(i, err))?;
                 outcomes[i] = Some(outcome);
                 plans.extend(planned.into_iter().map(|p| (i, p)));
@@ -500,12 +500,40 @@ impl Repo {
         Ok(())
     }
 
-    /// Plans one write entry of a transaction against the current version.
-    async fn plan_entry(
+    /// The current version of each entry that [`Repo::plan_entry`] plans against (an
+    /// update, patch or delete of a named resource), read together; `None` for the
+    /// others.
+    async fn read_currents(
+        &self,
+        entries: &[Entry],
+        resolved: &[Resolved],
+    ) -> Result<Vec<Option<Current>>> {
+        let planned: Vec<usize> = (0..entries.len())
+            .filter(|&i| !matches!(entries[i].method, Method::Get | Method::Post))
+            .filter(|&i| matches!(resolved[i], Resolved::Plain | Resolved::Guarded(_)))
+            .collect();
+        let keys: Vec<(&str, &str)> = planned
+            .iter()
+            .map(|&i| {
+                let e = &entries[i];
+                (e.res_type.as_str(), e.id.as_deref().unwrap_or_default())
+            })
+            .collect();
+        let mut currents = vec![None; entries.len()];
+        for (i, current) in planned.into_iter().zip(self.store.read_many(&keys).await?) {
+            currents[i] = current;
+        }
+        Ok(currents)
+    }
+
+    /// Plans one write entry of a transaction against its `current` version (see
+    /// [`Repo::read_currents`]).
+    fn plan_entry(
         &self,
         e: &Entry,
         patch: Option<&PatchDocument>,
         resolved: &Resolved,
+        current: Option<Current>,
     ) -> Result<(Vec<Plan>, Outcome)> {
         match resolved {
             Resolved::Existing(stored) => return Ok((vec![], Outcome::Written(stored.clone()))),
@@ -520,10 +548,6 @@ impl Repo {
             Resolved::Plain | Resolved::Guarded(_) => {}
         }
         let id = e.id.as_deref().unwrap_or_default();
-        let current = match e.method {
-            Method::Post => None,
-            _ => self.store.read(&e.res_type, id).await?,
-        };
         if let (Resolved::Guarded(cond), Some(c)) = (resolved, &current) {
             if !c.deleted {
                 return Err(RepoError::Conflict(format!(

@@ -184,6 +184,12 @@ pub trait Documents: Send + Sync {
     /// The current state of a document, deleted or not.
     async fn read(&self, res_type: &str, id: &str) -> Result<Option<Current>>;
 
+    /// The current state of each of `keys` (type, id), in their order, as [`read`]
+    /// gives it one by one: several documents in one round trip.
+    ///
+    /// [`read`]: Documents::read
+    async fn read_many(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Current>>>;
+
     /// One version of a document.
     async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Version>>;
 

@@ -2,7 +2,8 @@
 //! what it stores must be exactly what one commit per document stores; a document that
 //! exists already fails the whole commit, naming its write. A commit that also holds
 //! jobs and enqueues some (PostgreSQL sends those statements together) fails for the
-//! first reason in that order and stores nothing.
+//! first reason in that order and stores nothing. Several documents read together read
+//! as each does alone.
 
 mod common;
 
@@ -298,6 +299,74 @@ async fn postgres_a_failing_write_fails_the_whole_commit() {
 async fn sqlite_a_failing_write_fails_the_whole_commit() {
     let (dir, store) = sqlite().await;
     a_failing_write_fails_the_whole_commit(store.as_ref()).await;
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The current versions of several documents read together are what reading each
+/// gives, in the order asked, with `None` for a document that does not exist; a
+/// deleted one reads as deleted, and the same one can be asked twice.
+async fn several_documents_read_together_read_as_each_alone(store: &dyn Store) {
+    store
+        .commit(commit(vec![write("r", 0), write("r", 1), write("r", 2)]))
+        .await
+        .unwrap();
+    let mut next = write("r", 1);
+    next.expected = Some(1);
+    next.version = 2;
+    next.change = Change::Update;
+    next.body = Some("{\"i\":\"next\"}".into());
+    let mut gone = write("r", 2);
+    gone.expected = Some(1);
+    gone.version = 2;
+    gone.change = Change::Delete;
+    gone.body = None;
+    gone.index = IndexRows::default();
+    store.commit(commit(vec![next, gone])).await.unwrap();
+    let keys = [
+        ("T", "r2"),
+        ("T", "nope"),
+        ("T", "r1"),
+        ("U", "r0"),
+        ("T", "r0"),
+        ("T", "r1"),
+    ];
+    let together = store.read_many(&keys).await.unwrap();
+    let mut alone = Vec::new();
+    for (t, id) in keys {
+        alone.push(store.read(t, id).await.unwrap());
+    }
+    assert_eq!(together, alone);
+    let versions: Vec<_> = together
+        .iter()
+        .map(|c| c.as_ref().map(|c| (c.version, c.deleted, c.body.clone())))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            Some((2, true, None)),
+            None,
+            Some((2, false, Some("{\"i\":\"next\"}".to_owned()))),
+            None,
+            Some((1, false, Some("{\"i\":0}".to_owned()))),
+            Some((2, false, Some("{\"i\":\"next\"}".to_owned()))),
+        ]
+    );
+    assert!(store.read_many(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn postgres_several_documents_read_together_read_as_each_alone() {
+    let (schema, store) = postgres().await;
+    several_documents_read_together_read_as_each_alone(store.as_ref()).await;
+    drop(store);
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn sqlite_several_documents_read_together_read_as_each_alone() {
+    let (dir, store) = sqlite().await;
+    several_documents_read_together_read_as_each_alone(store.as_ref()).await;
     drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }

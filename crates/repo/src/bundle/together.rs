@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use ember_fhir::id;
-use ember_store::{Commit, Committed};
+use ember_store::{Commit, Committed, Current};
 
 use super::{Entry, Method, Outcome};
 use crate::write::{Plan, check_if_match, check_put};
@@ -24,8 +24,8 @@ const RUN_ALONE: [&str; 1] = ["SearchParameter"];
 impl Repo {
     /// Writes the plain creates and updates among `entries` in one commit, when there
     /// are at least two; returns the outcome of each entry it handled (a failure to plan
-    /// one is its outcome, as it would be alone). Returns nothing when the commit
-    /// fails: those entries are then run one by one.
+    /// one is its outcome, as it would be alone). Returns nothing when the commit, or
+    /// the read of the current versions, fails: those entries are then run one by one.
     pub(super) async fn write_together(&self, entries: &[Result<Entry>]) -> Vec<(usize, Outcome)> {
         let mut named: HashMap<(&str, &str), usize> = HashMap::new();
         for e in entries.iter().flatten() {
@@ -33,23 +33,40 @@ impl Repo {
                 *named.entry((e.res_type.as_str(), id.as_str())).or_default() += 1;
             }
         }
+        let together: Vec<(usize, &Entry)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.as_ref().ok()?)))
+            .filter(|(_, e)| e.condition.is_none() && !RUN_ALONE.contains(&e.res_type.as_str()))
+            .filter(|(_, e)| match (e.method, &e.id) {
+                (Method::Post, _) => true,
+                (Method::Put, Some(id)) => named[&(e.res_type.as_str(), id.as_str())] == 1,
+                _ => false,
+            })
+            .collect();
+        // The current versions of the updates, in one read.
+        let updated: Vec<(&str, &str)> = together
+            .iter()
+            .filter(|(_, e)| e.method == Method::Put)
+            .map(|(_, e)| (e.res_type.as_str(), e.id.as_deref().unwrap_or_default()))
+            .collect();
+        let Ok(currents) = self.store.read_many(&updated).await else {
+            return Vec::new();
+        };
+        let mut currents = currents.into_iter();
         let mut plans: Vec<(usize, Plan)> = Vec::new();
         let mut failed: Vec<(usize, Outcome)> = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let Ok(e) = e else { continue };
-            if e.condition.is_some() || RUN_ALONE.contains(&e.res_type.as_str()) {
-                continue;
-            }
+        for (i, e) in together {
             let planned = match (e.method, &e.id) {
-                (Method::Post, _) => self.plan_create(
+                (Method::Put, Some(id)) => {
+                    let current = currents.next().flatten();
+                    plan_update_entry(self, e, id, current.as_ref())
+                }
+                _ => self.plan_create(
                     &e.res_type,
                     &id::new_id(),
                     e.resource.clone().unwrap_or_default(),
                 ),
-                (Method::Put, Some(id)) if named[&(e.res_type.as_str(), id.as_str())] == 1 => {
-                    self.plan_update_entry(e, id).await
-                }
-                _ => continue,
             };
             match planned {
                 Ok(plan) => plans.push((i, plan)),
@@ -76,13 +93,12 @@ impl Repo {
             _ => Vec::new(),
         }
     }
+}
 
-    /// Plans an update entry as [`Repo::update`] would, against the current version.
-    async fn plan_update_entry(&self, e: &Entry, id: &str) -> Result<Plan> {
-        let body = e.resource.clone().unwrap_or_default();
-        check_put(&e.res_type, id, &body)?;
-        let current = self.store.read(&e.res_type, id).await?;
-        check_if_match(&e.res_type, id, e.if_match, current.as_ref())?;
-        self.plan_update(&e.res_type, id, body, current.as_ref())
-    }
+/// Plans an update entry as [`Repo::update`] would, against the `current` version.
+fn plan_update_entry(repo: &Repo, e: &Entry, id: &str, current: Option<&Current>) -> Result<Plan> {
+    let body = e.resource.clone().unwrap_or_default();
+    check_put(&e.res_type, id, &body)?;
+    check_if_match(&e.res_type, id, e.if_match, current)?;
+    repo.plan_update(&e.res_type, id, body, current)
 }

@@ -15,6 +15,15 @@ const READ: &str = "SELECT version, last_updated, body IS NULL, body
     FROM resource_versions WHERE res_type = $1 AND res_id = $2
     ORDER BY version DESC LIMIT 1";
 
+/// [`READ`] for several documents, each numbered by its position (`ord`, from 1).
+const READ_MANY: &str = "SELECT k.ord, v.version, v.last_updated, v.body IS NULL, v.body
+    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (res_type, res_id, ord)
+    CROSS JOIN LATERAL (
+        SELECT version, last_updated, body FROM resource_versions
+        WHERE res_type = k.res_type AND res_id = k.res_id
+        ORDER BY version DESC LIMIT 1
+    ) v";
+
 const VREAD: &str = "SELECT res_type, res_id, version, last_updated, change, body
     FROM resource_versions WHERE res_type = $1 AND res_id = $2 AND version = $3";
 
@@ -42,7 +51,7 @@ const SCAN: &str = "SELECT r.rid, r.res_type, r.res_id, r.version,
     ORDER BY r.rid";
 
 pub(super) fn statements() -> Vec<String> {
-    [READ, VREAD, LIVE_ALL, LIVE_TYPE, SCAN]
+    [READ, READ_MANY, VREAD, LIVE_ALL, LIVE_TYPE, SCAN]
         .iter()
         .map(|s| (*s).to_owned())
         .collect()
@@ -61,6 +70,30 @@ pub(super) async fn read(store: &PgStore, res_type: &str, id: &str) -> Result<Op
         deleted: r.get(2),
         body: r.get(3),
     }))
+}
+
+pub(super) async fn read_many(
+    store: &PgStore,
+    keys: &[(&str, &str)],
+) -> Result<Vec<Option<Current>>> {
+    let mut out: Vec<Option<Current>> = vec![None; keys.len()];
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let types: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let ids: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    let client = store.client().await?;
+    let stmt = client.prepare_cached(READ_MANY).await.map_err(pg_err)?;
+    for r in client.query(&stmt, &[&types, &ids]).await.map_err(pg_err)? {
+        let ord: i64 = r.get(0);
+        out[(ord - 1) as usize] = Some(Current {
+            version: r.get(1),
+            last_updated: r.get(2),
+            deleted: r.get(3),
+            body: r.get(4),
+        });
+    }
+    Ok(out)
 }
 
 pub(super) async fn vread(

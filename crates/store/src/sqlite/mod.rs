@@ -197,6 +197,10 @@ impl Documents for SqliteStore {
         read::read(self, res_type, id).await
     }
 
+    async fn read_many(&self, keys: &[(&str, &str)]) -> Result<Vec<Option<Current>>> {
+        read::read_many(self, keys).await
+    }
+
     async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Version>> {
         read::vread(self, res_type, id, version).await
     }

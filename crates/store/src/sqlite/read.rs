@@ -51,21 +51,40 @@ pub(super) fn statements() -> Vec<String> {
 }
 
 pub(super) async fn read(store: &SqliteStore, res_type: &str, id: &str) -> Result<Option<Current>> {
-    let (t, i) = (res_type.to_owned(), id.to_owned());
+    let mut current = read_many(store, &[(res_type, id)]).await?;
+    Ok(current.pop().flatten())
+}
+
+/// Each document's [`READ`], on one reader connection.
+pub(super) async fn read_many(
+    store: &SqliteStore,
+    keys: &[(&str, &str)],
+) -> Result<Vec<Option<Current>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<(String, String)> = keys
+        .iter()
+        .map(|(t, i)| ((*t).to_owned(), (*i).to_owned()))
+        .collect();
     store
         .readers
         .run(move |conn| {
             let mut stmt = conn.prepare_cached(READ).map_err(sqlite_err)?;
-            stmt.query_row(params![t, i], |r| {
-                Ok(Current {
-                    version: r.get(0)?,
-                    last_updated: r.get(1)?,
-                    deleted: r.get(2)?,
-                    body: r.get(3)?,
+            keys.iter()
+                .map(|(t, i)| {
+                    stmt.query_row(params![t, i], |r| {
+                        Ok(Current {
+                            version: r.get(0)?,
+                            last_updated: r.get(1)?,
+                            deleted: r.get(2)?,
+                            body: r.get(3)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(sqlite_err)
                 })
-            })
-            .optional()
-            .map_err(sqlite_err)
+                .collect()
         })
         .await
 }
