@@ -60,7 +60,7 @@ impl Repo {
             let planned = match (e.method, &e.id) {
                 (Method::Put, Some(id)) => {
                     let current = currents.next().flatten();
-                    plan_update_entry(self, e, id, current.as_ref())
+                    self.plan_update_entry(e, id, current.as_ref())
                 }
                 _ => self.plan_create(
                     &e.res_type,
@@ -93,12 +93,12 @@ impl Repo {
             _ => Vec::new(),
         }
     }
-}
 
-/// Plans an update entry as [`Repo::update`] would, against the `current` version.
-fn plan_update_entry(repo: &Repo, e: &Entry, id: &str, current: Option<&Current>) -> Result<Plan> {
-    let body = e.resource.clone().unwrap_or_default();
-    check_put(&e.res_type, id, &body)?;
-    check_if_match(&e.res_type, id, e.if_match, current)?;
-    repo.plan_update(&e.res_type, id, body, current)
+    /// Plans an update entry as [`Repo::update`] would, against the `current` version.
+    fn plan_update_entry(&self, e: &Entry, id: &str, current: Option<&Current>) -> Result<Plan> {
+        let body = e.resource.clone().unwrap_or_default();
+        check_put(&e.res_type, id, &body)?;
+        check_if_match(&e.res_type, id, e.if_match, current)?;
+        self.plan_update(&e.res_type, id, body, current)
+    }
 }
