@@ -2,8 +2,8 @@
 //! created or updated resource is notified by `rest-hook` or `websocket`.
 //!
 //! Nothing happens inside the request that writes: the commit's outbox holds one
-//! matching job per version of a type some active subscription watches (writes of
-//! other types pay nothing). That job, on the queue of any instance, judges the
+//! matching job per version of a type some active (or about to be active)
+//! subscription watches (writes of other types pay nothing). That job, on the queue of any instance, judges the
 //! version against the criteria in memory and sends the notifications of its matches
 //! at once; one that fails goes to a notification job of its own, retried with
 //! backoff. Notifications go out at least once, with a stable event id. [`install`] plugs this into

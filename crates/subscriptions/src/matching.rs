@@ -16,6 +16,7 @@
 //! again elsewhere and sends again, with the same event ids: at least once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ember_fhir::instant;
 use ember_repo::{Candidate, JobContext, JobError, JobHandler, Ran, Repo, RepoError};
@@ -48,16 +49,9 @@ impl JobHandler for Match {
         let (Some(res_type), Some(id)) = (payload["type"].as_str(), payload["id"].as_str()) else {
             return Err(JobError::Failed("the job names no resource".into()));
         };
-        let now = instant::now();
-        let live: Vec<Arc<Watched>> = self
-            .registry
-            .snapshot()
-            .of_type(res_type)
-            .iter()
-            .filter(|w| w.subscription.is_live(now))
-            .cloned()
-            .collect();
         let repo = ctx.repo();
+        let watched = self.registry.snapshot();
+        let live = live(repo, watched.of_type(res_type)).await?;
         let current = match repo.read(res_type, id).await {
             Ok(current) => current,
             // R4: a deletion notifies no one.
@@ -136,6 +130,36 @@ impl JobHandler for Match {
     }
 }
 
+/// The subscriptions of `watched` that notify now. A `requested` one is read again:
+/// it may have become active after this instance's registry was loaded (the reload
+/// that tells it so can still be on its way), and a write committed after that must
+/// be notified.
+async fn live(repo: &Repo, watched: &[Arc<Watched>]) -> Result<Vec<Arc<Watched>>, JobError> {
+    let now = instant::now();
+    let mut live = Vec::with_capacity(watched.len());
+    for w in watched {
+        if w.subscription.status != Status::Requested {
+            if w.subscription.is_live(now) {
+                live.push(Arc::clone(w));
+            }
+            continue;
+        }
+        let current = match repo.read(SUBSCRIPTION, &w.subscription.id).await {
+            Ok(current) => current,
+            Err(RepoError::NotFound(_) | RepoError::Gone(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let resource: Value =
+            serde_json::from_str(&current.body).map_err(|e| JobError::Failed(e.to_string()))?;
+        if let Ok(s) = Subscription::parse(&resource) {
+            if s.is_live(now) {
+                live.push(Arc::new(Watched::new(s)));
+            }
+        }
+    }
+    Ok(live)
+}
+
 /// Whether `candidate` (the current version of `id`) meets `w`'s criteria: judged in
 /// memory, or by a search restricted to `id` when that needs the database. Criteria
 /// that no longer compile (a SearchParameter they use was removed) set the
@@ -174,8 +198,13 @@ async fn unsearchable(repo: &Repo, s: &Subscription, e: RepoError) -> Result<boo
     Ok(false)
 }
 
+/// How long after a `requested` Subscription is stored its activation waits, so that
+/// every instance has heard of it through the bus (within milliseconds) and enqueues
+/// matching jobs for its type before it is active.
+pub(crate) const SETTLE: Duration = Duration::from_millis(500);
+
 /// Activates a `requested` Subscription (R4: the server sets it `active` once it
-/// serves it).
+/// serves it), [`SETTLE`] after it was stored.
 pub(crate) struct Activate;
 
 #[async_trait::async_trait]
@@ -190,6 +219,11 @@ impl JobHandler for Activate {
         else {
             return Err(JobError::Failed("the job names no Subscription".into()));
         };
+        let settled = job.created_at + SETTLE.as_micros() as i64;
+        let wait = settled
+            .saturating_sub(instant::now())
+            .clamp(0, SETTLE.as_micros() as i64);
+        tokio::time::sleep(Duration::from_micros(wait as u64)).await;
         let activated = transition(ctx.repo(), id, Some(version), Status::Requested, |s| {
             s["status"] = json!("active");
             if let Some(o) = s.as_object_mut() {

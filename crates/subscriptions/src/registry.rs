@@ -1,6 +1,13 @@
-//! The active subscriptions of this instance, by resource type: loaded at start-up,
-//! reloaded after every commit that writes a Subscription (before the commit
-//! returns), and on every other instance through the store's bus.
+//! The subscriptions this instance watches for, by resource type: the `active` ones,
+//! and the `requested` ones about to become active. Loaded at start-up, reloaded after
+//! every commit that writes a Subscription (before the commit returns), and on every
+//! other instance through the store's bus.
+//!
+//! A `requested` Subscription is watched for before it is active, so that no
+//! instance can miss a write while the change to `active` travels: the activation
+//! waits until every instance has heard of the `requested` version (see
+//! [`crate::matching::SETTLE`]), each write of a watched type gets its matching job,
+//! and that job asks the store whether a `requested` one has become active since.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,13 +22,14 @@ pub(crate) const MESSAGE: &str = "subscriptions";
 /// Subscriptions loaded per page.
 const PAGE: &str = "500";
 
-/// The active subscriptions at one moment.
+/// The watched subscriptions at one moment.
 #[derive(Debug, Default)]
 pub(crate) struct Active {
     by_type: HashMap<String, Vec<Arc<Watched>>>,
 }
 
-/// An active subscription, with its criteria compiled once for judging resources.
+/// An active or requested subscription, with its criteria compiled once for judging
+/// resources.
 #[derive(Debug)]
 pub(crate) struct Watched {
     pub subscription: Subscription,
@@ -29,7 +37,7 @@ pub(crate) struct Watched {
 }
 
 impl Watched {
-    fn new(subscription: Subscription) -> Self {
+    pub fn new(subscription: Subscription) -> Self {
         Self {
             subscription,
             matcher: Mutex::default(),
@@ -55,12 +63,18 @@ impl Watched {
 }
 
 impl Active {
+    /// The active and requested subscriptions of `res_type`.
     pub fn of_type(&self, res_type: &str) -> &[Arc<Watched>] {
         self.by_type.get(res_type).map_or(&[], Vec::as_slice)
     }
 
+    /// How many are active.
     pub fn len(&self) -> usize {
-        self.by_type.values().map(Vec::len).sum()
+        self.by_type
+            .values()
+            .flatten()
+            .filter(|w| w.subscription.status == Status::Active)
+            .count()
     }
 }
 
@@ -80,12 +94,13 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Reads every active Subscription from the store; returns how many there are. A
-    /// stored one Ember cannot serve (it was stored before a rule changed) is skipped.
+    /// Reads every active and requested Subscription from the store; returns how many
+    /// are active. A stored one Ember cannot serve (it was stored before a rule
+    /// changed) is skipped.
     pub async fn reload(&self, repo: &Repo) -> ember_repo::Result<usize> {
         let _serial = self.reload.lock().await;
         let query = [
-            ("status".to_owned(), "active".to_owned()),
+            ("status".to_owned(), "active,requested".to_owned()),
             ("_count".to_owned(), PAGE.to_owned()),
         ];
         let mut pages = repo.pages("Subscription", &query).await?;
@@ -93,7 +108,7 @@ impl Registry {
         while let Some(page) = pages.next().await? {
             for resource in page {
                 match Subscription::parse(&resource) {
-                    Ok(s) if s.status == Status::Active => active
+                    Ok(s) if matches!(s.status, Status::Active | Status::Requested) => active
                         .by_type
                         .entry(s.res_type.clone())
                         .or_default()

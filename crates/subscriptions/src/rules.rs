@@ -2,9 +2,9 @@
 //! - [`Valid`]: a Subscription is stored only when Ember can serve it (criteria the
 //!   search parser accepts, a supported channel), and only by a caller who may search
 //!   everything its criteria could match;
-//! - [`Outbox`]: a version of a type some active subscription watches enqueues its
-//!   matching job, and a `requested` Subscription its activation, in the commit that
-//!   stores it; writes of other types enqueue nothing;
+//! - [`Outbox`]: a version of a type some active or requested subscription watches
+//!   enqueues its matching job, and a `requested` Subscription its activation, in the
+//!   commit that stores it; writes of other types enqueue nothing;
 //! - [`Reload`]: a commit that writes a Subscription reloads the registry before it
 //!   returns, and tells the other instances.
 

@@ -79,6 +79,51 @@ mod hanging {
     }
 }
 
+mod activation {
+    use super::*;
+
+    /// An instance that has not heard yet that a Subscription became active (the bus
+    /// message is on its way) gets a matching job for its writes all the same, and
+    /// the write is notified: it knew the Subscription as `requested`. The instance
+    /// here never hears: it listens to no bus and runs no jobs; the test server's
+    /// instance activates the Subscription and runs the matching job.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_write_on_an_instance_that_has_not_heard_is_notified() {
+        let a = server(Backend::Postgres).await;
+        let store = ember_store::open(&ember_store::StoreOptions {
+            url: a.db.url.clone(),
+            pool_size: 2,
+            acquire_timeout: Duration::from_secs(10),
+        })
+        .await
+        .expect("open store");
+        let (b, _) = ember_subscriptions::install(
+            ember_repo::Repo::new(store, ember_repo::Limits::default()),
+            ember_platform::http_client::HttpClient::new("ember-test", Duration::from_secs(5)),
+            Default::default(),
+        );
+        let mut hook = receiver(0).await;
+        let stored = b
+            .create(
+                "Subscription",
+                subscription(TRIAGE, json!({"type": "rest-hook", "endpoint": hook.url})),
+            )
+            .await
+            .expect("store the Subscription");
+        wait_status(&a, &stored.id, "active").await;
+        b.update("Task", "t1", task("t1", "asap", "CareTeam/team"), None)
+            .await
+            .expect("write on the instance that has not heard");
+        let seen = hook.next().await;
+        assert_eq!(seen.method, "POST");
+        // A write that does not match is not notified, whoever runs its job.
+        b.update("Task", "t2", task("t2", "routine", "CareTeam/team"), None)
+            .await
+            .expect("write");
+        hook.nothing_more(Duration::from_millis(1500)).await;
+    }
+}
+
 /// What the test's rest-hook receiver got.
 #[derive(Debug)]
 pub(crate) struct Seen {
