@@ -3,12 +3,13 @@
 //!
 //! Nothing happens inside the request that writes: the commit's outbox holds one
 //! matching job per version of a type some active (or about to be active)
-//! subscription watches (writes of other types pay nothing). That job, on the queue of any instance, judges the
-//! version against the criteria in memory and sends the notifications of its matches
-//! at once; one that fails goes to a notification job of its own, retried with
-//! backoff. Notifications go out at least once, with a stable event id. [`install`] plugs this into
-//! the repository as a write rule, a listener, an after-commit hook and job
-//! handlers; [`Subscriptions::start`] loads the registry and listens on the bus.
+//! subscription watches (writes of other types pay nothing). That job, on the queue
+//! of any instance, judges the version against the criteria in memory and sends the
+//! notifications of its matches at once; one that fails goes to a notification job of
+//! its own, retried with backoff. Notifications go out at least once, with a stable
+//! event id. [`install`] plugs this into the repository as a write rule, a listener,
+//! an after-commit hook and job handlers; [`Subscriptions::start`] loads the registry
+//! and listens on the bus.
 //! Knows nothing of HTTP serving: `api` runs the WebSocket and hands its text to a
 //! [`Session`].
 

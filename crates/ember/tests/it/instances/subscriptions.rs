@@ -2,8 +2,8 @@
 //! for matching writes on another, from the first write after the Subscription is
 //! active. The other instance learns of the Subscription through the bus (its registry
 //! reloads), matches its own writes, and the event reaches the first instance's
-//! clients through the bus. And a notification whose
-//! instance is killed mid-delivery is delivered by another: at least once.
+//! clients through the bus. And a notification whose instance is killed
+//! mid-delivery is delivered by another: at least once.
 
 use std::time::Duration;
 
