@@ -219,11 +219,8 @@ impl JobHandler for Activate {
         else {
             return Err(JobError::Failed("the job names no Subscription".into()));
         };
-        let settled = job.created_at + SETTLE.as_micros() as i64;
-        let wait = settled
-            .saturating_sub(instant::now())
-            .clamp(0, SETTLE.as_micros() as i64);
-        tokio::time::sleep(Duration::from_micros(wait as u64)).await;
+        let age = u64::try_from(instant::now().saturating_sub(job.created_at)).unwrap_or(0);
+        tokio::time::sleep(SETTLE.saturating_sub(Duration::from_micros(age))).await;
         let activated = transition(ctx.repo(), id, Some(version), Status::Requested, |s| {
             s["status"] = json!("active");
             if let Some(o) = s.as_object_mut() {

@@ -470,7 +470,7 @@ impl<'a, 'x> Ctx<'a, 'x> {
     /// An identifier at the start of a path: a type name filters the context,
     /// anything else navigates from it.
     fn ident(&self, this: &[Node<'a>], name: &str) -> R<Nodes<'a>> {
-        if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+        if super::is_type_name(name) {
             let typed: Nodes<'a> = this
                 .iter()
                 .filter(|n| match n {

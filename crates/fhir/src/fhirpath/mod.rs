@@ -130,10 +130,10 @@ fn roots(e: &ast::Expr, out: &mut Vec<String>) -> bool {
         Expr::Ident(name) => {
             out.push(name.to_string());
             // A bare type name selects the resource itself.
-            !name.starts_with(|c: char| c.is_ascii_uppercase())
+            !is_type_name(name)
         }
         Expr::Member(base, name) => match &**base {
-            Expr::Ident(ty) if ty.starts_with(|c: char| c.is_ascii_uppercase()) => {
+            Expr::Ident(ty) if is_type_name(ty) => {
                 out.push(ty.to_string());
                 out.push(name.to_string());
                 true
@@ -167,7 +167,7 @@ fn roots(e: &ast::Expr, out: &mut Vec<String>) -> bool {
             Func::Union | Func::Combine => roots(base, out) && roots(&args[0], out),
             // `Patient.extension(url)`: the resource's own extensions.
             Func::Extension => match &**base {
-                Expr::Ident(ty) if ty.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                Expr::Ident(ty) if is_type_name(ty) => {
                     out.extend([ty.to_string(), "extension".to_owned()]);
                     true
                 }
@@ -177,6 +177,12 @@ fn roots(e: &ast::Expr, out: &mut Vec<String>) -> bool {
         },
         _ => false,
     }
+}
+
+/// Whether an identifier at the start of a path names a type (`Observation`,
+/// `Resource`) rather than an element: type names start with a capital.
+pub(crate) fn is_type_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase())
 }
 
 /// Whether `resource` has one of the top-level elements `names` (by its JSON name, its
